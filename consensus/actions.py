@@ -1,0 +1,99 @@
+"""What the core asks its I/O layer to do. Execute them in the order returned: a
+``PersistSafety`` must be durable before any later ``Send``/``Broadcast`` leaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .commit_proof import CommitProof
+from .messages import Block, BlockId, ConsensusMessage, Evidence, ReplicaId
+from .safety import SafetyState
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: ReplicaId
+    message: ConsensusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """To every other replica."""
+
+    message: ConsensusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Call ``on_timeout(round)`` after ``duration`` seconds; replaces any earlier timer."""
+
+    round: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSafety:
+    state: SafetyState
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    block: Block
+    proof: CommitProof
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvidence:
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBlocks:
+    """Ask ``peer`` for the blocks from height ``above_height + 1`` up to ``target`` (oldest first),
+    then call ``on_blocks``."""
+
+    peer: ReplicaId
+    target: BlockId
+    above_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPayload:
+    """This replica leads ``round``: build a payload extending ``parent`` (``ancestors`` are the
+    uncommitted blocks from the root's child up to the parent, so nothing is proposed twice) and
+    call ``on_payload_ready``."""
+
+    round: int
+    parent: Block
+    ancestors: tuple[Block, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPayload:
+    """Check (fetching what is missing) that ``block``'s payload is available and valid, then call
+    ``on_payload_verified``. Voting waits for the answer."""
+
+    block: Block
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A peer's input was rejected; count and log it."""
+
+    sender: ReplicaId
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundEntered:
+    """Informational: the replica entered ``round`` (by TC if ``by_tc``)."""
+
+    round: int
+    by_tc: bool
+
+
+Action = (
+    Send | Broadcast | SetTimer | PersistSafety | Commit | RecordEvidence | FetchBlocks
+    | RequestPayload | VerifyPayload | Dropped | RoundEntered
+)

@@ -1,0 +1,51 @@
+"""Equivocation detection and offline verification of :class:`Evidence`."""
+
+from __future__ import annotations
+
+from .crypto import SignatureKind, Verifier
+from .errors import InvalidMessage
+from .messages import BlockId, Evidence, EvidenceKind, ReplicaId
+
+_SIGNATURE_KIND = {
+    EvidenceKind.DOUBLE_VOTE: SignatureKind.VOTE,
+    EvidenceKind.DOUBLE_PROPOSAL: SignatureKind.PROPOSAL,
+}
+
+
+def verify_evidence(evidence: Evidence, verifier: Verifier) -> None:
+    """Raises InvalidMessage unless ``offender`` really signed both conflicting statements."""
+    if not verifier.committee.contains(evidence.offender):
+        raise InvalidMessage(f"evidence names replica {evidence.offender}, not in the committee")
+    if evidence.block_a == evidence.block_b:
+        raise InvalidMessage("evidence statements do not conflict")
+    kind = _SIGNATURE_KIND[evidence.kind]
+    for block_id, sig in ((evidence.block_a, evidence.signature_a), (evidence.block_b, evidence.signature_b)):
+        if not verifier.verify(evidence.offender, kind, evidence.round, block_id, sig):
+            raise InvalidMessage("evidence carries a signature the offender did not make")
+
+
+class EquivocationDetector:
+    """Remembers the first signed statement per (kind, round, signer) and reports a conflict once.
+
+    Bounded: statements for rounds below the pruning point are forgotten."""
+
+    __slots__ = ("_reported", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[EvidenceKind, int, ReplicaId], tuple[BlockId, bytes]] = {}
+        self._reported: set[tuple[EvidenceKind, int, ReplicaId]] = set()
+
+    def observe(
+        self, kind: EvidenceKind, round: int, signer: ReplicaId, block_id: BlockId, signature: bytes
+    ) -> Evidence | None:
+        """Call only with statements whose signatures were verified."""
+        key = (kind, round, signer)
+        first = self._seen.setdefault(key, (block_id, signature))
+        if first[0] == block_id or key in self._reported:
+            return None
+        self._reported.add(key)
+        return Evidence.of(kind, signer, round, first, (block_id, signature))
+
+    def prune(self, below_round: int) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if k[1] >= below_round}
+        self._reported = {k for k in self._reported if k[1] >= below_round}

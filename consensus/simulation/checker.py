@@ -1,0 +1,133 @@
+"""Invariant checkers over a simulation. Each returns a list of violations (empty = holds).
+
+They look only at what replicas recorded (committed logs on disk, evidence, witnessed signed
+statements) and at what clients submitted, never at the protocol's internals, so a broken
+protocol cannot fool them by breaking its own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..crypto import Verifier
+from ..errors import InvalidMessage
+from ..evidence import verify_evidence
+from .node import SimNode, decode_payload
+from .simulator import Simulator
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.detail}"
+
+
+def check_agreement(sim: Simulator) -> list[Violation]:
+    """Agreement and prefix: honest committed logs never differ at a height, so each is a prefix
+    of the longest."""
+    out: list[Violation] = []
+    honest = sim.honest
+    longest = max(honest, key=lambda n: len(n.log)).log if honest else []
+    for node in honest:
+        for height, block in enumerate(node.log):
+            if block.id != longest[height].id:
+                out.append(Violation(
+                    "agreement",
+                    f"instance {node.instance} (replica {node.replica_id}) committed "
+                    f"{block.id.hex()[:12]} at height {block.height}, another honest replica "
+                    f"{longest[height].id.hex()[:12]}",
+                ))
+                break
+        for height, block in enumerate(node.log, start=1):
+            if block.height != height:
+                out.append(Violation("prefix", f"instance {node.instance} log has a gap at {height}"))
+                break
+    return out
+
+
+def check_validity(sim: Simulator) -> list[Violation]:
+    """Every committed transaction was submitted by a client and is committed at most once.
+
+    Incremental: each node's log is scanned once; results are kept on the simulator so that
+    checking after every step stays cheap."""
+    out: list[Violation] = []
+    for node in sim.honest:
+        state = sim.validity_scan.setdefault(node.instance, _ValidityScan())
+        for block in node.log[state.scanned:]:
+            for tx in decode_payload(block.payload):
+                if not sim.was_submitted(tx):
+                    detail = f"instance {node.instance} committed an invented tx {tx!r}"
+                    state.violations.append(Violation("validity", detail))
+                if tx in state.seen:
+                    detail = f"instance {node.instance} committed {tx!r} twice"
+                    state.violations.append(Violation("validity", detail))
+                state.seen.add(tx)
+        state.scanned = len(node.log)
+        out.extend(state.violations)
+    return out
+
+
+@dataclass(slots=True)
+class _ValidityScan:
+    scanned: int = 0
+    seen: set[bytes] = field(default_factory=set)
+    violations: list[Violation] = field(default_factory=list)
+
+
+def check_evidence(sim: Simulator) -> list[Violation]:
+    """Every recorded evidence verifies offline and accuses a replica that really equivocated
+    (never an honest one); every equivocation an honest replica witnessed was recorded."""
+    out: list[Violation] = []
+    verifier = Verifier(sim.committee)
+    honest_ids = {n.replica_id for n in sim.honest} - sim.faulty_ids
+    for node in sim.honest:
+        for evidence in node.evidence:
+            try:
+                verify_evidence(evidence, verifier)
+            except InvalidMessage as exc:
+                detail = f"instance {node.instance} recorded invalid evidence: {exc}"
+                out.append(Violation("evidence", detail))
+            if evidence.offender in honest_ids:
+                out.append(Violation(
+                    "evidence", f"instance {node.instance} accused honest replica {evidence.offender}"
+                ))
+        out.extend(_missing_evidence(node))
+    return out
+
+
+def _missing_evidence(node: SimNode) -> list[Violation]:
+    recorded = {(e.kind, e.round, e.offender) for e in node.evidence}
+    out = []
+    for (kind, round, signer), blocks in node.witness.items():
+        if len(blocks) > 1 and (kind, round, signer) not in recorded:
+            out.append(Violation(
+                "evidence",
+                f"instance {node.instance} saw replica {signer} sign {len(blocks)} "
+                f"{kind.name.lower()} statements in round {round} and recorded no evidence",
+            ))
+    return out
+
+
+def check_persistence(sim: Simulator) -> list[Violation]:
+    """No honest replica let a vote, timeout or proposal leave before persisting its safety state."""
+    return [
+        Violation("persist-before-send", f"instance {node.instance}: {detail}")
+        for node in sim.honest
+        for detail in node.unsafe_sends[:3]
+    ]
+
+
+def check_safety(sim: Simulator) -> list[Violation]:
+    return check_agreement(sim) + check_validity(sim) + check_evidence(sim) + check_persistence(sim)
+
+
+def committed_rounds(sim: Simulator) -> int:
+    """Highest round of a block committed by every honest replica (0 if none)."""
+    logs = [n.log for n in sim.honest]
+    if not logs or not all(logs):
+        return 0
+    height = min(len(log) for log in logs)
+    return logs[0][height - 1].round if height else 0

@@ -1,0 +1,54 @@
+"""Safety and liveness over hypothesis-generated fault schedules, n = 4 and n = 7, with up to f
+Byzantine replicas (silent, equivocating leader, double voter) plus partitions, crash/restart,
+loss, duplication and reordering (random delays) before GST."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from schedules import schedules
+
+from consensus.simulation.scenario import Schedule, run_schedule
+
+# After GST with at most f faulty replicas, a block proposed after GST commits within this many
+# rounds: desynchronised rounds converge through timeouts/TCs (a few rounds), and each Byzantine
+# leader can spoil at most the rounds it leads and the one before.
+LIVENESS_ROUNDS = {4: 12, 7: 16}
+
+
+def check(schedule: Schedule) -> None:
+    result = run_schedule(schedule)
+    assert result.violations == [], f"{[str(v) for v in result.violations]}"
+    bound = LIVENESS_ROUNDS[schedule.n]
+    assert result.rounds_to_commit_after_gst is not None, (
+        f"no commit after GST (round {result.round_at_gst}); heights {result.heights}"
+    )
+    assert result.rounds_to_commit_after_gst <= bound, (
+        f"first commit after GST took {result.rounds_to_commit_after_gst} rounds (bound {bound})"
+    )
+
+
+@settings(max_examples=25)
+@given(schedules(4))
+def test_safety_and_liveness_n4(schedule: Schedule) -> None:
+    check(schedule)
+
+
+@settings(max_examples=12)
+@given(schedules(7))
+def test_safety_and_liveness_n7(schedule: Schedule) -> None:
+    check(schedule)
+
+
+@pytest.mark.slow
+@settings(max_examples=800)
+@given(schedules(4))
+def test_safety_and_liveness_n4_slow(schedule: Schedule) -> None:
+    check(schedule)
+
+
+@pytest.mark.slow
+@settings(max_examples=300)
+@given(schedules(7))
+def test_safety_and_liveness_n7_slow(schedule: Schedule) -> None:
+    check(schedule)
