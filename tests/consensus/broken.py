@@ -1,0 +1,103 @@
+"""Deliberately broken protocol variants. Test-only: each weakens exactly one rule so the teeth
+tests can show that the property checkers notice."""
+
+from __future__ import annotations
+
+from consensus.actions import Action, Commit, PersistSafety
+from consensus.commit_proof import CommitProof
+from consensus.core import Replica
+from consensus.messages import Block, QuorumCert, TimeoutCert
+from consensus.safety import SafetyRules, SafetyState
+from consensus.simulation.node import SimNode
+
+
+class NoRoundCheckRules(SafetyRules):
+    """Votes even in a round it already voted or timed out in."""
+
+    def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:
+        relaxed = SafetyState(0, state.high_qc, 0)
+        return super().safe_to_vote(relaxed, block, last_tc)
+
+
+class NoLockRules(SafetyRules):
+    """After a TC, votes for a block extending any QC (drops qc.round >= max high-QC round)."""
+
+    def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:
+        if block.round <= state.highest_voted_round:
+            return False
+        if block.qc.round + 1 == block.round:
+            return True
+        return last_tc is not None and last_tc.round + 1 == block.round
+
+
+class OneChainReplica(Replica):
+    """Commits a block as soon as it is certified (1-chain) instead of waiting for the 2-chain."""
+
+    def _try_commit(self, qc: QuorumCert, out: list[Action]) -> None:
+        certified = self.tree.get(qc.block_id)
+        if certified is None or certified.height <= self.tree.root.height:
+            return
+        committed = self.tree.commit(certified.id)
+        for block in committed:
+            out.append(Commit(block, CommitProof((block.header(), block.header()), qc)))
+
+
+class LatePersistReplica(Replica):
+    """Persists its safety state only after the votes/timeouts that depend on it were sent."""
+
+    def _persist(self, out: list[Action]) -> None:
+        self._dirty = True
+
+    def _flush(self, out: list[Action]) -> list[Action]:
+        if getattr(self, "_dirty", False):
+            self._dirty = False
+            out.append(PersistSafety(self.safety))
+        return out
+
+    def on_message(self, sender, message):  # type: ignore[no-untyped-def]
+        return self._flush(super().on_message(sender, message))
+
+    def on_timeout(self, round):  # type: ignore[no-untyped-def]
+        return self._flush(super().on_timeout(round))
+
+    def on_payload_ready(self, round, payload, data_root):  # type: ignore[no-untyped-def]
+        return self._flush(super().on_payload_ready(round, payload, data_root))
+
+    def on_payload_verified(self, block_id, ok, reason=""):  # type: ignore[no-untyped-def]
+        return self._flush(super().on_payload_verified(block_id, ok, reason))
+
+
+class IgnoreTcReplica(Replica):
+    """A pacemaker that never advances on a timeout certificate."""
+
+    def _process_certificates(self, qc, tc, out):  # type: ignore[no-untyped-def]
+        super()._process_certificates(qc, None, out)
+
+
+class NoEvidenceReplica(Replica):
+    """An equivocation detector that never reports."""
+
+    def _observe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def node_with(replica_class: type[Replica]) -> type[SimNode]:
+    return type(f"{replica_class.__name__}Node", (SimNode,), {"replica_class": replica_class})
+
+
+class AcceptAnyPayloadNode(SimNode):
+    """Votes for any payload without checking it."""
+
+    def check_payload(self, block: Block) -> tuple[bool, str]:
+        return True, ""
+
+
+class InventingLeader(SimNode):
+    """Byzantine: proposes transactions no client submitted."""
+
+    honest = False
+
+    def build_payload(self, request):  # type: ignore[no-untyped-def]
+        from consensus.simulation.node import encode_payload
+
+        return encode_payload([b"invented-%d" % request.round])

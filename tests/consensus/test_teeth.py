@@ -1,0 +1,130 @@
+"""Teeth: each property checker must catch a deliberately broken variant of the rule it guards.
+
+A checker that cannot fail is a defect, so every test here runs a broken replica (see broken.py)
+and asserts the violation is found, and where it is cheap also runs the correct code on the same
+inputs and asserts it is clean."""
+
+from __future__ import annotations
+
+from broken import (
+    AcceptAnyPayloadNode,
+    IgnoreTcReplica,
+    InventingLeader,
+    LatePersistReplica,
+    NoEvidenceReplica,
+    NoLockRules,
+    NoRoundCheckRules,
+    OneChainReplica,
+    node_with,
+)
+from lock_attack import run_lock_attack
+
+from consensus.messages import Block
+from consensus.simulation import (
+    DoubleVoter,
+    EquivocatingLeader,
+    LinkConfig,
+    SimConfig,
+    Simulator,
+    check_agreement,
+    check_safety,
+)
+from consensus.simulation.node import SimNode
+from consensus.simulation.scenario import Schedule, run_schedule
+
+
+def invariants(sim: Simulator) -> set[str]:
+    return {v.invariant for v in check_safety(sim)}
+
+
+LOSSY = LinkConfig(0.0, 0.2, drop=0.3)
+
+
+def run(strategies: dict[int, type[SimNode]] | None = None, *, until: float = 8.0, seed: int = 1,
+        rules: type | None = None, link: LinkConfig | None = None) -> Simulator:
+    config = SimConfig(n=4, seed=seed) if link is None else SimConfig(n=4, seed=seed, link=link)
+    sim = Simulator(config, strategies=strategies, rules=rules)
+    sim.run(until=until)
+    return sim
+
+
+def honest_nodes(replica_class: type) -> dict[int, type[SimNode]]:
+    return {i: node_with(replica_class) for i in range(4)}
+
+
+# -- agreement -----------------------------------------------------------------------------------
+
+def test_agreement_checker_itself_flags_diverging_logs() -> None:
+    sim = run(until=1.0)
+    victim = sim.nodes[2].disk
+    last = victim.blocks[-1]
+    victim.blocks[-1] = Block(last.round, last.height, last.qc, last.author, last.payload + b"\0",
+                              last.data_root)
+    assert {v.invariant for v in check_agreement(sim)} == {"agreement"}
+
+
+def test_lock_rule_removed_is_caught_as_a_fork() -> None:
+    assert invariants(run_lock_attack()) == set(), "the correct rules must survive the attack"
+    broken = run_lock_attack(rules=NoLockRules)
+    assert "agreement" in invariants(broken)
+
+
+def test_one_chain_commit_is_caught_on_a_lossy_network() -> None:
+    found = next(
+        (seed for seed in range(100)
+         if "agreement" in invariants(run(honest_nodes(OneChainReplica), seed=seed, link=LOSSY, until=5.0))),
+        None,
+    )
+    assert found is not None, "a 1-chain commit rule must fork under loss within 100 seeds"
+    assert invariants(run(seed=found, link=LOSSY, until=5.0)) == set()
+
+
+# -- evidence ------------------------------------------------------------------------------------
+
+def test_vote_rule_without_round_check_makes_an_honest_replica_equivocate() -> None:
+    assert invariants(run({1: EquivocatingLeader})) == set()
+    broken = run({1: EquivocatingLeader}, rules=NoRoundCheckRules)
+    violations = [str(v) for v in check_safety(broken)]
+    assert any("accused honest replica 0" in v for v in violations), violations
+
+
+def test_missing_evidence_is_caught() -> None:
+    strategies = honest_nodes(NoEvidenceReplica)
+    strategies[1] = DoubleVoter
+    violations = [str(v) for v in check_safety(run(strategies))]
+    assert any("recorded no evidence" in v for v in violations), violations
+
+
+def test_safety_state_not_persisted_across_restart_is_caught() -> None:
+    def scenario(persist: bool, seed: int) -> Simulator:
+        sim = Simulator(SimConfig(n=4, seed=seed, persist_safety=persist),
+                        strategies={1: EquivocatingLeader})
+        for k in range(200):
+            sim.at(0.05 * k + 0.013, lambda s: s.crash(0))
+            sim.at(0.05 * k + 0.03, lambda s: s.restart(0))
+        sim.run(until=10.0)
+        return sim
+
+    found = next((seed for seed in range(40) if invariants(scenario(False, seed))), None)
+    assert found is not None, "forgetting the safety state must make a restarted replica equivocate"
+    assert invariants(scenario(True, found)) == set()
+
+
+# -- persistence, validity, liveness ------------------------------------------------------------
+
+def test_sending_before_persisting_is_caught() -> None:
+    assert "persist-before-send" in invariants(run(honest_nodes(LatePersistReplica), until=1.0))
+
+
+def test_invented_transactions_are_caught_when_voters_do_not_check() -> None:
+    sloppy = {0: AcceptAnyPayloadNode, 2: AcceptAnyPayloadNode, 3: AcceptAnyPayloadNode}
+    assert "validity" in invariants(run({1: InventingLeader, **sloppy}))
+    assert invariants(run({1: InventingLeader})) == set()
+
+
+def test_liveness_check_catches_a_pacemaker_that_ignores_timeout_certificates() -> None:
+    schedule = Schedule(n=4, seed=1, byzantine={2: "silent"})
+    healthy = run_schedule(schedule)
+    assert healthy.rounds_to_commit_after_gst is not None
+    broken = run_schedule(schedule, node_factory=node_with(IgnoreTcReplica))
+    assert broken.rounds_to_commit_after_gst is None
