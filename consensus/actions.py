@@ -37,6 +37,15 @@ class PersistSafety:
 
 
 @dataclass(frozen=True, slots=True)
+class PersistBlock:
+    """Store an uncommitted block this replica is about to vote for (or propose). After a restart
+    the replica reloads them: a QC's block is then on the disks of its 2f+1 voters, so a leader
+    can always extend its high QC, even after the whole cluster restarted."""
+
+    block: Block
+
+
+@dataclass(frozen=True, slots=True)
 class Commit:
     block: Block
     proof: CommitProof
@@ -94,6 +103,6 @@ class RoundEntered:
 
 
 Action = (
-    Send | Broadcast | SetTimer | PersistSafety | Commit | RecordEvidence | FetchBlocks
+    Send | Broadcast | SetTimer | PersistSafety | PersistBlock | Commit | RecordEvidence | FetchBlocks
     | RequestPayload | VerifyPayload | Dropped | RoundEntered
 )

@@ -12,7 +12,7 @@ from typing import Any
 from .crypto import Verifier
 from .encoding import expect_list
 from .errors import InvalidMessage
-from .messages import BlockHeader, BlockId, QuorumCert
+from .messages import Block, BlockHeader, BlockId, QuorumCert
 from .validation import verify_qc
 
 MAX_PROOF_HEADERS = 4096
@@ -60,3 +60,22 @@ def verify_commit_proof(
         raise InvalidMessage("the genesis certificate proves no commit")
     verify_qc(proof.qc, verifier, genesis_id)
     return headers[0]
+
+
+def proofs_for_chain(blocks: list[Block], tail: CommitProof) -> list[CommitProof]:
+    """Commit proofs for every block of a hash-linked chain (oldest first) whose last block is
+    proven by ``tail``. A block followed by a consecutive-round child whose QC is in the chain gets
+    a direct two-header proof; any other block chains onto the next block's proof."""
+    if not blocks:
+        return []
+    if tail.block_id != blocks[-1].id:
+        raise InvalidMessage("the tail proof is not for the chain's last block")
+    proofs: list[CommitProof] = [tail] * len(blocks)
+    headers = [b.header() for b in blocks]
+    for i in range(len(blocks) - 2, -1, -1):
+        if blocks[i + 1].round == blocks[i].round + 1 and i + 2 < len(blocks):
+            proofs[i] = CommitProof((headers[i], headers[i + 1]), blocks[i + 2].qc)
+        else:
+            following = proofs[i + 1]
+            proofs[i] = CommitProof((headers[i], *following.headers), following.qc)
+    return proofs

@@ -22,6 +22,7 @@ from .actions import (
     Commit,
     Dropped,
     FetchBlocks,
+    PersistBlock,
     PersistSafety,
     RecordEvidence,
     RequestPayload,
@@ -31,7 +32,7 @@ from .actions import (
 )
 from .aggregator import TimeoutAggregator, VoteAggregator
 from .block_tree import BlockTree
-from .commit_proof import CommitProof
+from .commit_proof import CommitProof, proofs_for_chain, verify_commit_proof
 from .crypto import SignatureKind, Signer, Verifier
 from .errors import InvalidMessage, LocalProtocolError
 from .evidence import EquivocationDetector, verify_evidence
@@ -91,6 +92,7 @@ class Replica:
         safety: SafetyState | None = None,
         root: Block | None = None,
         root_proof: CommitProof | None = None,
+        blocks: Sequence[Block] = (),
         config: ReplicaConfig | None = None,
         rules: SafetyRules | None = None,
     ) -> None:
@@ -117,6 +119,9 @@ class Replica:
             # replica resume above its root even if its last persisted high QC is older.
             self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
         self._persisted = self.safety
+        for block in sorted(blocks, key=lambda b: b.height):
+            if block.height > self.tree.root.height and block.parent_id in self.tree:
+                self.tree.insert(block)
         self.last_tc: TimeoutCert | None = None
         start_round = self.safety.high_qc.round + 1
         self.pacemaker = Pacemaker(self.config.pacemaker, round=start_round)
@@ -240,6 +245,39 @@ class Replica:
             out.append(Dropped(sender, "Blocks", str(exc)))
         return out
 
+    def on_synced(self, blocks: Sequence[Block], proof: CommitProof) -> list[Action]:
+        """Committed blocks from a peer, oldest first, starting right above our root, with a commit
+        proof for the last one. The proof's QC shows the last block is committed; hash links show
+        the others are its ancestors, so no per-block certificate needs checking."""
+        out: list[Action] = []
+        try:
+            self._on_synced(list(blocks), proof, out)
+        except InvalidMessage as exc:
+            out.append(Dropped(self.id, "Sync", str(exc)))
+        return out
+
+    def _on_synced(self, blocks: list[Block], proof: CommitProof, out: list[Action]) -> None:
+        root = self.tree.root
+        blocks = [b for b in blocks if b.height > root.height]
+        if not blocks:
+            return
+        if blocks[0].parent_id != root.id or blocks[0].height != root.height + 1:
+            raise InvalidMessage("synced blocks do not start right above our committed block")
+        for parent, child in itertools.pairwise(blocks):
+            if child.parent_id != parent.id or child.height != parent.height + 1:
+                raise InvalidMessage("synced blocks are not a hash-linked chain")
+        verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)
+        last = blocks[-1]
+        if last.id in self.tree:
+            self.tree.commit(last.id)
+        else:
+            self.tree = BlockTree(last)
+        for block, block_proof in zip(blocks, proofs_for_chain(blocks, proof), strict=True):
+            out.append(Commit(block, block_proof))
+        self._after_commit()
+        self._observe_qc_votes(proof.qc, out)
+        self._process_certificates(proof.qc, None, out)
+
     # -- proposals -----------------------------------------------------------------------------
 
     def _on_proposal(self, sender: ReplicaId, proposal: Proposal, out: list[Action]) -> None:
@@ -310,6 +348,7 @@ class Replica:
         self._deliver_vote(vote, out)
 
     def _sign_vote(self, block: Block, out: list[Action]) -> Vote:
+        out.append(PersistBlock(block))
         state = self.rules.observe_qc(self.safety, block.qc)
         self.safety = self.rules.record_vote(state, block.round)
         self._persist(out)
@@ -377,6 +416,9 @@ class Replica:
         headers.append(certified.header())
         for i, block in enumerate(committed):
             out.append(Commit(block, CommitProof(tuple(headers[i:]), qc)))
+        self._after_commit()
+
+    def _after_commit(self) -> None:
         self._proposals = {k: v for k, v in self._proposals.items() if k in self.tree}
         self._awaiting_payload = {k: v for k, v in self._awaiting_payload.items() if k in self.tree}
         root_height = self.tree.root.height

@@ -15,6 +15,7 @@ from ..actions import (
     Commit,
     Dropped,
     FetchBlocks,
+    PersistBlock,
     PersistSafety,
     RecordEvidence,
     RequestPayload,
@@ -70,6 +71,7 @@ class Disk:
     by_id: dict[BlockId, Block] = field(default_factory=dict)
     last_proof: CommitProof | None = None
     committed_txs: set[bytes] = field(default_factory=set)
+    voted_blocks: dict[BlockId, Block] = field(default_factory=dict)
 
     def append(self, block: Block, proof: CommitProof) -> None:
         if self.blocks and block.parent_id != self.blocks[-1].id:
@@ -78,6 +80,7 @@ class Disk:
         self.by_id[block.id] = block
         self.last_proof = proof
         self.committed_txs.update(decode_payload(block.payload))
+        self.voted_blocks = {k: b for k, b in self.voted_blocks.items() if b.height > block.height}
 
 
 class SimNode:
@@ -85,6 +88,7 @@ class SimNode:
 
     honest = True
     replica_class: type[Replica] = Replica
+    persist_blocks = True  # tests switch it off to show a full restart then stalls
 
     def __init__(
         self,
@@ -137,6 +141,7 @@ class SimNode:
             safety=self.disk.safety if self.persist_safety else None,
             root=root,
             root_proof=self.disk.last_proof,
+            blocks=list(self.disk.voted_blocks.values()),
             config=self.config,
             rules=self.rules,
         )
@@ -176,7 +181,7 @@ class SimNode:
             found = self.replica.block(block_id)
             if found is not None:
                 return found
-        return self.disk.by_id.get(block_id)
+        return self.disk.by_id.get(block_id) or self.disk.voted_blocks.get(block_id)
 
     # -- what the checkers see -----------------------------------------------------------------
 
@@ -237,6 +242,9 @@ class SimNode:
             sim.schedule_timer(self, action.round, action.duration, self.timer_token)
         elif isinstance(action, PersistSafety):
             self.disk.safety = action.state
+        elif isinstance(action, PersistBlock):
+            if self.persist_blocks:
+                self.disk.voted_blocks[action.block.id] = action.block
         elif isinstance(action, Commit):
             self.disk.append(action.block, action.proof)
             sim.on_commit(self, action.block)

@@ -14,6 +14,7 @@ from consensus.actions import (
     Commit,
     Dropped,
     FetchBlocks,
+    PersistBlock,
     PersistSafety,
     RecordEvidence,
     RequestPayload,
@@ -21,7 +22,7 @@ from consensus.actions import (
     SetTimer,
     VerifyPayload,
 )
-from consensus.commit_proof import verify_commit_proof
+from consensus.commit_proof import CommitProof, verify_commit_proof
 from consensus.core import Replica
 from consensus.crypto import Signer
 from consensus.encoding import hash_bytes
@@ -81,7 +82,7 @@ def test_leader_proposes_persists_then_broadcasts_proposal_and_vote() -> None:
     leader.start()
     out = leader.on_payload_ready(1, b"txs", hash_bytes(b"txs"))
     kinds = [type(a).__name__ for a in out]
-    assert kinds[:3] == ["PersistSafety", "Broadcast", "Broadcast"]
+    assert kinds[:4] == ["PersistBlock", "PersistSafety", "Broadcast", "Broadcast"]
     proposal = sent(out, Proposal)[0]
     assert proposal.block.payload == b"txs" and proposal.block.author == 1
     assert sent(out, Vote)[0].block_id == proposal.block.id
@@ -96,7 +97,8 @@ def test_follower_votes_only_after_payload_verified_and_persisted() -> None:
     out = r.on_message(1, W.proposal(b1))
     assert of(out, VerifyPayload) and not sent(out, Vote)
     out = r.on_payload_verified(b1.id, True)
-    assert [type(a) for a in out][:2] == [PersistSafety, Broadcast]
+    assert [type(a) for a in out][:3] == [PersistBlock, PersistSafety, Broadcast]
+    assert out[0].block == b1
     assert sent(out, Vote)[0] == W.vote(2, 1, b1.id)
     assert r.safety.highest_voted_round == 1
 
@@ -312,3 +314,30 @@ def test_replica_rejects_a_key_that_is_not_its_own() -> None:
         Replica(signer=impostor, verifier=W.verifier(), leaders=RoundRobin(4))
     with pytest.raises(LocalProtocolError, match="different chains"):
         Replica(signer=W.signer(2, "other"), verifier=W.verifier(), leaders=RoundRobin(4))
+
+
+def test_synced_committed_chain_is_adopted_with_per_block_proofs() -> None:
+    r = replica(2)
+    r.start()
+    b1, b2, b3, b4, b5 = W.chain([1, 2, 4, 5, 6])  # a gap between rounds 2 and 4
+    tail = CommitProof((b4.header(), b5.header()), W.qc(b5))
+    out = r.on_synced([b1, b2, b3, b4], tail)
+    commits = of(out, Commit)
+    assert [c.block.id for c in commits] == [b1.id, b2.id, b3.id, b4.id]
+    for c in commits:
+        verify_commit_proof(c.proof, c.block.id, W.verifier(), W.genesis.id)
+    assert len(commits[1].proof.headers) > 2  # b2 (round 2) has no consecutive child: chained proof
+    assert r.committed == b4 and r.round == 7 and r.high_qc.round == 6
+
+
+def test_synced_chain_must_start_at_our_root_be_linked_and_proven() -> None:
+    b1, b2, b3 = W.chain([1, 2, 3])
+    good = CommitProof((b2.header(), b3.header()), W.qc(b3))
+    r = replica(2)
+    r.start()
+    assert "start right above" in of(r.on_synced([b2], good), Dropped)[0].reason
+    other = W.block(1, W.genesis, payload=b"other")
+    assert "hash-linked" in of(r.on_synced([other, b2], good), Dropped)[0].reason
+    weak = CommitProof((b2.header(), b3.header()), W.qc(b3, voters=[0, 1]))
+    assert of(r.on_synced([b1, b2], weak), Dropped)
+    assert r.committed == W.genesis
