@@ -1,0 +1,152 @@
+"""The SQLite schema of a replica's database, its errors, and the checks made before opening it.
+
+Tables (schema version :data:`SCHEMA_VERSION`, also in ``PRAGMA user_version``; the file is marked
+``PRAGMA application_id = APPLICATION_ID``)::
+
+    meta      key TEXT PK (WITHOUT ROWID)            format, schema_version, chain_id, replica_id,
+                                                     committed_height, txs_committed; free keys
+    safety    slot INTEGER PK (= 0)                  SafetyState.encode()
+    blocks    height INTEGER PK (rowid), block_id UNIQUE, block = msgpack(Block.to_wire()),
+              proof = msgpack(CommitProof.to_wire())
+    slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads
+              + index (rollup_id, height)        one row per rollup present in a block, never per tx
+    txs       tx_id PK (WITHOUT ROWID) -> height, rollup_id, position in the slice
+    bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list
+    rollups   rollup_id PK -> tx_count, digest, last_height     (running sub-log digest)
+    batches   digest PK (WITHOUT ROWID) -> author, created_height, committed_height, body
+              + index (committed_height, created_height)
+    evidence  evidence_id PK (WITHOUT ROWID) -> offender, round, kind, body = Evidence.encode(),
+              received_round, committed_height     + indexes (offender, round), pending by round
+    voted_blocks block_id PK (WITHOUT ROWID) -> height, block: uncommitted blocks this replica
+              voted for or proposed, written with the safety state, deleted once committed over
+
+A block's leaves are not stored twice: they are grouped by rollup id, so they are exactly the
+block's slices concatenated in rollup-id order, and ``leaves_at`` rebuilds them from ``slices``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x6F72646F  # b"ordo"
+FORMAT = "ordo-replica-db"
+
+# Keys of ``meta`` that storage maintains itself; ``set_meta`` refuses them.
+RESERVED_META = frozenset(
+    {"format", "schema_version", "chain_id", "replica_id", "committed_height", "txs_committed"}
+)
+
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE safety (slot INTEGER PRIMARY KEY CHECK (slot = 0), state BLOB NOT NULL)",
+    """CREATE TABLE blocks (
+        height INTEGER PRIMARY KEY, block_id BLOB NOT NULL UNIQUE,
+        block BLOB NOT NULL, proof BLOB NOT NULL)""",
+    """CREATE TABLE slices (
+        height INTEGER NOT NULL, rollup_id INTEGER NOT NULL, tx_count INTEGER NOT NULL,
+        payloads BLOB NOT NULL, PRIMARY KEY (height, rollup_id))""",
+    "CREATE INDEX slices_by_rollup ON slices (rollup_id, height)",
+    """CREATE TABLE txs (
+        tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
+        position INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE bundles (
+        bundle_id BLOB PRIMARY KEY, height INTEGER NOT NULL, leaf_indices BLOB NOT NULL)
+        WITHOUT ROWID""",
+    """CREATE TABLE rollups (
+        rollup_id INTEGER PRIMARY KEY, tx_count INTEGER NOT NULL, digest BLOB NOT NULL,
+        last_height INTEGER NOT NULL)""",
+    """CREATE TABLE batches (
+        digest BLOB PRIMARY KEY, author INTEGER, created_height INTEGER,
+        committed_height INTEGER, body BLOB) WITHOUT ROWID""",
+    "CREATE INDEX batches_by_state ON batches (committed_height, created_height)",
+    """CREATE TABLE evidence (
+        evidence_id BLOB PRIMARY KEY, offender INTEGER NOT NULL, round INTEGER NOT NULL,
+        kind INTEGER NOT NULL, body BLOB NOT NULL, received_round INTEGER NOT NULL,
+        committed_height INTEGER) WITHOUT ROWID""",
+    "CREATE INDEX evidence_by_offender ON evidence (offender, round)",
+    "CREATE INDEX evidence_pending ON evidence (round) WHERE committed_height IS NULL",
+    """CREATE TABLE voted_blocks (
+        block_id BLOB PRIMARY KEY, height INTEGER NOT NULL, block BLOB NOT NULL) WITHOUT ROWID""",
+)
+
+TABLES = ("meta", "safety", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence",
+          "voted_blocks")
+
+
+class StorageError(Exception):
+    """Base of every error this package's storage raises."""
+
+
+class MissingDatabase(StorageError):
+    """``create=False`` and there is no database (missing or empty file)."""
+
+
+class CorruptDatabase(StorageError):
+    """Not SQLite, not an ordo database, another chain or replica, another schema, or damaged."""
+
+
+class DatabaseLocked(StorageError):
+    """Another process (or another open ``Storage``) holds the database."""
+
+
+class InvalidRecord(StorageError):
+    """A write that does not fit: a block that does not extend the chain, malformed rows."""
+
+
+class CrashPoint(Exception):
+    """Raised by test crash hooks to stop a write at a named point."""
+
+
+_SQLITE_MAGIC = b"SQLite format 3\0"
+_HEADER = 100
+
+
+def inspect_file(path: Path) -> bool:
+    """Check a database file before SQLite touches it. Returns False if it is missing or empty.
+
+    Raises :class:`CorruptDatabase` for a file that is not SQLite or is shorter than its own
+    header says (truncated). The size check is only sound without a WAL to replay, so it is
+    skipped when a non-empty ``-wal`` file sits next to the database.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot stat the database: {exc}") from exc
+    if size == 0:
+        return False
+    try:
+        with path.open("rb") as f:
+            header = f.read(_HEADER)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot read the database: {exc}") from exc
+    if len(header) < _HEADER or not header.startswith(_SQLITE_MAGIC):
+        raise CorruptDatabase(f"{path}: not a SQLite database (bad header)")
+    (raw_page_size,) = struct.unpack_from(">H", header, 16)
+    page_size = 65536 if raw_page_size == 1 else raw_page_size
+    change_counter, page_count = struct.unpack_from(">II", header, 24)
+    (valid_for,) = struct.unpack_from(">I", header, 92)
+    wal = path.with_name(path.name + "-wal")
+    wal_pending = wal.exists() and wal.stat().st_size > 0
+    if not wal_pending and valid_for == change_counter and page_count * page_size > size:
+        raise CorruptDatabase(
+            f"{path}: truncated: the header says {page_count * page_size} bytes, the file has {size}"
+        )
+    return True
+
+
+def translate(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:
+    """Map a sqlite3 exception to this module's errors, naming the file and the operation."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    message = f"{path}: {doing}: {exc}"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return CorruptDatabase(message)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return DatabaseLocked(f"{path}: {doing}: the database is in use by another process or Storage")
+    if not name and type(exc) is sqlite3.DatabaseError:
+        return CorruptDatabase(message)
+    return StorageError(message)

@@ -1,0 +1,737 @@
+"""Replica storage: round trips, refusals, sub-log digests, crash points (in-process snapshots and
+real SIGKILLs) and, marked slow, a throughput measurement."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import pickle
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consensus.commit_proof import CommitProof
+from consensus.encoding import pack
+from consensus.messages import (
+    ZERO_ID,
+    Block,
+    BlockHeader,
+    Evidence,
+    EvidenceKind,
+    QuorumCert,
+    genesis_block,
+    genesis_qc,
+)
+from consensus.safety import SafetyState
+from sequencing.nmt import data_root, group_by_namespace
+from sequencing.storage import (
+    CRASH_POINTS,
+    CommitRecord,
+    CorruptDatabase,
+    CrashPoint,
+    DatabaseLocked,
+    EvidenceState,
+    InvalidRecord,
+    MissingDatabase,
+    Storage,
+    StorageError,
+)
+from sequencing.storage_schema import TABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAIN = "ordo-test"
+GENESIS = genesis_block(CHAIN)
+Leaf = tuple[int, bytes]
+
+# -- builders -----------------------------------------------------------------------------------
+
+
+def h32(*parts: object) -> bytes:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=32).digest()
+
+
+def evidence(offender: int, rnd: int) -> Evidence:
+    return Evidence.of(
+        EvidenceKind.DOUBLE_VOTE, offender, rnd,
+        (h32("a", offender, rnd), bytes([1]) * 64), (h32("b", offender, rnd), bytes([2]) * 64),
+    )
+
+
+def record(
+    parent: Block, txs: Sequence[Leaf], *, batches: Sequence[bytes] = (),
+    evidence: Sequence[Evidence] = (), root: bytes | None = None, salt: object = None,
+) -> CommitRecord:
+    """A committed block after ``parent`` with these transactions (any order; grouped here)."""
+    order = sorted(range(len(txs)), key=lambda i: txs[i][0])
+    leaves = tuple(txs[i] for i in order)
+    height, rnd = parent.height + 1, parent.round + 1
+    block = Block(
+        rnd, height, QuorumCert(rnd - 1, parent.id, ()), height % 4, pack([list(batches)]),
+        data_root(leaves) if root is None else root,
+    )
+    child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
+    proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
+    tx_ids = tuple(h32("tx", height, i, salt, *txs[i]) for i in order)
+    position = {original: leaf for leaf, original in enumerate(order)}
+    bundles = (
+        ((h32("bundle", height, salt), tuple(sorted(position[i] for i in range(0, len(txs), 2)))),)
+        if len(txs) >= 2 else ()
+    )
+    return CommitRecord(block, proof, leaves, tx_ids, bundles, tuple(batches), tuple(evidence))
+
+
+def chain(blocks: Sequence[Sequence[Leaf]], after: Block = GENESIS, salt: object = None) -> list[CommitRecord]:
+    out: list[CommitRecord] = []
+    for txs in blocks:
+        out.append(record(out[-1].block if out else after, txs, salt=salt))
+    return out
+
+
+def open_db(path: Path, *, create: bool = True, **kw: Any) -> Storage:
+    return Storage.open(path, chain_id=CHAIN, replica_id=1, create=create, **kw)
+
+
+@contextmanager
+def db(path: Path, **kw: Any) -> Iterator[Storage]:
+    s = open_db(path, **kw)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    """The files as a crash would leave them: the database and its WAL (the wal-index is rebuilt)."""
+    shutil.copyfile(src, dst)
+    wal = src.with_name(src.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, dst.with_name(dst.name + "-wal"))
+    return dst
+
+
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+    finally:
+        conn.close()
+
+
+def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, bytes]]:
+    """The sub-log digest written out from the spec, independent of the module's code."""
+    out: dict[int, tuple[int, bytes]] = {}
+    for r in records:
+        for rid in sorted({rid for rid, _ in r.leaves}):
+            payloads = [p for x, p in r.leaves if x == rid]
+            count, d = out.get(rid, (0, bytes(32)))
+            d = hashlib.blake2b(
+                d + r.block.height.to_bytes(8, "big") + pack(payloads), digest_size=32
+            ).digest()
+            out[rid] = (count + len(payloads), d)
+    return out
+
+
+def check_against(s: Storage, records: Sequence[CommitRecord]) -> None:
+    """Everything readable from ``s`` agrees with a direct computation from ``records``."""
+    assert s.committed_height() == len(records)
+    assert s.txs_committed() == sum(len(r.leaves) for r in records)
+    assert s.rollup_summary() == reference_digests(records)
+    rollups = sorted({rid for r in records for rid, _ in r.leaves})
+    for r in records:
+        h = r.block.height
+        block, proof = s.block_at(h) or (None, None)
+        assert block == r.block and proof == r.proof
+        assert s.block_by_id(r.block.id) == r.block
+        assert s.leaves_at(h) == r.leaves
+        for rid in rollups:
+            assert s.slice(rid, h) == [p for x, p in r.leaves if x == rid]
+        for i, tx_id in enumerate(r.tx_ids):
+            height, rid, pos = s.tx_location(tx_id) or (0, 0, 0)
+            assert height == h and (rid, s.slice(rid, h)[pos]) == r.leaves[i]  # type: ignore[index]
+        for bundle_id, indices in r.bundles:
+            assert s.bundle_location(bundle_id) == (h, indices)
+    for rid in rollups:
+        heights = [r.block.height for r in records if any(x == rid for x, _ in r.leaves)]
+        assert s.rollup_heights(rid, 1, 10**6) == heights
+    assert s.blocks_between(1, len(records)) == [r.block for r in records]
+
+
+def txs_for(height: int, n: int = 6) -> list[Leaf]:
+    return [((height * 7 + i) % 3 * 5, f"h{height}-tx{i}".encode()) for i in range(n)]
+
+
+# -- opening and refusing ------------------------------------------------------------------------
+
+
+def test_create_reopen_and_meta(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        assert s.is_new and s.committed_height() == 0 and s.last_block() is None
+        assert s.get_meta("chain_id") == CHAIN and s.get_meta("replica_id") == "1"
+        assert s.get_meta("nope") is None
+        s.set_meta("listen", "127.0.0.1:7000")
+        s.set_meta("listen", "127.0.0.1:7001")
+        with pytest.raises(InvalidRecord, match="maintained by storage"):
+            s.set_meta("committed_height", "5")
+    with db(path, create=False) as s:
+        assert not s.is_new and s.get_meta("listen") == "127.0.0.1:7001"
+        assert s.rollup_summary() == {} and s.txs_committed() == 0
+    assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
+
+
+def test_missing_or_empty_file_without_create(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    with pytest.raises(MissingDatabase, match=str(path)):
+        open_db(path, create=False)
+    assert not path.exists()
+    path.write_bytes(b"")
+    with pytest.raises(MissingDatabase, match=str(path)):
+        open_db(path, create=False)
+    with db(path) as s:  # an empty file is a fresh database when create=True
+        assert s.is_new
+
+
+def test_foreign_chain_or_replica(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    open_db(path).close()
+    with pytest.raises(CorruptDatabase, match=rf"{path}.*chain_id.*other"):
+        Storage.open(path, chain_id="other", replica_id=1, create=True)
+    with pytest.raises(CorruptDatabase, match=rf"{path}.*replica_id"):
+        Storage.open(path, chain_id=CHAIN, replica_id=2, create=False)
+    open_db(path, create=False).close()  # refusals leave it usable
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database" * 100, b"tiny", os.urandom(8192)])
+def test_garbage_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(content)
+    with pytest.raises(CorruptDatabase, match=str(path)):
+        open_db(path)
+    assert path.read_bytes() == content
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(chain([txs_for(h, 50) for h in range(1, 30)]))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptDatabase, match=rf"{path}.*truncated"):
+        open_db(path, create=False)
+    path.write_bytes(data[:60])
+    with pytest.raises(CorruptDatabase, match=str(path)):
+        open_db(path, create=False)
+
+
+def test_damaged_pages(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    records = chain([txs_for(h, 50) for h in range(1, 30)])
+    with db(path) as s:
+        s.append_many(records)
+    data = bytearray(path.read_bytes())
+    data[4096:12288] = b"\xff" * 8192
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatabase, match=str(path)):
+        open_db(path, create=False)
+
+
+def test_undecodable_rows_are_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(chain([txs_for(1), txs_for(2)]))
+        s.save_safety(SafetyState.initial(genesis_qc(CHAIN)))
+        s._conn.execute("UPDATE blocks SET block = x'c1' WHERE height = 1")
+        s._conn.execute("UPDATE slices SET payloads = x'93' WHERE height = 2")
+        s._conn.execute("UPDATE safety SET state = x'00'")
+        for read in (lambda: s.block_at(1), lambda: s.leaves_at(2), s.load_safety):
+            with pytest.raises(CorruptDatabase, match=rf"{path}: stored"):
+                read()
+        assert s.block_at(2) is not None
+
+
+def test_foreign_sqlite_and_schema_version(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(CorruptDatabase, match=rf"{other}.*not an ordo database"):
+        open_db(other)
+    assert other.read_bytes() == before  # not converted to WAL, not touched
+
+    path = tmp_path / "r.db"
+    open_db(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptDatabase, match=rf"{path}.*schema version 99"):
+        open_db(path, create=False)
+
+
+def test_empty_sqlite_file_counts_as_new(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")  # what a crash during the first open can leave
+    conn.close()
+    with pytest.raises(MissingDatabase):
+        open_db(path, create=False)
+    with db(path) as s:
+        assert s.is_new
+
+
+def test_second_open_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with db(path):
+        with pytest.raises(DatabaseLocked, match=str(path)):
+            open_db(path)
+        code = (
+            "import sys; from pathlib import Path; from sequencing.storage import Storage, DatabaseLocked\n"
+            "try: Storage.open(Path(sys.argv[1]), chain_id=sys.argv[2], replica_id=1, create=False)\n"
+            "except DatabaseLocked: sys.exit(3)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code, str(path), CHAIN], cwd=ROOT, check=False)
+        assert proc.returncode == 3
+    open_db(path, create=False).close()
+
+
+def test_closed_and_overlapping_use(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def hook(name: str) -> None:
+        if name == "append:slices":
+            def other() -> None:
+                try:
+                    s.committed_height()
+                except StorageError as exc:
+                    errors.append(exc)
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+
+    s = open_db(tmp_path / "r.db", crash_hook=hook)
+    s.append(chain([txs_for(1)])[0])
+    assert len(errors) == 1 and "overlapping" in str(errors[0])
+    s.close()
+    s.close()
+    with pytest.raises(StorageError, match="closed"):
+        s.committed_height()
+
+
+# -- safety state -------------------------------------------------------------------------------
+
+
+def test_safety_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        assert s.load_safety() is None
+        s.save_safety(SafetyState.initial(genesis_qc(CHAIN)))
+        state = SafetyState(7, QuorumCert(6, h32("b6"), ((0, b"\1" * 64), (2, b"\2" * 64))), 3)
+        s.save_safety(state)
+        assert s.load_safety() == state
+    with db(path, create=False) as s:
+        assert s.load_safety() == state
+
+
+# -- the committed chain ------------------------------------------------------------------------
+
+
+def test_append_round_trip_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    records = chain([txs_for(1), [], txs_for(3, 1), txs_for(4, 20)])
+    with db(path) as s:
+        for r in records:
+            s.append(r)
+        check_against(s, records)
+        assert s.leaves_at(2) == () and s.slice(0, 2) == []
+        assert s.leaves_at(0) is None and s.leaves_at(5) is None
+        assert s.slice(0, 5) is None and s.block_at(5) is None and s.block_at(0) is None
+        assert s.slice(999, 1) == []
+        assert s.tx_location(h32("nope")) is None and s.bundle_location(h32("nope")) is None
+        assert s.block_by_id(GENESIS.id) is None
+        last = s.last_block()
+        assert last is not None and last[0] == records[-1].block
+        assert s.rollup_heights(0, 2, 1) == s.rollup_heights(0, 2, 10)[:1]
+        assert s.blocks_between(2, 3) == [records[1].block, records[2].block]
+        assert s.blocks_between(3, 2) == []
+    with db(path, create=False) as s:
+        check_against(s, records)
+
+
+def test_append_refuses_what_does_not_extend_the_chain(tmp_path: Path) -> None:
+    records = chain([txs_for(h) for h in (1, 2, 3)])
+    fork = chain([txs_for(1, 3)], salt="fork")[0]
+    with db(tmp_path / "r.db") as s:
+        s.append(records[0])
+        before = dump_live(s)
+        with pytest.raises(InvalidRecord, match="height 3, expected 2"):
+            s.append(records[2])
+        with pytest.raises(InvalidRecord, match="height 1, expected 2"):
+            s.append(records[0])
+        wrong_parent = record(fork.block, txs_for(2))
+        with pytest.raises(InvalidRecord, match="parent"):
+            s.append(wrong_parent)
+        r = records[1]
+        bad = [
+            CommitRecord(r.block, records[0].proof, r.leaves, r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids[:-1], r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.leaves[::-1], r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, ((h32("x"), (99,)),), (), ()),
+            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, r.bundles, (b"short",), ()),
+        ]
+        for b in bad:
+            with pytest.raises(InvalidRecord):
+                s.append(b)
+        # append_many is all or nothing: a bad third block leaves nothing of the first two
+        with pytest.raises(InvalidRecord):
+            s.append_many([records[1], records[2], wrong_parent])
+        assert dump_live(s) == before and s.committed_height() == 1
+        s.append_many([])
+        s.append_many(records[1:])
+        check_against(s, records)
+
+
+def dump_live(s: Storage) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+
+
+def test_duplicate_tx_ids_keep_the_first_location(tmp_path: Path) -> None:
+    first = record(GENESIS, [(1, b"a"), (2, b"b")])
+    again = record(first.block, [(2, b"b")])
+    again = CommitRecord(again.block, again.proof, again.leaves, (first.tx_ids[1],), (), (), ())
+    with db(tmp_path / "r.db") as s:
+        s.append_many([first, again])
+        assert s.tx_location(first.tx_ids[1]) == (1, 2, 0)
+        assert s.slice(2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
+
+
+# -- batches and evidence -----------------------------------------------------------------------
+
+
+def test_batches(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    d = [h32("batch", i) for i in range(5)]
+    with db(path) as s:
+        for i in range(4):
+            s.save_batch(d[i], i % 4, i, b"body%d" % i)
+        s.save_batch(d[0], 3, 9, b"other")  # idempotent: first body and author stay
+        assert s.load_batch(d[0]) == b"body0" and s.load_batch(d[4]) is None
+        assert [p[0] for p in s.pending_batches()] == d[:4]
+        assert s.pending_batches()[0] == (d[0], 0, 0, b"body0")
+        first = record(GENESIS, txs_for(1), batches=[d[0], d[4]])  # d[4]: body unknown yet
+        second = record(first.block, txs_for(2), batches=[d[0], d[1]])  # d[0] again: stays at 1
+        s.append_many([first, second])
+        assert [s.batch_committed_height(x) for x in d] == [1, 2, None, None, 1]
+        assert [p[0] for p in s.pending_batches()] == d[2:4]
+        s.save_batch(d[4], 1, 0, b"late body")
+        assert s.load_batch(d[4]) == b"late body" and s.batch_committed_height(d[4]) == 1
+        assert s.batch_committed_height(h32("unknown")) is None
+        # below 3: uncommitted d[2] (created 2) expires; committed bodies d[0], d[1], d[4] dropped
+        assert s.prune_batches(3) == 4
+        assert s.load_batch(d[2]) is None and s.batch_committed_height(d[2]) is None
+        assert s.load_batch(d[0]) is None and s.batch_committed_height(d[0]) == 1
+        assert [p[0] for p in s.pending_batches()] == [d[3]]
+        assert s.prune_batches(3) == 0
+    with db(path, create=False) as s:
+        assert s.load_batch(d[3]) == b"body3" and s.batch_committed_height(d[1]) == 2
+
+
+def test_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    e1, e2, e3, e4 = evidence(1, 5), evidence(2, 3), evidence(1, 8), evidence(3, 1)
+    with db(path) as s:
+        assert s.evidence_status(e1.id).state is EvidenceState.UNKNOWN
+        assert s.save_evidence(e1, 5) and s.save_evidence(e2, 4) and s.save_evidence(e3, 9)
+        assert not s.save_evidence(e1, 6)
+        assert s.pending_evidence() == [e2, e1, e3]
+        status = s.evidence_status(e1.id)
+        assert status.known and not status.committed and status.height is None
+        assert [e for e, _ in s.evidence_list(offender=1)] == [e1, e3]
+        first = record(GENESIS, txs_for(1), evidence=[e1, e4])  # e4 was never seen before
+        second = record(first.block, txs_for(2), evidence=[e1])  # committed again: stays at 1
+        s.append_many([first, second])
+        assert s.evidence_status(e1.id).height == 1 and s.evidence_status(e4.id).committed
+        assert not s.save_evidence(e1, 10)  # never downgrades to pending
+        assert s.evidence_status(e1.id).height == 1
+        assert s.pending_evidence() == [e2, e3]
+        assert s.evidence_list() == [(e4, 1), (e2, None), (e1, 1), (e3, None)]
+        assert s.evidence_list(limit=1) == [(e4, 1)] and s.evidence_list(offender=9) == []
+    with db(path, create=False) as s:
+        assert s.evidence_status(e1.id).height == 1 and s.pending_evidence() == [e2, e3]
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+tx_strategy = st.tuples(
+    st.one_of(st.integers(0, 4), st.sampled_from([2**32 - 1, 1000])), st.binary(max_size=12)
+)
+blocks_strategy = st.lists(st.lists(tx_strategy, max_size=25), min_size=1, max_size=8)
+
+
+@given(blocks=blocks_strategy, cuts=st.lists(st.integers(1, 8), max_size=3))
+def test_slices_index_and_digests_match_a_direct_computation(
+    blocks: list[list[Leaf]], cuts: list[int]
+) -> None:
+    records = chain(blocks)
+    with tempfile.TemporaryDirectory() as tmp:
+        one, many = Path(tmp) / "one.db", Path(tmp) / "many.db"
+        with db(one) as a, db(many) as b:
+            for r in records:
+                a.append(r)
+            edges = [0, *sorted(c for c in cuts if c < len(records)), len(records)]
+            for lo, hi in itertools.pairwise(edges):
+                b.append_many(records[lo:hi])
+            check_against(a, records)
+            check_against(b, records)
+            assert dump_live(a) == dump_live(b)
+            assert all(r.leaves == tuple(group_by_namespace(r.leaves)) for r in records)
+        with db(one, create=False) as a:
+            check_against(a, records)
+
+
+@given(blocks=blocks_strategy, data=st.data())
+def test_digests_differ_exactly_where_a_sub_log_differs(blocks: list[list[Leaf]], data: Any) -> None:
+    records = chain(blocks)
+    candidates = [(i, j) for i, txs in enumerate(blocks) for j in range(len(txs))]
+    with tempfile.TemporaryDirectory() as tmp, db(Path(tmp) / "a.db") as a, db(Path(tmp) / "b.db") as b:
+        a.append_many(records)
+        if not candidates:
+            b.append_many(records)
+            assert a.rollup_summary() == b.rollup_summary()
+            return
+        i, j = data.draw(st.sampled_from(candidates))
+        changed = [list(txs) for txs in blocks]
+        rid, payload = changed[i][j]
+        changed[i][j] = (rid, payload + b"!")
+        b.append_many(chain(changed))
+        sa, sb = a.rollup_summary(), b.rollup_summary()
+        assert sa.keys() == sb.keys()
+        assert {k for k in sa if sa[k] != sb[k]} == {rid}
+
+
+def test_moving_a_tx_to_another_height_changes_the_digest(tmp_path: Path) -> None:
+    with db(tmp_path / "a.db") as a, db(tmp_path / "b.db") as b:
+        a.append_many(chain([[(1, b"x")], [], [(1, b"y")]]))
+        b.append_many(chain([[(1, b"x")], [(1, b"y")], []]))
+        assert a.rollup_summary()[1][0] == b.rollup_summary()[1][0] == 2
+        assert a.rollup_summary() != b.rollup_summary()
+
+
+# -- crashes ------------------------------------------------------------------------------------
+
+E_COMMITTED, E_PENDING, E_NEW = evidence(1, 2), evidence(2, 3), evidence(3, 4)
+B_PENDING = h32("batch", "pending")
+_B1 = record(GENESIS, txs_for(1))
+_B2 = record(_B1.block, txs_for(2), evidence=[E_COMMITTED])
+BASE = [_B1, _B2, record(_B2.block, txs_for(3))]
+NEXT = record(BASE[2].block, txs_for(4, 30), batches=[B_PENDING, h32("batch", "new")],
+              evidence=[E_PENDING, E_NEW])
+MANY = [NEXT, *chain([txs_for(5), [], txs_for(7)], after=NEXT.block)]
+OLD_SAFETY = SafetyState(9, QuorumCert(8, BASE[2].block.id, ()), 0)
+NEW_SAFETY = SafetyState(10, QuorumCert(9, h32("b9"), ()), 0)
+OPS: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
+    "append": [("append", (NEXT,))],
+    "append_many": [("append_many", (MANY,))],
+    # a crash hits the first save; the second (already committed) must change nothing
+    "save_evidence": [("save_evidence", (E_NEW, 11)), ("save_evidence", (E_COMMITTED, 11))],
+    "save_safety": [("save_safety", (NEW_SAFETY,))],
+}
+
+
+def build_base(path: Path) -> None:
+    with db(path) as s:
+        s.save_safety(OLD_SAFETY)
+        s.save_evidence(E_COMMITTED, 1)
+        s.save_evidence(E_PENDING, 2)
+        s.save_batch(B_PENDING, 0, 2, b"pending body")
+        s.append_many(BASE)
+
+
+def run_ops(s: Storage, op: str) -> None:
+    for method, args in OPS[op]:
+        getattr(s, method)(*args)
+
+
+@pytest.fixture(scope="module")
+def crash_states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The base database and its contents before and after each operation."""
+    tmp = tmp_path_factory.mktemp("crash")
+    base = tmp / "base.db"
+    build_base(base)
+    states: dict[str, Any] = {"base": base, "before": dump(base)}
+    for op in OPS:
+        path = copy_db(base, tmp / f"after-{op}.db")
+        with db(path, create=False) as s:
+            run_ops(s, op)
+        states[op] = dump(path)
+        assert states[op] != states["before"]
+    return states
+
+
+def check_recovered(path: Path, point: str, states: dict[str, Any]) -> None:
+    op, where = point.split(":")
+    with db(path, create=False) as s:  # opens cleanly: recovery, identity, tip checks
+        assert s.evidence_status(E_COMMITTED.id).height == 2  # never back to pending
+        check_against(s, BASE + ([] if s.committed_height() == 3 else [NEXT] if op == "append" else MANY))
+        assert s.load_safety() in (OLD_SAFETY, NEW_SAFETY)
+    expected = states[op] if where == "after-commit" else states["before"]
+    assert dump(path) == expected
+
+
+def test_every_crash_point_is_reached(tmp_path: Path, crash_states: dict[str, Any]) -> None:
+    seen: list[str] = []
+    for op in OPS:
+        path = copy_db(crash_states["base"], tmp_path / f"{op}.db")
+        with db(path, create=False, crash_hook=seen.append) as s:
+            run_ops(s, op)
+    assert set(seen) == set(CRASH_POINTS)
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, Any]) -> None:
+    """Snapshot the files at the point (what a kill leaves on disk), then reopen the snapshot."""
+    work = copy_db(crash_states["base"], tmp_path / "work.db")
+    snapshot = tmp_path / "crashed.db"
+
+    def hook(name: str) -> None:
+        if name == point:
+            copy_db(work, snapshot)
+            raise CrashPoint(name)
+
+    with db(work, create=False, crash_hook=hook) as s, pytest.raises(CrashPoint):
+        run_ops(s, point.split(":", maxsplit=1)[0])
+    check_recovered(snapshot, point, crash_states)
+
+
+CHILD = """
+import os, pickle, signal, sys
+from pathlib import Path
+from sequencing.storage import Storage
+path, point, job = sys.argv[1:4]
+chain_id, ops = pickle.loads(Path(job).read_bytes())
+def hook(name):
+    if name == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+s = Storage.open(Path(path), chain_id=chain_id, replica_id=1, create=False, crash_hook=hook)
+for method, args in ops:
+    getattr(s, method)(*args)
+    print(method, s.committed_height(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_at(point: str, tmp_path: Path, crash_states: dict[str, Any]) -> None:
+    """A real ``kill -9`` of a child process at the point, then reopen the same files."""
+    work = copy_db(crash_states["base"], tmp_path / "work.db")
+    job = tmp_path / "job.pickle"
+    job.write_bytes(pickle.dumps((CHAIN, OPS[point.split(":", maxsplit=1)[0]])))
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(work), point, str(job)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    check_recovered(work, point, crash_states)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sigkill_while_streaming_appends(seed: int, tmp_path: Path) -> None:
+    """Kill a writer at an arbitrary moment: everything it reported committed is there, intact."""
+    rng = random.Random(seed)
+    records = chain([txs_for(h, rng.randrange(0, 40)) for h in range(1, 401)])
+    path = tmp_path / "r.db"
+    open_db(path).close()
+    job = tmp_path / "job.pickle"
+    ops = [("append", (r,)) if i % 3 else ("append_many", ([r],)) for i, r in enumerate(records)]
+    job.write_bytes(pickle.dumps((CHAIN, ops)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "-", str(job)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    target, reported = rng.randrange(5, 120), 0
+    for line in proc.stdout:
+        reported = int(line.split()[1])
+        if reported >= target:
+            break
+    time.sleep(rng.random() * 0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    with db(path, create=False) as s:
+        height = s.committed_height()
+        assert reported <= height <= len(records)
+        check_against(s, records[:height])
+
+
+# -- throughput ---------------------------------------------------------------------------------
+
+
+def bench_records(blocks: int, per_block: int, rollups: int) -> list[CommitRecord]:
+    rng = random.Random(7)
+    out: list[CommitRecord] = []
+    parent = GENESIS
+    for height in range(1, blocks + 1):
+        leaves = tuple(sorted(((rng.randrange(rollups), rng.randbytes(100)) for _ in range(per_block)),
+                              key=lambda leaf: leaf[0]))
+        rnd = parent.round + 1
+        block = Block(rnd, height, QuorumCert(rnd - 1, parent.id, ()), 0, b"", rng.randbytes(32))
+        child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
+        proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
+        tx_ids = tuple(rng.randbytes(32) for _ in leaves)
+        out.append(CommitRecord(block, proof, leaves, tx_ids, (), (rng.randbytes(32),), ()))
+        parent = block
+    return out
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_throughput(tmp_path: Path) -> None:
+    blocks, per_block = 1000, 1000
+    records = bench_records(blocks, per_block, rollups=10)
+    with db(tmp_path / "one.db") as s:
+        one = timed(lambda: [s.append(r) for r in records])
+        assert s.txs_committed() == blocks * per_block
+    with db(tmp_path / "many.db") as s:
+        many = timed(lambda: [s.append_many(records[i:i + 50]) for i in range(0, blocks, 50)])
+        assert s.committed_height() == blocks
+    for name, secs in (("append", one), ("append_many(50)", many)):
+        print(f"\n{name}: {blocks / secs:.0f} blocks/s, {blocks * per_block / secs:.0f} tx/s")
+    assert blocks * per_block / one > 10_000
+
+
+def test_voted_blocks_are_saved_with_the_safety_state_and_dropped_once_committed(tmp_path: Path) -> None:
+    records = chain([txs_for(1), txs_for(2), txs_for(3)])
+    blocks = [r.block for r in records]
+    qc = QuorumCert(1, blocks[0].id, ())
+    path = tmp_path / "db.sqlite"
+    with db(path) as s:
+        s.save_safety(SafetyState(2, qc), blocks[:2])
+        s.save_safety(SafetyState(3, qc), [blocks[2]])
+        assert [b.id for b in s.voted_blocks()] == [b.id for b in blocks]
+    with db(path, create=False) as s:
+        assert [b.id for b in s.voted_blocks()] == [b.id for b in blocks]
+        s.append(records[0])
+        s.append(records[1])
+        assert [b.id for b in s.voted_blocks()] == [blocks[2].id]
+    assert [row[1] for row in dump(path)["voted_blocks"]] == [3]
