@@ -1,0 +1,349 @@
+"""The replica's HTTP JSON API (Starlette, served on trio by hypercorn) and its admin API.
+
+Public (``api_port`` on the replica's host): submission, status, blocks, rollup slices with
+proofs, a server-sent-events subscription to one rollup's sub-log, evidence, Prometheus metrics
+and the OpenAPI document. Admin (``admin_port``, always bound to 127.0.0.1): the transport's fault
+rules, for fault-injection scripts. Errors are JSON ``{"error": ..., "detail": ...}`` with a 4xx
+status that says whose fault it is; a full mempool is 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .api_views import (
+    ApiError,
+    block_view,
+    bundle_proof,
+    parse_item,
+    parse_items,
+    slice_proof,
+)
+from .mempool import MempoolFull
+from .openapi import OPENAPI
+from .transactions import Bundle, InvalidTransaction
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 32 * 1024 * 1024
+SUBSCRIPTION_KEEPALIVE = 15.0
+
+
+def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def handle_errors(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except ApiError as exc:
+            return error(exc.status, exc.code, exc.detail)
+        except InvalidTransaction as exc:
+            return error(400, "invalid_transaction", str(exc))
+        except MempoolFull as exc:
+            return error(503, "busy", str(exc), {"Retry-After": "1"})
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from None
+
+
+def path_int(request: Request, name: str, hi: int = 2**63 - 1) -> int:
+    raw = request.path_params[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if not 0 <= value <= hi:
+        raise ApiError(400, "invalid_parameter", f"{name} {value} outside [0, {hi}]")
+    return value
+
+
+def query_int(request: Request, name: str, default: int, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "invalid_parameter", f"{name} {value} outside [{lo}, {hi}]")
+    return value
+
+
+def hex_id(request: Request, name: str) -> bytes:
+    raw = request.path_params[name]
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be hex") from None
+    if len(value) != 32:
+        raise ApiError(400, "invalid_parameter", f"{name} must be 32 bytes (64 hex digits)")
+    return value
+
+
+def build_app(node: Node) -> Starlette:
+    limits = node.limits
+
+    async def storage_call(fn: Callable[..., Any], *args: Any) -> Any:
+        if node.storage is None:
+            raise ApiError(503, "starting", "the replica is still starting")
+        return await node._storage_call(fn, *args)
+
+    @handle_errors
+    async def status(request: Request) -> Response:
+        return JSONResponse(node.status())
+
+    @handle_errors
+    async def submit_tx(request: Request) -> Response:
+        tx = parse_item(await read_json(request), limits)
+        added = node.submit(tx)
+        return JSONResponse({"id": tx.id.hex(), "status": "pending" if added else "duplicate"},
+                            status_code=202 if added else 200)
+
+    @handle_errors
+    async def submit_bundle(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or "transactions" not in body:
+            raise ApiError(400, "invalid_bundle", 'expected {"transactions": [...]}')
+        bundle = Bundle(tuple(parse_items(body["transactions"], limits, max_items=limits.max_bundle_txs)))
+        added = node.submit(bundle)
+        return JSONResponse(
+            {"id": bundle.id.hex(), "tx_ids": [t.id.hex() for t in bundle.txs],
+             "status": "pending" if added else "duplicate"},
+            status_code=202 if added else 200,
+        )
+
+    @handle_errors
+    async def submit_many(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or "transactions" not in body:
+            raise ApiError(400, "invalid_batch", 'expected {"transactions": [...]}')
+        raw = body["transactions"]
+        if not isinstance(raw, list) or len(raw) > limits.submit_max_batch:
+            raise ApiError(400, "invalid_batch", f"transactions must be a list of at most {limits.submit_max_batch}")
+        ids: list[str | None] = []
+        rejected: list[dict[str, Any]] = []
+        duplicates = 0
+        busy = False
+        for index, entry in enumerate(raw):
+            if busy:
+                rejected.append({"index": index, "error": "mempool full; retry later"})
+                ids.append(None)
+                continue
+            try:
+                tx = parse_item(entry, limits)
+                if not node.submit(tx):
+                    duplicates += 1
+                ids.append(tx.id.hex())
+            except (ApiError, InvalidTransaction) as exc:
+                rejected.append({"index": index, "error": str(getattr(exc, "detail", exc))})
+                ids.append(None)
+            except MempoolFull as exc:
+                busy = True
+                rejected.append({"index": index, "error": str(exc)})
+                ids.append(None)
+        accepted = sum(1 for i in ids if i is not None) - duplicates
+        nothing_taken = busy and accepted == 0 and duplicates == 0
+        return JSONResponse(
+            {"accepted": accepted, "duplicates": duplicates, "ids": ids, "rejected": rejected},
+            status_code=503 if nothing_taken else 200,
+            headers={"Retry-After": "1"} if busy else None,
+        )
+
+    @handle_errors
+    async def tx_status(request: Request) -> Response:
+        tx_id = hex_id(request, "tx_id")
+        location = await storage_call(node.storage.tx_location, tx_id)  # type: ignore[union-attr]
+        if location is not None:
+            height, rollup_id, position = location
+            return JSONResponse({"id": tx_id.hex(), "status": "committed", "height": height,
+                                 "rollup_id": rollup_id, "position": position})
+        state = "pending" if node.is_pending(tx_id) else "unknown"
+        return JSONResponse({"id": tx_id.hex(), "status": state}, status_code=200 if state == "pending" else 404)
+
+    @handle_errors
+    async def bundle_status(request: Request) -> Response:
+        bundle_id = hex_id(request, "bundle_id")
+        proof = await bundle_proof(node, bundle_id)
+        if proof is None:
+            state = "pending" if node.is_pending(bundle_id) else "unknown"
+            return JSONResponse({"id": bundle_id.hex(), "status": state},
+                                status_code=200 if state == "pending" else 404)
+        return JSONResponse({"id": bundle_id.hex(), "status": "committed", "height": proof.height,
+                             "proof": proof.to_json()})
+
+    @handle_errors
+    async def block(request: Request) -> Response:
+        height = path_int(request, "height")
+        view = await block_view(node, height)
+        if view is None:
+            raise ApiError(404, "not_found", f"no committed block at height {height} "
+                           f"(committed height is {node.durable_height})")
+        return JSONResponse(view)
+
+    @handle_errors
+    async def rollup_slice(request: Request) -> Response:
+        rollup_id = path_int(request, "rollup_id", hi=limits.max_rollup_id)
+        height = path_int(request, "height")
+        proof = await slice_proof(node, rollup_id, height)
+        if proof is None:
+            raise ApiError(404, "not_found", f"height {height} is not committed yet "
+                           f"(committed height is {node.durable_height})")
+        return JSONResponse(proof.to_json())
+
+    @handle_errors
+    async def rollups(request: Request) -> Response:
+        summary = await storage_call(node.storage.rollup_summary)  # type: ignore[union-attr]
+        return JSONResponse({
+            str(rid): {"txs": count, "digest": digest.hex()} for rid, (count, digest) in sorted(summary.items())
+        })
+
+    @handle_errors
+    async def subscribe(request: Request) -> Response:
+        rollup_id = path_int(request, "rollup_id", hi=limits.max_rollup_id)
+        start = query_int(request, "from", default=max(1, node.durable_height), lo=1)
+        if "last-event-id" in request.headers:
+            try:
+                start = int(request.headers["last-event-id"]) + 1
+            except ValueError:
+                raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a height") from None
+        skip_empty = request.query_params.get("skip_empty", "false").lower() in ("1", "true", "yes")
+        return StreamingResponse(_stream(node, rollup_id, start, skip_empty),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @handle_errors
+    async def evidence(request: Request) -> Response:
+        offender = request.query_params.get("offender")
+        offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
+        items = await storage_call(node.storage.evidence_list, offender_id)  # type: ignore[union-attr]
+        return JSONResponse([
+            {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
+             "committed_height": height, "evidence": e.encode().hex()}
+            for e, height in items
+        ])
+
+    async def metrics(request: Request) -> Response:
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        Route("/status", status),
+        Route("/v1/transactions", submit_tx, methods=["POST"]),
+        Route("/v1/transactions/batch", submit_many, methods=["POST"]),
+        Route("/v1/transactions/{tx_id}", tx_status),
+        Route("/v1/bundles", submit_bundle, methods=["POST"]),
+        Route("/v1/bundles/{bundle_id}", bundle_status),
+        Route("/v1/blocks/{height}", block),
+        Route("/v1/rollups", rollups),
+        Route("/v1/rollups/{rollup_id}/slices/{height}", rollup_slice),
+        Route("/v1/rollups/{rollup_id}/subscribe", subscribe),
+        Route("/v1/evidence", evidence),
+        Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error(404, "not_found", f"no route {request.method} {request.url.path}")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return error(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}")
+
+
+async def _stream(node: Node, rollup_id: int, start: int, skip_empty: bool) -> AsyncIterator[str]:
+    """One SSE event per committed height from ``start`` on (id = height, data = slice proof):
+    resuming with Last-Event-ID continues at the next height, so nothing is skipped or repeated."""
+    height = start
+    yield f"retry: 1000\n: subscribed to rollup {rollup_id} from height {start}\n\n"
+    while True:
+        while height <= node.durable_height:
+            proof = await slice_proof(node, rollup_id, height)
+            if proof is None:
+                break
+            if proof.transactions or not skip_empty:
+                yield f"id: {height}\nevent: slice\ndata: {json.dumps(proof.to_json())}\n\n"
+            height += 1
+        with trio.move_on_after(SUBSCRIPTION_KEEPALIVE) as scope:
+            await node.committed_changed.wait()
+        if scope.cancelled_caught:
+            yield ": keep-alive\n\n"
+
+
+def build_admin_app(node: Node) -> Starlette:
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(node.transport.faults.snapshot())
+
+    async def put_faults(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "invalid_faults", "expected an object keyed by peer id")
+            if request.method == "PUT":
+                node.transport.faults.replace_all(body)
+            else:
+                node.transport.faults.update(body)
+        except ApiError as exc:
+            return error(exc.status, exc.code, exc.detail)
+        except (ValueError, TypeError) as exc:
+            return error(400, "invalid_faults", str(exc))
+        log.warning("replica %d: fault rules now %s", node.id, node.transport.faults.snapshot())
+        return JSONResponse(node.transport.faults.snapshot())
+
+    async def clear_faults(request: Request) -> Response:
+        node.transport.faults.clear()
+        return JSONResponse(node.transport.faults.snapshot())
+
+    return Starlette(routes=[
+        Route("/admin/faults", get_faults, methods=["GET"]),
+        Route("/admin/faults", put_faults, methods=["PUT", "PATCH"]),
+        Route("/admin/faults", clear_faults, methods=["DELETE"]),
+    ], exception_handlers={404: _not_found, 405: _not_allowed})
+
+
+async def serve_api(node: Node, host: str, port: int, admin_port: int,
+                    *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    def config(bind: str) -> Config:
+        c = Config()
+        c.bind = [bind]
+        c.accesslog = None
+        c.errorlog = logging.getLogger("hypercorn.error")
+        c.graceful_timeout = 1.0
+        c.keep_alive_timeout = 30
+        return c
+
+    bind_host = f"[{host}]" if ":" in host else host
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, build_app(node), config(f"{bind_host}:{port}"))
+        await nursery.start(serve, build_admin_app(node), config(f"127.0.0.1:{admin_port}"))
+        task_status.started()

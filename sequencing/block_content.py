@@ -1,0 +1,80 @@
+"""What a block carries for the sequencer, and the deterministic rollup split.
+
+The consensus payload is ``[batch digests, evidence]``. A block's transactions are its batches'
+items in payload order (bundles expanded in place; an item already seen earlier in the block is
+skipped), then stably grouped by rollup id: that sequence is the leaves of the namespaced Merkle
+tree whose root is the block's ``data_root``. Every replica computes it the same way from the same
+batches, so per-rollup sub-logs are a function of the global log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
+from consensus.messages import Evidence
+
+from .batches import Batch
+from .nmt import NamespacedMerkleTree
+from .transactions import Bundle, Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPayload:
+    batches: tuple[bytes, ...]
+    evidence: tuple[Evidence, ...]
+
+    def encode(self) -> bytes:
+        return pack([list(self.batches), [e.to_wire() for e in self.evidence]])
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlockPayload:
+        batches, evidence = expect_list(unpack(data, max_size=1 << 22), "payload", length=2)
+        return cls(
+            tuple(expect_bytes(d, "payload.batch", size=DIGEST_SIZE)
+                  for d in expect_list(batches, "payload.batches")),
+            tuple(Evidence.from_wire(e) for e in expect_list(evidence, "payload.evidence", max_len=4096)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BlockContent:
+    """The block's transactions in tree order, with ids, bundle positions and the NMT root."""
+
+    leaves: tuple[tuple[int, bytes], ...]
+    tx_ids: tuple[bytes, ...]
+    bundles: tuple[tuple[bytes, tuple[int, ...]], ...]
+    data_root: bytes
+
+    @property
+    def tx_count(self) -> int:
+        return len(self.leaves)
+
+    def tree(self) -> NamespacedMerkleTree:
+        return NamespacedMerkleTree(self.leaves)
+
+
+def assemble(batches: Sequence[Batch]) -> BlockContent:
+    """The deterministic split: block order -> stable grouping by rollup id -> NMT root."""
+    seen: set[bytes] = set()
+    txs: list[Transaction] = []
+    bundle_members: list[tuple[bytes, list[int]]] = []
+    for batch in batches:
+        for item in batch.items:
+            if item.id in seen:
+                continue
+            seen.add(item.id)
+            if isinstance(item, Bundle):
+                bundle_members.append((item.id, list(range(len(txs), len(txs) + len(item.txs)))))
+                txs.extend(item.txs)
+            else:
+                txs.append(item)
+    order = sorted(range(len(txs)), key=lambda i: txs[i].rollup_id)  # stable
+    position = {original: leaf for leaf, original in enumerate(order)}
+    leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
+    tx_ids = tuple(txs[i].id for i in order)
+    bundles = tuple((bid, tuple(position[i] for i in members)) for bid, members in bundle_members)
+    return BlockContent(leaves, tx_ids, bundles, NamespacedMerkleTree(leaves).root)
+
+

@@ -1,0 +1,144 @@
+"""The ``ordo`` command line. Every command prints one clear line on error and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .config import ConfigError, load_config
+
+DEFAULT_CONFIG = "cluster.toml"
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, default=Path(DEFAULT_CONFIG),
+                        help=f"cluster file (default: {DEFAULT_CONFIG})")
+
+
+def cmd_replica(args: argparse.Namespace) -> int:
+    from .replica_main import main
+
+    return main(args.config, args.id, recover=args.recover, log_level=args.log_level)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from .launcher import LaunchOptions, launch
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    options = LaunchOptions(duration=args.duration, json_path=args.json, load=args.load,
+                            live=not args.no_live, reset=args.reset, log_level=args.log_level)
+    return trio.run(launch, config, options)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx
+    import trio
+    from rich.console import Console
+
+    from .status_view import StatusView, fetch_statuses, render_table
+
+    config = load_config(args.config)
+
+    async def run() -> int:
+        async with httpx.AsyncClient() as client:
+            if args.watch:
+                await StatusView(config, client, live=True).run()
+            statuses = await fetch_statuses(config, client)
+        if args.json:
+            print(json.dumps(statuses, indent=2))
+        else:
+            Console().print(render_table(config, statuses))
+        return 0 if any(s.get("state") == "up" for s in statuses) else 1
+
+    return trio.run(run)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import key_path
+    from .replica_main import init_replica_dir
+
+    config = load_config(args.config)
+    ids = [args.id] if args.id is not None else [r.id for r in config.replicas]
+    for replica_id in ids:
+        config.replica(replica_id)
+        created = init_replica_dir(config, replica_id)
+        public = (key_path(config, replica_id).parent / "public.key").read_text().strip()
+        state = "created" if created else "exists"
+        print(f"replica {replica_id}: public_key = \"{public}\"  ({state}: {key_path(config, replica_id)})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ordo", description="ordo: a Byzantine-fault-tolerant shared sequencer for many rollups.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("up", help="launch the local cluster from cluster.toml with a live status view",
+                       description="Start every replica of the cluster file as a child process, show a "
+                                   "live status table, stop them all on Ctrl-C or after --duration.")
+    _config_arg(p)
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="write a final summary (agreement, per-replica heights and rollup digests)")
+    p.add_argument("--load", type=float, default=0.0, metavar="TX_PER_S",
+                   help="drive demo traffic over several rollups, including bundles")
+    p.add_argument("--reset", action="store_true", help="delete the data directory first (a new chain)")
+    p.add_argument("--no-live", action="store_true", help="plain status lines instead of the live table")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("replica", help="run one replica process",
+                       description="Run replica --id of the cluster file until SIGINT/SIGTERM.")
+    _config_arg(p)
+    p.add_argument("--id", type=int, required=True, help="this replica's id in the cluster file")
+    p.add_argument("--recover", action="store_true",
+                   help="rebuild a lost or unreadable database from peers (signs nothing until safe)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_replica)
+
+    p = sub.add_parser("status", help="show the status of a running cluster")
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--watch", action="store_true", help="keep refreshing (Ctrl-C to stop)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("keygen", help="create a replica's key (and empty database) in the data directory",
+                       description="Create missing keys; prints each public key to paste into cluster.toml "
+                                   "when replicas run on different hosts.")
+    _config_arg(p)
+    p.add_argument("--id", type=int, default=None, help="only this replica (default: all)")
+    p.set_defaults(func=cmd_keygen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"ordo: config error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line, not a traceback, for expected failures
+        from .launcher import LaunchError
+        from .node import NodeStartError
+
+        if isinstance(exc, (LaunchError, NodeStartError, OSError)):
+            print(f"ordo: {exc}", file=sys.stderr)
+        else:
+            raise
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

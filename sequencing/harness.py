@@ -1,0 +1,217 @@
+"""A local cluster of real replica processes under program control: start, stop (SIGTERM),
+kill -9, restart one replica, query status, set fault rules. Used by ``ordo up``, the
+integration tests, the fault-injection scripts and ``ordo bench``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+import trio
+
+from .config import ClusterConfig, load_config
+from .replica_main import init_replica_dir
+
+STARTUP_TIMEOUT = 60.0
+
+
+class HarnessError(Exception):
+    pass
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out; released at once (a race is possible but rare)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-test",
+                       timing: dict[str, float] | None = None, limits: dict[str, int] | None = None) -> Path:
+    """A cluster.toml for ``n`` replicas on 127.0.0.1 with free ports, data under ``directory``."""
+    ports = free_ports(3 * n)
+    lines = ["[cluster]", f'chain_id = "{chain_id}"', 'data_dir = "data"', ""]
+    if timing:
+        lines += ["[timing]", *(f"{k} = {v}" for k, v in timing.items()), ""]
+    if limits:
+        lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items()), ""]
+    for i in range(n):
+        lines += ["[[replica]]", f"id = {i}", 'host = "127.0.0.1"', f"peer_port = {ports[3 * i]}",
+                  f"api_port = {ports[3 * i + 1]}", f"admin_port = {ports[3 * i + 2]}", ""]
+    path = directory / "cluster.toml"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+class LocalCluster:
+    def __init__(self, config: ClusterConfig | Path, *, log_level: str = "info") -> None:
+        self.config = config if isinstance(config, ClusterConfig) else load_config(config)
+        self.log_level = log_level
+        self.processes: dict[int, trio.Process] = {}
+        self._logs: dict[int, BinaryIO] = {}
+        self.client = httpx.AsyncClient(timeout=5.0)
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    def api(self, replica_id: int) -> str:
+        r = self.config.replica(replica_id)
+        host = "127.0.0.1" if r.host in ("0.0.0.0", "::") else r.host
+        return f"http://{host}:{r.api_port}"
+
+    def admin(self, replica_id: int) -> str:
+        return f"http://127.0.0.1:{self.config.replica(replica_id).admin_port}"
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.config.replicas]
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def prepare(self) -> list[int]:
+        return [r.id for r in self.config.replicas if init_replica_dir(self.config, r.id)]
+
+    async def start(self, replica_id: int, *extra: str) -> None:
+        if replica_id in self.processes and self.processes[replica_id].returncode is None:
+            raise HarnessError(f"replica {replica_id} is already running")
+        directory = self.config.replica_dir(replica_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        old = self._logs.pop(replica_id, None)
+        if old is not None:
+            old.close()
+        log = open(directory / "replica.log", "ab")  # noqa: SIM115 - closed in _close_log
+        self._logs[replica_id] = log
+        command = [sys.executable, "-m", "sequencing.cli", "replica", "--config", str(self.config.path),
+                   "--id", str(replica_id), "--log-level", self.log_level, *extra]
+        env = dict(os.environ, ORDO_PARENT_PID=str(os.getpid()))
+        self.processes[replica_id] = await trio.lowlevel.open_process(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+        )
+
+    async def start_all(self) -> None:
+        self.prepare()
+        for rid in self.ids:
+            await self.start(rid)
+        await self.wait_ready()
+
+    def running(self, replica_id: int) -> bool:
+        proc = self.processes.get(replica_id)
+        return proc is not None and proc.returncode is None
+
+    async def wait_ready(self, ids: list[int] | None = None, timeout: float = STARTUP_TIMEOUT) -> None:
+        pending = set(self.ids if ids is None else ids)
+        with trio.move_on_after(timeout):
+            while pending:
+                for rid in sorted(pending):
+                    proc = self.processes.get(rid)
+                    if proc is not None and proc.returncode is not None:
+                        raise HarnessError(f"replica {rid} exited with code {proc.returncode}:\n"
+                                           f"{self.log_tail(rid)}")
+                    status = await self.status(rid)
+                    if status is not None and status.get("started"):
+                        pending.discard(rid)
+                await trio.sleep(0.1)
+        if pending:
+            raise HarnessError(f"replicas {sorted(pending)} not ready within {timeout:.0f}s:\n"
+                               + "\n".join(self.log_tail(r) for r in sorted(pending)))
+
+    async def stop(self, replica_id: int, grace: float = 10.0) -> int | None:
+        proc = self.processes.get(replica_id)
+        if proc is None:
+            return None
+        with trio.CancelScope(shield=True):
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                with trio.move_on_after(grace):
+                    await proc.wait()
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        return proc.returncode
+
+    async def kill(self, replica_id: int) -> None:
+        """kill -9: no chance to flush or close anything."""
+        proc = self.processes.get(replica_id)
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+
+    async def restart(self, replica_id: int, *extra: str) -> None:
+        await self.stop(replica_id)
+        await self.start(replica_id, *extra)
+        await self.wait_ready([replica_id])
+
+    async def stop_all(self) -> None:
+        with trio.CancelScope(shield=True):
+            for rid in list(self.processes):
+                proc = self.processes[rid]
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+            for rid in list(self.processes):
+                await self.stop(rid)
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+            await self.client.aclose()
+
+    def log_tail(self, replica_id: int, lines: int = 20) -> str:
+        path = self.config.replica_dir(replica_id) / "replica.log"
+        try:
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return f"replica {replica_id}: (no log)"
+        return f"--- replica {replica_id} log ---\n" + "\n".join(text)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def status(self, replica_id: int) -> dict[str, Any] | None:
+        try:
+            response = await self.client.get(f"{self.api(replica_id)}/status", timeout=1.0)
+            result: dict[str, Any] = response.json()
+            return result
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def statuses(self) -> dict[int, dict[str, Any] | None]:
+        return {rid: await self.status(rid) for rid in self.ids}
+
+    async def get(self, replica_id: int, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.get(f"{self.api(replica_id)}{path}", **kwargs)
+
+    async def post(self, replica_id: int, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.post(f"{self.api(replica_id)}{path}", **kwargs)
+
+    async def set_faults(self, replica_id: int, rules: dict[str, Any], *, replace: bool = False) -> Any:
+        method = "PUT" if replace else "PATCH"
+        response = await self.client.request(method, f"{self.admin(replica_id)}/admin/faults", json=rules)
+        response.raise_for_status()
+        return response.json()
+
+    async def clear_faults(self, replica_id: int) -> None:
+        (await self.client.delete(f"{self.admin(replica_id)}/admin/faults")).raise_for_status()
+
+    async def wait_height(self, height: int, ids: list[int] | None = None, timeout: float = 30.0) -> None:
+        ids = self.ids if ids is None else ids
+        with trio.move_on_after(timeout):
+            while True:
+                heights = [((await self.status(rid)) or {}).get("committed_height", 0) for rid in ids]
+                if min(heights) >= height:
+                    return
+                await trio.sleep(0.1)
+        raise HarnessError(f"replicas {ids} did not reach height {height} within {timeout}s "
+                           f"(heights {heights})")
+
+    async def heights(self) -> dict[int, int]:
+        return {rid: ((await self.status(rid)) or {}).get("committed_height", -1) for rid in self.ids}

@@ -1,0 +1,530 @@
+"""One replica process: the consensus core driven by trio, over the transport, with storage.
+
+Tasks (all in one nursery): the transport; the inbound dispatcher (consensus messages to the core,
+node requests answered directly); the core loop (one event at a time -> actions executed in
+order; a ``PersistSafety`` is durable before anything after it runs); the round timer; the
+batcher; the executor (committed blocks -> SQLite); catch-up. See docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import trio
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    Dropped,
+    FetchBlocks,
+    PersistBlock,
+    PersistSafety,
+    RecordEvidence,
+    RequestPayload,
+    RoundEntered,
+    Send,
+    SetTimer,
+    VerifyPayload,
+)
+from consensus.core import Replica, ReplicaConfig
+from consensus.crypto import KeyPair, Signer, Verifier
+from consensus.errors import ConsensusError
+from consensus.leader import RoundRobin
+from consensus.messages import Block, Evidence, Proposal, Timeout, Vote
+from consensus.pacemaker import PacemakerConfig
+from consensus.safety import SafetyState
+from network import FaultRules, Transport, TransportConfig
+
+from .batch_fetcher import BatchFetcher
+from .batches import Batch, BatchPool
+from .block_content import BlockPayload
+from .catchup import CatchUp
+from .config import ClusterConfig
+from .evidence_pool import EvidencePool
+from .executor import Committed, Executor
+from .keys import check_own_key, committee_of
+from .mempool import Mempool
+from .metrics import NodeMetrics
+from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
+from .peer_service import PeerService
+from .recovery import recovery_floor
+from .round_timer import RoundTimer
+from .storage import CommitRecord, CorruptDatabase, MissingDatabase, Storage
+from .transactions import Item, item_txs
+from .wire import BatchMsg, NodeCodec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
+
+
+class NodeStartError(Exception):
+    """The replica refuses to start (lost database without --recover, wrong key, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    recover: bool = False
+    transport: TransportConfig | None = None
+    storage_crash_hook: Callable[[str], None] | None = None
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class _Event:
+    kind: str
+    args: tuple[Any, ...] = field(default_factory=tuple)
+
+
+class Node:
+    def __init__(self, config: ClusterConfig, replica_id: int, key: KeyPair,
+                 options: NodeOptions | None = None) -> None:
+        self.config = config
+        self.id = replica_id
+        self.key = key
+        self.options = options or NodeOptions()
+        self.limits = config.limits
+        check_own_key(config, replica_id, key)
+        self.committee = committee_of(config)
+        self.verifier = Verifier(self.committee)
+        self.leaders = RoundRobin(self.committee.size)
+        self.metrics = NodeMetrics(replica_id)
+        self.mempool = Mempool(self.limits)
+        self.batches = BatchPool(self.limits.batch_ttl_blocks)
+        self.evidence = EvidencePool(self.limits)
+        rng = random.Random(self.options.seed)
+        me = config.replica(replica_id)
+        peers = {r.id: (r.host, r.peer_port) for r in config.replicas if r.id != replica_id}
+        transport_config = self.options.transport or TransportConfig(
+            max_frame_size=self.limits.max_frame_bytes
+        )
+        self.transport = Transport(
+            me=replica_id, key=key, committee=self.committee, peers=peers,
+            listen=(me.host, me.peer_port), codec=NodeCodec(self.limits.max_frame_bytes),
+            config=transport_config, faults=FaultRules(random.Random(rng.getrandbits(64))),
+            rng=rng,
+        )
+        self.metrics.watch_transport(self.transport.stats.snapshot)
+        self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
+        self.fetcher = BatchFetcher(self.batches, self._load_batch, self.transport.send, self.peer_ids)
+        self.executor = Executor(self.fetcher, self._write_records, self._on_written)
+        self.timer = RoundTimer()
+        self.storage: Storage | None = None
+        self.replica: Replica | None = None
+        self.recovering = False
+        self.durable_height = 0
+        self.durable_block_id: bytes | None = None
+        self.txs_committed = 0
+        self.committed_changed = trio.Event()
+        self.started = trio.Event()
+        self._storage_lock = trio.Lock()
+        self._events_send, self._events = trio.open_memory_channel[_Event](10_000)
+        self._batch_seq = 0
+        self._submitted_at: dict[bytes, float] = {}
+        self._proposed_at: dict[bytes, float] = {}
+        self._nursery: trio.Nursery | None = None
+        self.peer_service = PeerService(self)
+        self.catch_up = CatchUp(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._open_storage()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.transport.run)
+                nursery.start_soon(self._dispatch_inbound)
+                if self.recovering:
+                    await self._recover()
+                await self._start_core()
+                nursery.start_soon(self.timer.run, self._on_timer)
+                nursery.start_soon(self.executor.run)
+                nursery.start_soon(self._core_loop)
+                nursery.start_soon(self._batcher)
+                nursery.start_soon(self.catch_up.run)
+                self.started.set()
+                task_status.started()
+        finally:
+            if self.storage is not None:
+                with trio.CancelScope(shield=True):
+                    await self._storage_call(self.storage.close)
+
+    async def _open_storage(self) -> None:
+        path = self.config.replica_dir(self.id) / "ordo.sqlite"
+        opener = partial(Storage.open, path, chain_id=self.config.chain_id, replica_id=self.id)
+        try:
+            self.storage = await trio.to_thread.run_sync(partial(opener, create=False))
+        except (MissingDatabase, CorruptDatabase) as exc:
+            if not self.options.recover:
+                raise NodeStartError(
+                    f"{exc}. This replica may have signed messages before losing its database; "
+                    "starting it fresh could make it equivocate. Start it with --recover to rebuild "
+                    "from peers (it stays silent until it is safe to sign)."
+                ) from None
+            if path.exists():
+                path.rename(path.with_suffix(f".unreadable-{trio.current_time():.0f}"))
+            self.storage = await trio.to_thread.run_sync(partial(opener, create=True))
+            self.recovering = True
+        if self.options.storage_crash_hook is not None:
+            self.storage.crash_hook = self.options.storage_crash_hook
+
+    async def _start_core(self) -> None:
+        storage = self._require_storage()
+        safety = await self._storage_call(storage.load_safety)
+        last = await self._storage_call(storage.last_block)
+        root, root_proof = (last if last is not None else (None, None))
+        self.durable_height = 0 if root is None else root.height
+        self.durable_block_id = None if root is None else root.id
+        self.txs_committed = await self._storage_call(storage.txs_committed)
+        self.metrics.committed_height.set(self.durable_height)
+        for digest, _author, _created, body in await self._storage_call(storage.pending_batches):
+            try:
+                self.batches.add(Batch.decode(body, self.limits.max_frame_bytes))
+            except ConsensusError:
+                log.warning("replica %d: stored batch %s unreadable, skipped", self.id, digest.hex()[:12])
+        for evidence, committed in await self._storage_call(storage.evidence_list):
+            if committed is None:
+                self.evidence.add(evidence)
+            else:
+                self.evidence.mark_committed([evidence])
+        voted_blocks = await self._storage_call(storage.voted_blocks)
+        timing = self.config.timing
+        self.replica = Replica(
+            signer=Signer(self.config.chain_id, self.id, self.key),
+            verifier=self.verifier,
+            leaders=self.leaders,
+            safety=safety,
+            root=root,
+            root_proof=root_proof,
+            blocks=voted_blocks,
+            config=ReplicaConfig(pacemaker=PacemakerConfig(
+                base_timeout=timing.base_timeout, backoff=timing.backoff, max_timeout=timing.max_timeout,
+            )),
+        )
+        await self._execute(self.replica.start())
+
+    async def _recover(self) -> None:
+        floor, high_qc = await recovery_floor(self)
+        state = SafetyState(floor, high_qc, floor)
+        await self._storage_call(self._require_storage().save_safety, state)
+        await self._storage_call(self._require_storage().set_meta, "recovered_floor", str(floor))
+        log.warning("replica %d recovered: signs nothing at or below round %d", self.id, floor)
+        self.recovering = False
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require_storage(self) -> Storage:
+        assert self.storage is not None, "storage not open"
+        return self.storage
+
+    def _require_replica(self) -> Replica:
+        assert self.replica is not None, "core not started"
+        return self.replica
+
+    async def _storage_call(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._storage_lock:
+            return await trio.to_thread.run_sync(partial(fn, *args))
+
+    async def _load_batch(self, digest: bytes) -> Batch | None:
+        body = await self._storage_call(self._require_storage().load_batch, digest)
+        if body is None:
+            return None
+        return Batch.decode(body, self.limits.max_frame_bytes)
+
+    def post(self, kind: str, *args: Any) -> bool:
+        """Hand an event to the core loop; False (and counted) if it is saturated."""
+        try:
+            self._events_send.send_nowait(_Event(kind, args))
+        except trio.WouldBlock:
+            self.metrics.inbox_drops.inc()
+            return False
+        return True
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    async def _dispatch_inbound(self) -> None:
+        async for sender, message in self.transport.inbox:
+            if isinstance(message, CONSENSUS_TYPES):
+                self.post("message", sender, message)
+            else:
+                await self.peer_service.handle(sender, message)
+
+    def accept_batch(self, batch: Batch, sender: int | None) -> bool:
+        """A batch body from a peer (broadcast by its author, or a fetch response)."""
+        if sender is not None and batch.author != sender:
+            return False
+        try:
+            batch.validate(self.limits)
+        except ValueError:
+            return False
+        self.fetcher.remember(batch)
+        if self.batches.committed_at(batch.digest) is not None or batch.digest in self.batches:
+            return False
+        self.batches.add(batch)
+        self.metrics.pending_batches.set(len(self.batches))
+        if self._nursery is not None and self.storage is not None:
+            self._nursery.start_soon(self._persist_batch, batch)
+        return True
+
+    async def _persist_batch(self, batch: Batch) -> None:
+        storage = self._require_storage()
+        await self._storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
+                                 batch.encode())
+
+    # -- the core loop -------------------------------------------------------------------------
+
+    async def _on_timer(self, round: int) -> None:
+        self.post("timeout", round)
+
+    async def _core_loop(self) -> None:
+        replica = self._require_replica()
+        async for event in self._events:
+            kind, args = event.kind, event.args
+            if kind == "message":
+                actions = replica.on_message(*args)
+            elif kind == "timeout":
+                actions = replica.on_timeout(*args)
+            elif kind == "blocks":
+                actions = replica.on_blocks(*args)
+            elif kind == "synced":
+                actions = replica.on_synced(*args)
+                self.metrics.sync_blocks.inc(len(args[0]))
+            elif kind == "recheck":
+                actions = await self._verify_payload(*args)
+            elif kind == "propose":
+                actions = self._propose(*args)
+            else:
+                raise AssertionError(f"unknown event {kind}")
+            await self._execute(actions)
+
+    async def _execute(self, actions: list[Action]) -> None:
+        replica = self._require_replica()
+        queue: deque[Action] = deque(actions)
+        voted: list[Block] = []
+        while queue:
+            action = queue.popleft()
+            if isinstance(action, Send):
+                self.transport.send(action.to, action.message)
+            elif isinstance(action, Broadcast):
+                self.transport.broadcast(action.message)
+                if isinstance(action.message, Proposal):
+                    self._proposed_at[action.message.block.id] = trio.current_time()
+            elif isinstance(action, SetTimer):
+                self.timer.set(action.round, action.duration)
+            elif isinstance(action, PersistBlock):
+                voted.append(action.block)  # written with the safety state that follows it
+            elif isinstance(action, PersistSafety):
+                await self._storage_call(self._require_storage().save_safety, action.state, voted)
+                voted = []
+            elif isinstance(action, Commit):
+                await self._on_commit(action)
+            elif isinstance(action, RecordEvidence):
+                await self._on_evidence(action.evidence)
+            elif isinstance(action, FetchBlocks):
+                from .wire import BlockRequest
+
+                self.transport.send(action.peer, BlockRequest(action.target, action.above_height))
+            elif isinstance(action, RequestPayload):
+                if len(self.batches) or self.evidence or self.config.timing.idle_block_delay <= 0:
+                    queue.extend(self._propose(action))
+                else:
+                    self._require_nursery().start_soon(self._propose_when_busy, action)
+            elif isinstance(action, VerifyPayload):
+                queue.extend(await self._verify_payload(action.block))
+            elif isinstance(action, Dropped):
+                self.metrics.dropped.labels(action.kind).inc()
+                log.debug("replica %d dropped %s from %d: %s", self.id, action.kind, action.sender,
+                          action.reason)
+            elif isinstance(action, RoundEntered):
+                self.metrics.round.set(action.round)
+                self.metrics.rounds_entered.labels("tc" if action.by_tc else "qc").inc()
+                self.evidence.prune(action.round)
+        self.metrics.peers_connected.set(len(self.transport.connected_peers()))
+        del replica
+
+    async def _propose_when_busy(self, request: RequestPayload) -> None:
+        """Nothing to propose: wait up to ``idle_block_delay`` for a batch, then propose anyway
+        (an idle cluster commits a few empty blocks per second instead of hundreds)."""
+        with trio.move_on_after(self.config.timing.idle_block_delay):
+            while not len(self.batches):
+                await trio.sleep(0.005)
+        self.post("propose", request)
+
+    def _propose(self, request: RequestPayload) -> list[Action]:
+        replica = self._require_replica()
+        payload, content = build_payload(
+            height=request.parent.height + 1, round=request.round,
+            ancestry=Ancestry.of(request.ancestors), batches=self.batches, evidence=self.evidence,
+            limits=self.limits,
+        )
+        return replica.on_payload_ready(request.round, payload.encode(), content.data_root)
+
+    async def _verify_payload(self, block: Block) -> list[Action]:
+        replica = self._require_replica()
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError as exc:
+            self.metrics.rejected_payloads.inc()
+            return replica.on_payload_verified(block.id, False, f"undecodable payload: {exc}")
+        bodies = [self.batches.get(d) for d in payload.batches]
+        if any(b is None for b in bodies):
+            self._require_nursery().start_soon(self._fetch_for_proposal, block, payload)
+            return []
+        storage = self._require_storage()
+        committed = {
+            d for d in payload.batches
+            if self.batches.committed_at(d) is not None
+            or await self._storage_call(storage.batch_committed_height, d) is not None
+        }
+        try:
+            check_payload(
+                block, payload, [b for b in bodies if b is not None],
+                ancestry=Ancestry.of(replica.tree.path_from_root(block.parent_id)),
+                batch_committed=committed.__contains__, evidence=self.evidence,
+                verifier=self.verifier, limits=self.limits,
+            )
+        except PayloadRejected as exc:
+            self.metrics.rejected_payloads.inc()
+            return replica.on_payload_verified(block.id, False, str(exc))
+        return replica.on_payload_verified(block.id, True)
+
+    async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
+        replica = self._require_replica()
+        got = await self.fetcher.get(payload.batches, prefer=[block.author],
+                                     give_up=lambda: replica.round > block.round)
+        if got is not None:
+            for batch in got:
+                if self.batches.committed_at(batch.digest) is None:
+                    self.batches.add(batch)
+            self.post("recheck", block)
+
+    def _require_nursery(self) -> trio.Nursery:
+        assert self._nursery is not None
+        return self._nursery
+
+    # -- commits -------------------------------------------------------------------------------
+
+    async def _on_commit(self, commit: Commit) -> None:
+        block = commit.block
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError:
+            payload = BlockPayload((), ())
+        self.batches.mark_committed(payload.batches, block.height)
+        self.evidence.mark_committed(payload.evidence)
+        for batch in self.batches.expire(block.height):
+            if batch.author == self.id:
+                self.mempool.requeue(list(batch.items))
+        await self.executor.send.send(Committed(block, commit.proof))
+
+    async def _write_records(self, records: list[CommitRecord]) -> None:
+        storage = self._require_storage()
+        if len(records) == 1:
+            await self._storage_call(storage.append, records[0])
+        else:
+            await self._storage_call(storage.append_many, records)
+
+    def _on_written(self, records: list[CommitRecord]) -> None:
+        now = trio.current_time()
+        for record in records:
+            self.metrics.blocks_committed.inc()
+            self.metrics.txs_committed.inc(len(record.tx_ids))
+            for tx_id in record.tx_ids:
+                submitted = self._submitted_at.pop(tx_id, None)
+                if submitted is not None:
+                    self.metrics.commit_latency.observe(now - submitted)
+            proposed = self._proposed_at.pop(record.block.id, None)
+            if proposed is not None:
+                self.metrics.block_latency.observe(now - proposed)
+        self.durable_height = records[-1].block.height
+        self.durable_block_id = records[-1].block.id
+        self.txs_committed += sum(len(r.tx_ids) for r in records)
+        self.metrics.committed_height.set(self.durable_height)
+        self.metrics.pending_batches.set(len(self.batches))
+        if len(self._proposed_at) > 10_000:
+            self._proposed_at.clear()
+        self.committed_changed.set()
+        self.committed_changed = trio.Event()
+
+    async def _on_evidence(self, evidence: Evidence) -> None:
+        if not self.evidence.add(evidence):
+            return
+        replica = self._require_replica()
+        await self._storage_call(self._require_storage().save_evidence, evidence, replica.round)
+        self.metrics.evidence.labels(evidence.kind.name.lower()).inc()
+        self.transport.broadcast(evidence)
+        log.warning("replica %d: evidence of %s by replica %d in round %d", self.id,
+                    evidence.kind.name.lower(), evidence.offender, evidence.round)
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def submit(self, item: Item) -> bool:
+        """Validate and queue a client item; raises InvalidTransaction / MempoolFull.
+        Returns False for a duplicate of a recently seen item."""
+        item.validate(self.limits)
+        added = self.mempool.add(item)
+        self.metrics.submissions.labels("accepted" if added else "duplicate").inc()
+        if added:
+            now = trio.current_time()
+            if len(self._submitted_at) < 2 * self.limits.mempool_max_txs:
+                for tx in item_txs(item):
+                    self._submitted_at[tx.id] = now
+        self.metrics.mempool_txs.set(self.mempool.tx_count)
+        self.metrics.mempool_bytes.set(self.mempool.byte_size)
+        return added
+
+    def is_pending(self, item_id: bytes) -> bool:
+        return self.mempool.seen(item_id)
+
+    async def _batcher(self) -> None:
+        interval = self.config.timing.batch_interval
+        while True:
+            await trio.sleep(interval)
+            while len(self.mempool):
+                items = self.mempool.take(self.limits.batch_max_txs, self.limits.batch_max_bytes)
+                replica = self._require_replica()
+                self._batch_seq += 1
+                batch = Batch(self.id, self._batch_seq, replica.committed.height, tuple(items))
+                await self._persist_batch(batch)
+                self.batches.add(batch)
+                self.transport.broadcast(BatchMsg(batch))
+                self.metrics.batches_created.inc()
+                if self.mempool.tx_count < self.limits.batch_max_txs:
+                    break
+            self.metrics.mempool_txs.set(self.mempool.tx_count)
+            self.metrics.mempool_bytes.set(self.mempool.byte_size)
+            self.metrics.pending_batches.set(len(self.batches))
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        replica = self.replica
+        round = replica.round if replica is not None else 0
+        return {
+            "id": self.id,
+            "chain_id": self.config.chain_id,
+            "round": round,
+            "leader": self.leaders.leader(round) if round else None,
+            "committed_height": self.durable_height,
+            "consensus_height": replica.committed.height if replica is not None else 0,
+            "last_block_hash": self.durable_block_id.hex() if self.durable_block_id else None,
+            "txs_committed": self.txs_committed,
+            "high_qc_round": replica.high_qc.round if replica is not None else 0,
+            "peers_connected": sorted(self.transport.connected_peers()),
+            "mempool_txs": self.mempool.tx_count,
+            "pending_batches": len(self.batches),
+            "pending_evidence": len(self.evidence),
+            "evidence": self.evidence.total_known,
+            "recovering": self.recovering,
+            "syncing": self.catch_up.active,
+            "started": self.started.is_set(),
+        }
