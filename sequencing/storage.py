@@ -156,6 +156,13 @@ class Storage(StorageCore):
             txn.point("write")
 
     @api
+    def prune_voted(self, height: int) -> None:
+        """Forget voted blocks at or below ``height`` (committed over); not fsync'd: a crash only
+        leaves blocks that :meth:`voted_blocks` callers skip anyway."""
+        with self._transaction("prune_voted", durable=False, hooked=False):
+            self._conn.execute("DELETE FROM voted_blocks WHERE height <= ?", (height,))
+
+    @api
     def voted_blocks(self) -> list[Block]:
         """Uncommitted blocks above the committed height that this replica voted for, by height."""
         rows = self._conn.execute(
@@ -194,8 +201,9 @@ class Storage(StorageCore):
             c.executemany("INSERT OR IGNORE INTO bundles VALUES (?, ?, ?)", rows.bundles)
             txn.point("bundles")
             c.executemany(
-                "INSERT INTO batches (digest, committed_height) VALUES (?, ?) ON CONFLICT(digest)"
-                " DO UPDATE SET committed_height = excluded.committed_height"
+                "INSERT INTO batches (digest, committed_height, body) VALUES (?, ?, ?) ON CONFLICT(digest)"
+                " DO UPDATE SET committed_height = excluded.committed_height,"
+                " body = coalesce(batches.body, excluded.body)"
                 " WHERE batches.committed_height IS NULL",
                 rows.batches,
             )
@@ -361,6 +369,13 @@ class Storage(StorageCore):
             "SELECT committed_height FROM batches WHERE digest = ?", (digest,)
         ).fetchone()
         return None if row is None else row[0]
+
+    @api
+    def committed_batches_since(self, height: int) -> list[tuple[bytes, int]]:
+        """(digest, committed height) of batches committed at or above ``height``."""
+        return [(bytes(d), h) for d, h in self._conn.execute(
+            "SELECT digest, committed_height FROM batches WHERE committed_height >= ?", (height,)
+        )]
 
     @api
     def prune_batches(self, below_height: int) -> int:

@@ -40,6 +40,8 @@ class CommitRecord:
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle_id, leaf indices of its txs)
     batch_digests: tuple[bytes, ...]  # batches this block committed
     evidence: tuple[Evidence, ...]  # evidence this block committed
+    batch_bodies: tuple[bytes, ...] = ()  # encoded bodies, aligned with batch_digests (kept: catch-up
+    #                                       and late fetches are served from them)
 
 
 def sublog_step(previous: bytes, height: int, slice_blob: bytes) -> bytes:
@@ -61,7 +63,7 @@ class Rows:
     slices: list[tuple[int, int, int, bytes]] = field(default_factory=list)
     txs: list[tuple[bytes, int, int, int]] = field(default_factory=list)
     bundles: list[tuple[bytes, int, bytes]] = field(default_factory=list)
-    batches: list[tuple[bytes, int]] = field(default_factory=list)
+    batches: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
     evidence: list[tuple[bytes, int, int, int, bytes, int, int]] = field(default_factory=list)
     rollups: dict[int, RollupState] = field(default_factory=dict)  # only the rollups touched
     tx_count: int = 0
@@ -117,10 +119,12 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
         if not _digest_like(bundle_id) or not all(0 <= i < len(leaves) for i in indices):
             raise InvalidRecord(f"block at height {h}: bad bundle {bundle_id!r}")
         rows.bundles.append((bundle_id, h, pack(list(indices))))
-    for batch in record.batch_digests:
+    if record.batch_bodies and len(record.batch_bodies) != len(record.batch_digests):
+        raise InvalidRecord(f"block at height {h}: one body per batch digest, or none")
+    for i, batch in enumerate(record.batch_digests):
         if not _digest_like(batch):
             raise InvalidRecord(f"block at height {h}: batch digests must be 32 bytes")
-        rows.batches.append((batch, h))
+        rows.batches.append((batch, h, record.batch_bodies[i] if record.batch_bodies else None))
     for ev in record.evidence:
         if not isinstance(ev, Evidence):
             raise InvalidRecord(f"block at height {h}: expected Evidence, got {type(ev).__name__}")
