@@ -71,10 +71,12 @@ class BatchPool:
     """Known, not yet committed batches in arrival order, plus the digests committed within the
     last ``ttl`` heights (enough to reject any re-inclusion, since batches expire)."""
 
-    def __init__(self, ttl: int) -> None:
+    def __init__(self, ttl: int, *, keep_bodies: int = 4096) -> None:
         self.ttl = ttl
         self._pending: OrderedDict[bytes, Batch] = OrderedDict()
         self._committed: dict[bytes, int] = {}
+        self._bodies: OrderedDict[bytes, Batch] = OrderedDict()  # recently committed, for fetches
+        self._keep_bodies = keep_bodies
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -83,13 +85,29 @@ class BatchPool:
         return batch_digest in self._pending
 
     def get(self, batch_digest: bytes) -> Batch | None:
-        return self._pending.get(batch_digest)
+        """A pending batch, or the body of a recently committed one."""
+        return self._pending.get(batch_digest) or self._bodies.get(batch_digest)
+
+    def stash(self, batch: Batch) -> None:
+        """Keep a body known to belong to a committed block (catch-up) where ``get`` finds it."""
+        self._bodies[batch.digest] = batch
+        while len(self._bodies) > self._keep_bodies:
+            self._bodies.popitem(last=False)
 
     def add(self, batch: Batch) -> bool:
         if batch.digest in self._pending or batch.digest in self._committed:
             return False
         self._pending[batch.digest] = batch
         return True
+
+    def own(self, author: int) -> list[Batch]:
+        return [b for b in self._pending.values() if b.author == author]
+
+    def remember_committed(self, digests: Iterable[tuple[bytes, int]]) -> None:
+        """Seed the committed window after a restart (from storage)."""
+        for d, h in digests:
+            self._committed[d] = h
+            self._pending.pop(d, None)
 
     def committed_at(self, batch_digest: bytes) -> int | None:
         return self._committed.get(batch_digest)
@@ -101,7 +119,7 @@ class BatchPool:
         for batch in self._pending.values():
             if batch.digest in exclude or not batch.live_at(height, self.ttl):
                 continue
-            if txs + batch.tx_count > max_txs and out:
+            if txs + batch.tx_count > max_txs:
                 continue
             out.append(batch)
             txs += batch.tx_count
@@ -111,7 +129,9 @@ class BatchPool:
 
     def mark_committed(self, digests: Iterable[bytes], height: int) -> None:
         for d in digests:
-            self._pending.pop(d, None)
+            batch = self._pending.pop(d, None)
+            if batch is not None:
+                self.stash(batch)
             self._committed[d] = height
 
     def expire(self, committed_height: int) -> list[Batch]:

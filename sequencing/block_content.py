@@ -1,8 +1,9 @@
 """What a block carries for the sequencer, and the deterministic rollup split.
 
 The consensus payload is ``[batch digests, evidence]``. A block's transactions are its batches'
-items in payload order (bundles expanded in place; an item already seen earlier in the block is
-skipped), then stably grouped by rollup id: that sequence is the leaves of the namespaced Merkle
+items in payload order, bundles expanded in place, where a transaction already seen earlier in the
+block is skipped and a bundle with any such transaction is skipped whole (bundles stay atomic);
+then they are stably grouped by rollup id: that sequence is the leaves of the namespaced Merkle
 tree whose root is the block's ``data_root``. Every replica computes it the same way from the same
 batches, so per-rollup sub-logs are a function of the global log.
 """
@@ -62,14 +63,13 @@ def assemble(batches: Sequence[Batch]) -> BlockContent:
     bundle_members: list[tuple[bytes, list[int]]] = []
     for batch in batches:
         for item in batch.items:
-            if item.id in seen:
+            members = item.txs if isinstance(item, Bundle) else (item,)
+            if any(tx.id in seen for tx in members):
                 continue
-            seen.add(item.id)
+            seen.update(tx.id for tx in members)
             if isinstance(item, Bundle):
                 bundle_members.append((item.id, list(range(len(txs), len(txs) + len(item.txs)))))
-                txs.extend(item.txs)
-            else:
-                txs.append(item)
+            txs.extend(members)
     order = sorted(range(len(txs)), key=lambda i: txs[i].rollup_id)  # stable
     position = {original: leaf for leaf, original in enumerate(order)}
     leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)

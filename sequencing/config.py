@@ -120,6 +120,10 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
             raise ConfigError(path, f"limits.{f.name}", "must be > 0")
     if limits.max_rollup_id > MAX_ROLLUP_ID:
         raise ConfigError(path, "limits.max_rollup_id", f"must be <= {MAX_ROLLUP_ID}")
+    if limits.batch_max_txs > limits.block_max_txs:
+        raise ConfigError(path, "limits.batch_max_txs", "must be <= limits.block_max_txs (a batch must fit a block)")
+    if limits.max_bundle_txs > limits.batch_max_txs:
+        raise ConfigError(path, "limits.max_bundle_txs", "must be <= limits.batch_max_txs (a bundle must fit a batch)")
     replicas = _replicas(raw, path)
     _reject_unknown(raw, {"cluster", "timing", "limits", "replica"}, "", path)
     return ClusterConfig(path, chain_id, data_dir, replicas, timing, limits)

@@ -31,6 +31,8 @@ class InvalidProof(Exception):
 
 
 def _check_commit(commit: CommitProof, verifier: Verifier) -> BlockHeader:
+    if not commit.headers:
+        raise InvalidProof("commit proof: no headers")
     try:
         return verify_commit_proof(commit, commit.block_id, verifier,
                                    genesis_block(verifier.chain_id).id)
