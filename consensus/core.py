@@ -61,6 +61,8 @@ from .validation import (
     verify_vote,
 )
 
+PRUNE_EVERY = 64  # rounds between prunings of the equivocation detector
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicaConfig:
@@ -137,6 +139,7 @@ class Replica:
         self._proposed_round = 0
         self._timed_out_round = 0
         self._started = False
+        self._pruned_below = 0
 
     # -- read-only views -----------------------------------------------------------------------
 
@@ -423,7 +426,10 @@ class Replica:
         self._awaiting_payload = {k: v for k, v in self._awaiting_payload.items() if k in self.tree}
         root_height = self.tree.root.height
         self._fetched = {k: b for k, b in self._fetched.items() if b.height > root_height}
-        self.detector.prune(self.tree.root.round - self.config.evidence_window)
+        horizon = self.tree.root.round - self.config.evidence_window
+        if horizon >= self._pruned_below + PRUNE_EVERY:
+            self.detector.prune(horizon)
+            self._pruned_below = horizon
 
     # -- rounds and timeouts -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -24,12 +25,13 @@ from .api_views import (
     ApiError,
     block_view,
     bundle_proof,
+    is_hex,
     parse_item,
     parse_items,
     slice_proof,
 )
 from .mempool import MempoolFull
-from .openapi import OPENAPI
+from .openapi import openapi_document
 from .transactions import Bundle, InvalidTransaction
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024
 SUBSCRIPTION_KEEPALIVE = 15.0
+SKIP_EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -60,48 +63,50 @@ def handle_errors(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
 
 
 async def read_json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
+        chunks.append(chunk)
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and ints over 4300 digits
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "body is nested too deeply") from None
 
 
-def path_int(request: Request, name: str, hi: int = 2**63 - 1) -> int:
-    raw = request.path_params[name]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
-    if not 0 <= value <= hi:
-        raise ApiError(400, "invalid_parameter", f"{name} {value} outside [0, {hi}]")
+def parse_int(raw: str, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    """A decimal integer in [lo, hi]: ASCII digits only (no sign, spaces or underscores)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a non-negative integer, got {raw[:40]!r}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise ApiError(400, "invalid_parameter", f"{name} {value} outside [{lo}, {hi}]")
     return value
+
+
+def path_int(request: Request, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
+    return parse_int(request.path_params[name], name, lo, hi)
 
 
 def query_int(request: Request, name: str, default: int, lo: int = 0, hi: int = 2**63 - 1) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, "invalid_parameter", f"{name} {value} outside [{lo}, {hi}]")
-    return value
+    return parse_int(raw, name, lo, hi)
 
 
 def hex_id(request: Request, name: str) -> bytes:
     raw = request.path_params[name]
-    try:
-        value = bytes.fromhex(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be hex") from None
-    if len(value) != 32:
-        raise ApiError(400, "invalid_parameter", f"{name} must be 32 bytes (64 hex digits)")
-    return value
+    if len(raw) != 64 or not is_hex(raw):
+        raise ApiError(400, "invalid_parameter", f"{name} must be 64 hex digits (32 bytes), got {raw[:80]!r}")
+    return bytes.fromhex(raw)
 
 
 def build_app(node: Node) -> Starlette:
@@ -112,6 +117,12 @@ def build_app(node: Node) -> Starlette:
             raise ApiError(503, "starting", "the replica is still starting")
         return await node._storage_call(fn, *args)
 
+    async def durable(arrival: int) -> None:
+        """Acknowledge only what a crash of this replica can no longer lose: wait until the
+        submission is in a batch on disk."""
+        if arrival and not await node.wait_durable(arrival):
+            raise ApiError(503, "busy", "accepted but not yet batched to disk; check its status or retry")
+
     @handle_errors
     async def status(request: Request) -> Response:
         return JSONResponse(node.status())
@@ -120,16 +131,18 @@ def build_app(node: Node) -> Starlette:
     async def submit_tx(request: Request) -> Response:
         tx = parse_item(await read_json(request), limits)
         added = node.submit(tx)
+        await durable(node.mempool.arrivals if added else 0)
         return JSONResponse({"id": tx.id.hex(), "status": "pending" if added else "duplicate"},
                             status_code=202 if added else 200)
 
     @handle_errors
     async def submit_bundle(request: Request) -> Response:
         body = await read_json(request)
-        if not isinstance(body, dict) or "transactions" not in body:
-            raise ApiError(400, "invalid_bundle", 'expected {"transactions": [...]}')
+        if not isinstance(body, dict) or set(body) != {"transactions"}:
+            raise ApiError(400, "invalid_bundle", 'expected {"transactions": [...]} and no other field')
         bundle = Bundle(tuple(parse_items(body["transactions"], limits, max_items=limits.max_bundle_txs)))
         added = node.submit(bundle)
+        await durable(node.mempool.arrivals if added else 0)
         return JSONResponse(
             {"id": bundle.id.hex(), "tx_ids": [t.id.hex() for t in bundle.txs],
              "status": "pending" if added else "duplicate"},
@@ -139,8 +152,8 @@ def build_app(node: Node) -> Starlette:
     @handle_errors
     async def submit_many(request: Request) -> Response:
         body = await read_json(request)
-        if not isinstance(body, dict) or "transactions" not in body:
-            raise ApiError(400, "invalid_batch", 'expected {"transactions": [...]}')
+        if not isinstance(body, dict) or set(body) != {"transactions"}:
+            raise ApiError(400, "invalid_batch", 'expected {"transactions": [...]} and no other field')
         raw = body["transactions"]
         if not isinstance(raw, list) or len(raw) > limits.submit_max_batch:
             raise ApiError(400, "invalid_batch", f"transactions must be a list of at most {limits.submit_max_batch}")
@@ -166,6 +179,7 @@ def build_app(node: Node) -> Starlette:
                 rejected.append({"index": index, "error": str(exc)})
                 ids.append(None)
         accepted = sum(1 for i in ids if i is not None) - duplicates
+        await durable(node.mempool.arrivals if accepted else 0)
         nothing_taken = busy and accepted == 0 and duplicates == 0
         return JSONResponse(
             {"accepted": accepted, "duplicates": duplicates, "ids": ids, "rejected": rejected},
@@ -181,23 +195,33 @@ def build_app(node: Node) -> Starlette:
             height, rollup_id, position = location
             return JSONResponse({"id": tx_id.hex(), "status": "committed", "height": height,
                                  "rollup_id": rollup_id, "position": position})
-        state = "pending" if node.is_pending(tx_id) else "unknown"
-        return JSONResponse({"id": tx_id.hex(), "status": state}, status_code=200 if state == "pending" else 404)
+        # the mempool remembers every recent item id, bundles' too: a committed bundle is not pending
+        bundle = await storage_call(node.storage.bundle_location, tx_id)  # type: ignore[union-attr]
+        if node.is_pending(tx_id) and bundle is None:
+            return JSONResponse({"id": tx_id.hex(), "status": "pending"})
+        detail = ("that is a committed bundle's id: see /v1/bundles/{id}" if bundle is not None
+                  else "no such transaction is committed or pending at this replica")
+        return JSONResponse({"id": tx_id.hex(), "status": "unknown", "error": "not_found", "detail": detail},
+                            status_code=404)
 
     @handle_errors
     async def bundle_status(request: Request) -> Response:
         bundle_id = hex_id(request, "bundle_id")
         proof = await bundle_proof(node, bundle_id)
         if proof is None:
-            state = "pending" if node.is_pending(bundle_id) else "unknown"
-            return JSONResponse({"id": bundle_id.hex(), "status": state},
-                                status_code=200 if state == "pending" else 404)
+            tx = await storage_call(node.storage.tx_location, bundle_id)  # type: ignore[union-attr]
+            if node.is_pending(bundle_id) and tx is None:
+                return JSONResponse({"id": bundle_id.hex(), "status": "pending"})
+            detail = ("that is a committed transaction's id: see /v1/transactions/{id}" if tx is not None
+                      else "no such bundle is committed or pending at this replica")
+            return JSONResponse({"id": bundle_id.hex(), "status": "unknown", "error": "not_found",
+                                 "detail": detail}, status_code=404)
         return JSONResponse({"id": bundle_id.hex(), "status": "committed", "height": proof.height,
                              "proof": proof.to_json()})
 
     @handle_errors
     async def block(request: Request) -> Response:
-        height = path_int(request, "height")
+        height = path_int(request, "height", lo=1)
         view = await block_view(node, height)
         if view is None:
             raise ApiError(404, "not_found", f"no committed block at height {height} "
@@ -207,7 +231,7 @@ def build_app(node: Node) -> Starlette:
     @handle_errors
     async def rollup_slice(request: Request) -> Response:
         rollup_id = path_int(request, "rollup_id", hi=limits.max_rollup_id)
-        height = path_int(request, "height")
+        height = path_int(request, "height", lo=1)
         proof = await slice_proof(node, rollup_id, height)
         if proof is None:
             raise ApiError(404, "not_found", f"height {height} is not committed yet "
@@ -226,11 +250,11 @@ def build_app(node: Node) -> Starlette:
         rollup_id = path_int(request, "rollup_id", hi=limits.max_rollup_id)
         start = query_int(request, "from", default=max(1, node.durable_height), lo=1)
         if "last-event-id" in request.headers:
-            try:
-                start = int(request.headers["last-event-id"]) + 1
-            except ValueError:
-                raise ApiError(400, "invalid_parameter", "Last-Event-ID must be a height") from None
-        skip_empty = request.query_params.get("skip_empty", "false").lower() in ("1", "true", "yes")
+            start = parse_int(request.headers["last-event-id"], "Last-Event-ID", hi=2**62) + 1
+        flag = request.query_params.get("skip_empty", "false").lower()
+        if flag not in SKIP_EMPTY_VALUES:
+            raise ApiError(400, "invalid_parameter", f"skip_empty must be one of {', '.join(SKIP_EMPTY_VALUES)}")
+        skip_empty = SKIP_EMPTY_VALUES[flag]
         return StreamingResponse(_stream(node, rollup_id, start, skip_empty),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -239,7 +263,7 @@ def build_app(node: Node) -> Starlette:
     async def evidence(request: Request) -> Response:
         offender = request.query_params.get("offender")
         offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
-        items = await storage_call(node.storage.evidence_list, offender_id)  # type: ignore[union-attr]
+        items = await storage_call(partial(node.storage.evidence_list, offender=offender_id))  # type: ignore[union-attr]
         return JSONResponse([
             {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
              "committed_height": height, "evidence": e.encode().hex()}
@@ -249,8 +273,10 @@ def build_app(node: Node) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    document = openapi_document(limits)
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(OPENAPI)
+        return JSONResponse(document)
 
     routes = [
         Route("/status", status),
@@ -275,7 +301,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return error(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}")
+    allow = getattr(exc, "headers", None) or {}
+    return error(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}",
+                 {"Allow": allow["Allow"]} if "Allow" in allow else None)
 
 
 async def _stream(node: Node, rollup_id: int, start: int, skip_empty: bool) -> AsyncIterator[str]:

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from .node import Node
 
 
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex(text: str) -> bool:
+    """Only hex digits, an even number of them (``bytes.fromhex`` would also take spaces)."""
+    return len(text) % 2 == 0 and HEX_DIGITS.issuperset(text)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -40,10 +48,9 @@ def parse_item(entry: Any, limits: Limits) -> Transaction:
             raise ApiError(400, "invalid_transaction", "payload must be a hex string")
         if len(raw) > 2 * limits.max_tx_bytes + 2:
             raise InvalidTransaction(f"payload of {len(raw) // 2} bytes exceeds {limits.max_tx_bytes}")
-        try:
-            payload = bytes.fromhex(raw)
-        except ValueError:
-            raise ApiError(400, "invalid_transaction", "payload is not valid hex") from None
+        if not is_hex(raw):
+            raise ApiError(400, "invalid_transaction", "payload is not valid hex (an even number of 0-9a-f)")
+        payload = bytes.fromhex(raw)
     else:
         text = entry["data"]
         if not isinstance(text, str):

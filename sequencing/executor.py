@@ -16,7 +16,7 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
 from .batch_fetcher import BatchFetcher
-from .block_content import BlockPayload, assemble
+from .block_content import BlockContent, BlockPayload, assemble
 from .storage import CommitRecord
 
 log = logging.getLogger(__name__)
@@ -39,26 +39,33 @@ class Executor:
         fetcher: BatchFetcher,
         write: Callable[[list[CommitRecord]], Awaitable[None]],
         on_written: Callable[[list[CommitRecord]], None],
+        cached: Callable[[bytes], BlockContent | None] = lambda payload: None,
         *,
         max_group: int = 64,
+        max_group_txs: int = 8_000,
     ) -> None:
         self._fetcher = fetcher
         self._write = write
         self._on_written = on_written
         self._max_group = max_group
+        self._max_group_txs = max_group_txs
+        self._cached = cached
         self.send, self._receive = trio.open_memory_channel[Committed](4096)
 
     async def run(self) -> None:
         async with self._receive:
             while True:
                 first = await self._receive.receive()
-                group = [first]
-                while len(group) < self._max_group:
+                records = [await self._record(first)]
+                txs = len(records[0].tx_ids)
+                # group what is already waiting (catch-up), keeping each transaction bounded
+                while len(records) < self._max_group and txs < self._max_group_txs:
                     try:
-                        group.append(self._receive.receive_nowait())
+                        committed = self._receive.receive_nowait()
                     except trio.WouldBlock:
                         break
-                records = [await self._record(c) for c in group]
+                    records.append(await self._record(committed))
+                    txs += len(records[-1].tx_ids)
                 await self._write(records)
                 self._on_written(records)
 
@@ -67,7 +74,7 @@ class Executor:
         payload = BlockPayload.decode(block.payload)
         batches = await self._fetcher.get(payload.batches, prefer=[block.author])
         assert batches is not None  # no give_up: committed batches always exist at f+1 honest
-        content = assemble(batches)
+        content = self._cached(block.payload) or assemble(batches)
         if content.data_root != block.data_root:
             raise ExecutionError(f"block {block.height} ({block.id.hex()[:12]}): data_root mismatch")
         return CommitRecord(
@@ -78,4 +85,5 @@ class Executor:
             bundles=content.bundles,
             batch_digests=payload.batches,
             evidence=payload.evidence,
+            batch_bodies=tuple(b.encode() for b in batches),
         )

@@ -61,7 +61,7 @@ class LocalCluster:
         self.log_level = log_level
         self.processes: dict[int, trio.Process] = {}
         self._logs: dict[int, BinaryIO] = {}
-        self.client = httpx.AsyncClient(timeout=5.0)
+        self.client = httpx.AsyncClient(timeout=20.0)  # above the API's durable-ack wait (10 s)
 
     # -- addresses -----------------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
@@ -35,6 +37,7 @@ from consensus.actions import (
 )
 from consensus.core import Replica, ReplicaConfig
 from consensus.crypto import KeyPair, Signer, Verifier
+from consensus.encoding import hash_bytes
 from consensus.errors import ConsensusError
 from consensus.leader import RoundRobin
 from consensus.messages import Block, Evidence, Proposal, Timeout, Vote
@@ -44,7 +47,7 @@ from network import FaultRules, Transport, TransportConfig
 
 from .batch_fetcher import BatchFetcher
 from .batches import Batch, BatchPool
-from .block_content import BlockPayload
+from .block_content import BlockContent, BlockPayload
 from .catchup import CatchUp
 from .config import ClusterConfig
 from .evidence_pool import EvidencePool
@@ -64,6 +67,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
+DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
 
 
 class NodeStartError(Exception):
@@ -76,6 +80,7 @@ class NodeOptions:
     transport: TransportConfig | None = None
     storage_crash_hook: Callable[[str], None] | None = None
     seed: int | None = None
+    byzantine: str | None = None  # fault injection: "double-vote"
 
 
 @dataclass(slots=True)
@@ -115,9 +120,11 @@ class Node:
         self.metrics.watch_transport(self.transport.stats.snapshot)
         self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
         self.fetcher = BatchFetcher(self.batches, self._load_batch, self.transport.send, self.peer_ids)
-        self.executor = Executor(self.fetcher, self._write_records, self._on_written)
+        self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
         self.timer = RoundTimer()
         self.storage: Storage | None = None
+        self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
+        self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
         self.replica: Replica | None = None
         self.recovering = False
         self.durable_height = 0
@@ -126,8 +133,11 @@ class Node:
         self.committed_changed = trio.Event()
         self.started = trio.Event()
         self._storage_lock = trio.Lock()
+        self._safety_lock = trio.Lock()
         self._events_send, self._events = trio.open_memory_channel[_Event](10_000)
         self._batch_seq = 0
+        self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
+        self._batched = trio.Event()
         self._submitted_at: dict[bytes, float] = {}
         self._proposed_at: dict[bytes, float] = {}
         self._nursery: trio.Nursery | None = None
@@ -154,32 +164,48 @@ class Node:
                 self.started.set()
                 task_status.started()
         finally:
-            if self.storage is not None:
-                with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True):
+                if self.storage is not None:
                     await self._storage_call(self.storage.close)
+                if self.safety_store is not None:
+                    await self._safety_call(self.safety_store.close)
 
     async def _open_storage(self) -> None:
-        path = self.config.replica_dir(self.id) / "ordo.sqlite"
-        opener = partial(Storage.open, path, chain_id=self.config.chain_id, replica_id=self.id)
+        """Open the ledger database and the safety database; if either is missing or unreadable
+        the replica may have forgotten what it signed, so it refuses to start without --recover."""
+        directory = self.config.replica_dir(self.id)
+        paths = [directory / name for name in DATABASE_FILES]
+        stores: list[Storage] = []
         try:
-            self.storage = await trio.to_thread.run_sync(partial(opener, create=False))
+            for path in paths:
+                stores.append(await trio.to_thread.run_sync(partial(self._open_db, path, create=False)))
         except (MissingDatabase, CorruptDatabase) as exc:
+            for store in stores:
+                store.close()
             if not self.options.recover:
                 raise NodeStartError(
                     f"{exc}. This replica may have signed messages before losing its database; "
                     "starting it fresh could make it equivocate. Start it with --recover to rebuild "
                     "from peers (it stays silent until it is safe to sign)."
                 ) from None
-            if path.exists():
-                path.rename(path.with_suffix(f".unreadable-{trio.current_time():.0f}"))
-            self.storage = await trio.to_thread.run_sync(partial(opener, create=True))
+            suffix = f".unreadable-{int(time.time())}"
+            for path in paths:
+                if path.exists():
+                    path.rename(path.with_name(path.name + suffix))
+            stores = [await trio.to_thread.run_sync(partial(self._open_db, path, create=True)) for path in paths]
             self.recovering = True
+        self.storage, self.safety_store = stores
         if self.options.storage_crash_hook is not None:
             self.storage.crash_hook = self.options.storage_crash_hook
+            self.safety_store.crash_hook = self.options.storage_crash_hook
+
+    def _open_db(self, path: Path, *, create: bool) -> Storage:
+        return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
 
     async def _start_core(self) -> None:
         storage = self._require_storage()
-        safety = await self._storage_call(storage.load_safety)
+        safety_store = self._require_safety_store()
+        safety = await self._safety_call(safety_store.load_safety)
         last = await self._storage_call(storage.last_block)
         root, root_proof = (last if last is not None else (None, None))
         self.durable_height = 0 if root is None else root.height
@@ -196,7 +222,9 @@ class Node:
                 self.evidence.add(evidence)
             else:
                 self.evidence.mark_committed([evidence])
-        voted_blocks = await self._storage_call(storage.voted_blocks)
+        voted_blocks = await self._safety_call(safety_store.voted_blocks)
+        horizon = max(0, self.durable_height - 2 * self.limits.batch_ttl_blocks)
+        self.batches.remember_committed(await self._storage_call(storage.committed_batches_since, horizon))
         timing = self.config.timing
         self.replica = Replica(
             signer=Signer(self.config.chain_id, self.id, self.key),
@@ -215,7 +243,7 @@ class Node:
     async def _recover(self) -> None:
         floor, high_qc = await recovery_floor(self)
         state = SafetyState(floor, high_qc, floor)
-        await self._storage_call(self._require_storage().save_safety, state)
+        await self._safety_call(self._require_safety_store().save_safety, state)
         await self._storage_call(self._require_storage().set_meta, "recovered_floor", str(floor))
         log.warning("replica %d recovered: signs nothing at or below round %d", self.id, floor)
         self.recovering = False
@@ -230,8 +258,18 @@ class Node:
         assert self.replica is not None, "core not started"
         return self.replica
 
+    def _require_safety_store(self) -> Storage:
+        assert self.safety_store is not None, "safety store not open"
+        return self.safety_store
+
     async def _storage_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call into the ledger database, in a worker thread, one at a time."""
         async with self._storage_lock:
+            return await trio.to_thread.run_sync(partial(fn, *args))
+
+    async def _safety_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call into the safety database: its own lock, so a vote never waits for a ledger write."""
+        async with self._safety_lock:
             return await trio.to_thread.run_sync(partial(fn, *args))
 
     async def _load_batch(self, digest: bytes) -> Batch | None:
@@ -269,10 +307,8 @@ class Node:
         self.fetcher.remember(batch)
         if self.batches.committed_at(batch.digest) is not None or batch.digest in self.batches:
             return False
-        self.batches.add(batch)
+        self.batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self.metrics.pending_batches.set(len(self.batches))
-        if self._nursery is not None and self.storage is not None:
-            self._nursery.start_soon(self._persist_batch, batch)
         return True
 
     async def _persist_batch(self, batch: Batch) -> None:
@@ -316,6 +352,8 @@ class Node:
                 self.transport.send(action.to, action.message)
             elif isinstance(action, Broadcast):
                 self.transport.broadcast(action.message)
+                if self.options.byzantine == "double-vote" and isinstance(action.message, Vote):
+                    self.transport.broadcast(self._conflicting_vote(action.message))
                 if isinstance(action.message, Proposal):
                     self._proposed_at[action.message.block.id] = trio.current_time()
             elif isinstance(action, SetTimer):
@@ -323,7 +361,7 @@ class Node:
             elif isinstance(action, PersistBlock):
                 voted.append(action.block)  # written with the safety state that follows it
             elif isinstance(action, PersistSafety):
-                await self._storage_call(self._require_storage().save_safety, action.state, voted)
+                await self._safety_call(self._require_safety_store().save_safety, action.state, voted)
                 voted = []
             elif isinstance(action, Commit):
                 await self._on_commit(action)
@@ -359,6 +397,15 @@ class Node:
                 await trio.sleep(0.005)
         self.post("propose", request)
 
+    def _conflicting_vote(self, vote: Vote) -> Vote:
+        """Fault injection only: a second signed vote for a made-up block in the same round."""
+        from consensus.crypto import SignatureKind
+        from consensus.encoding import hash_bytes
+
+        fake = hash_bytes(b"ordo/byzantine" + vote.block_id)
+        signature = Signer(self.config.chain_id, self.id, self.key).sign(SignatureKind.VOTE, vote.round, fake)
+        return Vote(vote.round, fake, self.id, signature)
+
     def _propose(self, request: RequestPayload) -> list[Action]:
         replica = self._require_replica()
         payload, content = build_payload(
@@ -366,7 +413,9 @@ class Node:
             ancestry=Ancestry.of(request.ancestors), batches=self.batches, evidence=self.evidence,
             limits=self.limits,
         )
-        return replica.on_payload_ready(request.round, payload.encode(), content.data_root)
+        encoded = payload.encode()
+        self.remember_content(encoded, content)
+        return replica.on_payload_ready(request.round, encoded, content.data_root)
 
     async def _verify_payload(self, block: Block) -> list[Action]:
         replica = self._require_replica()
@@ -379,23 +428,28 @@ class Node:
         if any(b is None for b in bodies):
             self._require_nursery().start_soon(self._fetch_for_proposal, block, payload)
             return []
-        storage = self._require_storage()
-        committed = {
-            d for d in payload.batches
-            if self.batches.committed_at(d) is not None
-            or await self._storage_call(storage.batch_committed_height, d) is not None
-        }
         try:
-            check_payload(
+            content = check_payload(
                 block, payload, [b for b in bodies if b is not None],
                 ancestry=Ancestry.of(replica.tree.path_from_root(block.parent_id)),
-                batch_committed=committed.__contains__, evidence=self.evidence,
-                verifier=self.verifier, limits=self.limits,
+                batch_committed=lambda d: self.batches.committed_at(d) is not None,
+                evidence=self.evidence, verifier=self.verifier, limits=self.limits,
             )
         except PayloadRejected as exc:
             self.metrics.rejected_payloads.inc()
             return replica.on_payload_verified(block.id, False, str(exc))
+        self.remember_content(block.payload, content)
         return replica.on_payload_verified(block.id, True)
+
+    def remember_content(self, payload: bytes, content: BlockContent) -> None:
+        """Keep the content assembled from a payload, so the executor need not assemble it again
+        (the payload fixes the batches, hence everything in the content)."""
+        self._content_cache[hash_bytes(payload)] = content
+        while len(self._content_cache) > 256:
+            self._content_cache.popitem(last=False)
+
+    def cached_content(self, payload: bytes) -> BlockContent | None:
+        return self._content_cache.pop(hash_bytes(payload), None)
 
     async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
         replica = self._require_replica()
@@ -447,6 +501,9 @@ class Node:
                 self.metrics.block_latency.observe(now - proposed)
         self.durable_height = records[-1].block.height
         self.durable_block_id = records[-1].block.id
+        if self.durable_height % 100 < len(records) and self._nursery is not None:
+            self._nursery.start_soon(self._safety_call, self._require_safety_store().prune_voted,
+                                     self.durable_height)
         self.txs_committed += sum(len(r.tx_ids) for r in records)
         self.metrics.committed_height.set(self.durable_height)
         self.metrics.pending_batches.set(len(self.batches))
@@ -485,19 +542,38 @@ class Node:
     def is_pending(self, item_id: bytes) -> bool:
         return self.mempool.seen(item_id)
 
+    async def wait_durable(self, arrival: int, timeout: float = 10.0) -> bool:
+        """Wait until the item with this mempool arrival number is in a batch written to disk
+        (so a crash of this replica no longer loses it); False on timeout."""
+        with trio.move_on_after(timeout):
+            while self.durable_arrival < arrival:
+                await self._batched.wait()
+            return True
+        return False
     async def _batcher(self) -> None:
         interval = self.config.timing.batch_interval
+        self._batch_seq = max((b.seq for b in self.batches.own(self.id)), default=0)
+        resend_own = True
         while True:
+            if resend_own and self.transport.connected_peers():
+                # after a restart, peers may lack the batches we made before it
+                for batch in self.batches.own(self.id):
+                    self.transport.broadcast(BatchMsg(batch))
+                resend_own = False
             await trio.sleep(interval)
             while len(self.mempool):
                 items = self.mempool.take(self.limits.batch_max_txs, self.limits.batch_max_bytes)
                 replica = self._require_replica()
+                taken_through = self.mempool.taken_through
                 self._batch_seq += 1
                 batch = Batch(self.id, self._batch_seq, replica.committed.height, tuple(items))
                 await self._persist_batch(batch)
                 self.batches.add(batch)
                 self.transport.broadcast(BatchMsg(batch))
                 self.metrics.batches_created.inc()
+                self.durable_arrival = taken_through
+                self._batched.set()
+                self._batched = trio.Event()
                 if self.mempool.tx_count < self.limits.batch_max_txs:
                     break
             self.metrics.mempool_txs.set(self.mempool.tx_count)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .batches import Batch
+from .block_content import BlockPayload
+from .transactions import item_txs
 from .wire import (
     BatchMsg,
     BatchRequest,
@@ -95,10 +98,29 @@ class PeerService:
             node.transport.send(sender, SyncResponse((), None, height))
             return
         blocks = await node._storage_call(storage.blocks_between, request.from_height, last)
-        tail = await node._storage_call(storage.block_at, last)
-        if not blocks or tail is None:
+        if not blocks:
             return
-        node.transport.send(sender, SyncResponse(tuple(blocks), tail[1], height))
+        # blocks and their batch bodies within a byte budget (well under the frame limit)
+        budget = node.limits.max_frame_bytes // 2
+        batches: list[Batch] = []
+        kept = 0
+        for block in blocks:
+            size = len(block.payload) + 512
+            bodies = []
+            for digest in BlockPayload.decode(block.payload).batches:
+                batch = node.batches.get(digest) or await node._load_batch(digest)
+                if batch is not None:
+                    bodies.append(batch)
+                    size += sum(len(tx.payload) + 16 for item in batch.items for tx in item_txs(item))
+            if kept and size > budget:
+                break
+            budget -= size
+            batches.extend(bodies)
+            kept += 1
+        tail = await node._storage_call(storage.block_at, blocks[kept - 1].height)
+        if tail is None:
+            return
+        node.transport.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
 
     def _answer_status(self, sender: int) -> None:
         node = self.node

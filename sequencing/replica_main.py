@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -13,7 +14,7 @@ import trio
 from .api import serve_api
 from .config import ClusterConfig, load_config
 from .keys import ensure_keypair, key_path, load_keypair
-from .node import Node, NodeOptions, NodeStartError
+from .node import DATABASE_FILES, Node, NodeOptions, NodeStartError
 from .storage import Storage
 
 
@@ -24,9 +25,10 @@ def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:
     if key_path(config, replica_id).exists():
         return False
     ensure_keypair(config, replica_id)
-    storage = Storage.open(config.replica_dir(replica_id) / "ordo.sqlite", chain_id=config.chain_id,
-                           replica_id=replica_id, create=True)
-    storage.close()
+    for name in DATABASE_FILES:
+        storage = Storage.open(config.replica_dir(replica_id) / name, chain_id=config.chain_id,
+                               replica_id=replica_id, create=True)
+        storage.close()
     return True
 
 
@@ -62,7 +64,26 @@ async def _stop_when_orphaned(parent: int, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str) -> int:
+def crash_hook_from_env() -> Callable[[str], None] | None:
+    """``ORDO_CRASH_AT=<crash point>:<n>`` (test-only): die like kill -9 (``os._exit``, nothing
+    flushed or closed) the n-th time storage reaches that point, e.g. ``append:slices:3``."""
+    spec = os.environ.get("ORDO_CRASH_AT")
+    if not spec:
+        return None
+    point, _, count = spec.rpartition(":")
+    remaining = [int(count)]
+
+    def hook(name: str) -> None:
+        if name == point:
+            remaining[0] -= 1
+            if remaining[0] <= 0:
+                os.write(2, f"ORDO_CRASH_AT: dying at {name}\n".encode())
+                os._exit(137)
+
+    return hook
+
+
+def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str, byzantine: str | None = None) -> int:
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format=f"%(asctime)s replica-{replica_id} %(levelname)s %(name)s: %(message)s",
@@ -74,5 +95,6 @@ def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str) -
         if recover:
             raise NodeStartError(f"{key_path(config, replica_id)}: no key to recover with")
         init_replica_dir(config, replica_id)
-    trio.run(run_replica, config, replica_id, NodeOptions(recover=recover))
+    options = NodeOptions(recover=recover, storage_crash_hook=crash_hook_from_env(), byzantine=byzantine)
+    trio.run(run_replica, config, replica_id, options)
     return 0

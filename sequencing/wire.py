@@ -108,24 +108,28 @@ class SyncRequest:
 
 @dataclass(frozen=True, slots=True)
 class SyncResponse:
-    """Committed blocks, ascending, and the commit proof of the last one; empty if none."""
+    """Committed blocks, ascending, the commit proof of the last one (none if no blocks), and the
+    bodies of the batches those blocks reference (as many as fit; the rest are fetched)."""
 
     TAG: ClassVar[int] = 16
     blocks: tuple[Block, ...]
     proof: CommitProof | None
     committed_height: int
+    batches: tuple[Batch, ...] = ()
 
     def to_wire(self) -> Any:
         proof = None if self.proof is None else self.proof.to_wire()
-        return [[b.to_wire() for b in self.blocks], proof, self.committed_height]
+        return [[b.to_wire() for b in self.blocks], proof, self.committed_height,
+                [b.to_wire() for b in self.batches]]
 
     @classmethod
     def from_wire(cls, wire: Any) -> SyncResponse:
-        blocks, proof, height = expect_list(wire, "sync_response", length=3)
+        blocks, proof, height, batches = expect_list(wire, "sync_response", length=4)
         return cls(
             tuple(Block.from_wire(b) for b in expect_list(blocks, "sync.blocks", max_len=MAX_FETCH)),
             None if proof is None else CommitProof.from_wire(proof),
             expect_int(height, "sync.committed_height"),
+            tuple(Batch.from_wire(b) for b in expect_list(batches, "sync.batches", max_len=1 << 16)),
         )
 
 
