@@ -21,7 +21,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 def cmd_replica(args: argparse.Namespace) -> int:
     from .replica_main import main
 
-    return main(args.config, args.id, recover=args.recover, log_level=args.log_level)
+    return main(args.config, args.id, recover=args.recover, log_level=args.log_level, byzantine=args.byzantine)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -76,6 +76,32 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import trio
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bench import BenchOptions, run_bench
+
+    options = BenchOptions(replicas=args.replicas, duration=args.duration, rate=args.rate,
+                           tx_bytes=args.tx_bytes, batch=args.batch, clients=args.clients,
+                           rollups=args.rollups, empty=args.empty, json_path=args.json, keep=args.keep)
+    console = Console(stderr=True)
+    with console.status(f"benchmarking a {args.replicas}-replica cluster for {args.duration:.0f}s ..."):
+        summary = trio.run(run_bench, options)
+    table = Table(title="ordo bench", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("rounds_per_s", "blocks_per_s", "submitted_tx_per_s", "accepted_tx_per_s",
+                "committed_tx_per_s", "busy_answers"):
+        table.add_row(key, str(summary[key]))
+    for name in ("client_latency_s", "server_latency_s"):
+        for key, value in summary[name].items():
+            table.add_row(f"{name}.{key}", str(value))
+    Console().print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ordo", description="ordo: a Byzantine-fault-tolerant shared sequencer for many rollups.")
@@ -102,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recover", action="store_true",
                    help="rebuild a lost or unreadable database from peers (signs nothing until safe)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--byzantine", choices=["double-vote"], default=None,
+                   help="fault injection: misbehave on purpose (double-vote: sign a second, "
+                        "conflicting vote every round) so the others record evidence")
     p.set_defaults(func=cmd_replica)
 
     p = sub.add_parser("status", help="show the status of a running cluster")
@@ -110,12 +139,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="keep refreshing (Ctrl-C to stop)")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("bench", help="measure throughput and latency on a throwaway local cluster",
+                       description="Start a temporary cluster on free local ports, drive it with clients "
+                                   "and print rounds/s, committed tx/s and commit latency.")
+    p.add_argument("--replicas", type=int, default=4)
+    p.add_argument("--duration", type=float, default=20.0, metavar="SECONDS")
+    p.add_argument("--rate", type=float, default=None, metavar="TX_PER_S", help="offered load (default: max)")
+    p.add_argument("--tx-bytes", type=int, default=100)
+    p.add_argument("--batch", type=int, default=200, help="transactions per HTTP request")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--rollups", type=int, default=8)
+    p.add_argument("--empty", action="store_true", help="no load: rounds/s with empty blocks")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("keygen", help="create a replica's key (and empty database) in the data directory",
                        description="Create missing keys; prints each public key to paste into cluster.toml "
                                    "when replicas run on different hosts.")
     _config_arg(p)
     p.add_argument("--id", type=int, default=None, help="only this replica (default: all)")
     p.set_defaults(func=cmd_keygen)
+
+    from .cli_client import add_client_commands  # submit, bundle, tx, log, evidence
+
+    add_client_commands(sub)
     return parser
 
 
