@@ -1,0 +1,301 @@
+"""The sequencer end to end with real processes: load across rollups with a replica killed (-9)
+and restarted mid-run, crashes in the middle of a commit, a lost disk, a double-voting replica,
+and catch-up."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from consensus.crypto import Verifier
+from consensus.evidence import verify_evidence
+from consensus.messages import Evidence
+from sequencing.harness import HarnessError, LocalCluster, write_local_config
+from sequencing.keys import committee_of
+
+TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02, "batch_interval": 0.02}
+ROLLUPS = (1, 2, 3, 4)
+
+
+class Load:
+    """Client traffic over several rollups (with bundles); remembers what was acknowledged."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.acked: dict[str, int] = {}  # tx id -> rollup
+        self.unacked: list[dict[str, Any]] = []  # submitted, answer lost (may or may not commit)
+        self.bundles: list[list[str]] = []
+        self.slow_answers = 0
+        self.stopping = False
+        self._idle = trio.Event()
+        self.seq = 0
+
+    async def run(self, *, rate_per_tick: int = 30, tick: float = 0.05, avoid: set[int] | None = None) -> None:
+        """Submit until ``stop()``; requests in flight are completed, never abandoned (an abandoned
+        request may still be accepted by the server after the test looked)."""
+        self.stopping = False
+        self._idle = trio.Event()
+        turn = 0
+        while not self.stopping:
+            targets = [r for r in self.cluster.ids if r not in (avoid or set())]
+            turn += 1
+            await self.submit_batch(targets[turn % len(targets)], rate_per_tick)
+            if turn % 10 == 0:
+                await self.submit_bundle(targets[turn % len(targets)])
+            await trio.sleep(tick)
+        self._idle.set()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await self._idle.wait()
+
+    async def submit_batch(self, replica_id: int, count: int) -> None:
+        txs = []
+        for _ in range(count):
+            self.seq += 1
+            rollup = ROLLUPS[self.seq % len(ROLLUPS)]
+            txs.append({"rollup_id": rollup, "data": f"tx-{self.seq}"})
+        try:
+            response = await self.cluster.post(replica_id, "/v1/transactions/batch", json={"transactions": txs})
+        except Exception:  # a replica being killed, or an answer too slow: nothing acknowledged
+            self.slow_answers += 1
+            self.unacked.extend(txs)
+            return
+        if response.status_code != 200:
+            self.unacked.extend(txs)
+            return
+        for tx, tx_id in zip(txs, response.json()["ids"], strict=True):
+            if tx_id is not None:
+                self.acked[tx_id] = tx["rollup_id"]
+
+    async def submit_bundle(self, replica_id: int) -> None:
+        self.seq += 1
+        txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in (1, 2, 3)]
+        try:
+            response = await self.cluster.post(replica_id, "/v1/bundles", json={"transactions": txs})
+        except Exception:
+            self.unacked.extend(txs)
+            return
+        if response.status_code in (200, 202):
+            body = response.json()
+            for tx, tx_id in zip(txs, body["tx_ids"], strict=True):
+                self.acked[tx_id] = tx["rollup_id"]
+            self.bundles.append([body["id"], *body["tx_ids"]])
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
+    try:
+        await c.start_all()
+        yield c
+    finally:
+        await c.stop_all()
+
+
+async def converged_rollups(c: LocalCluster, ids: list[int] | None = None, timeout: float = 40) -> dict[str, Any]:
+    ids = c.ids if ids is None else ids
+    with trio.move_on_after(timeout):
+        while True:
+            summaries = [(await c.get(rid, "/v1/rollups")).json() for rid in ids]
+            statuses = [await c.status(rid) for rid in ids]
+            idle = all(s is not None and s["mempool_txs"] == 0 and s["pending_batches"] == 0 for s in statuses)
+            if idle and all(s == summaries[0] for s in summaries):
+                return summaries[0]
+            await trio.sleep(0.3)
+    raise AssertionError(f"rollup sub-logs did not converge: {summaries}")
+
+
+async def check_exactly_once(c: LocalCluster, load: Load, summary: dict[str, Any], replica_id: int) -> None:
+    """Every acknowledged transaction is committed; what was submitted without an answer may or
+    may not be; nothing is committed twice or invented (per-rollup counts match exactly)."""
+    from sequencing.transactions import Transaction
+
+    committed: dict[int, int] = {}
+    for tx_id, rollup in load.acked.items():
+        response = await c.get(replica_id, f"/v1/transactions/{tx_id}")
+        assert response.status_code == 200, f"acknowledged tx {tx_id} missing: {response.text}"
+        body = response.json()
+        assert body["status"] == "committed" and body["rollup_id"] == rollup
+        committed[rollup] = committed.get(rollup, 0) + 1
+    for tx in load.unacked:
+        tx_id = Transaction(tx["rollup_id"], tx["data"].encode()).id.hex()
+        if tx_id in load.acked:
+            continue
+        body = (await c.get(replica_id, f"/v1/transactions/{tx_id}")).json()
+        if body["status"] == "committed":
+            committed[tx["rollup_id"]] = committed.get(tx["rollup_id"], 0) + 1
+    counts = {int(r): v["txs"] for r, v in summary.items()}
+    if counts != committed:
+        raise AssertionError(f"counts {counts} != committed submissions {committed}: "
+                             f"{await duplicates(c, replica_id)}")
+    for bundle in load.bundles:
+        heights = {(await c.get(replica_id, f"/v1/transactions/{t}")).json()["height"] for t in bundle[1:]}
+        assert len(heights) == 1, f"bundle {bundle[0]} split across heights {heights}"
+
+
+async def duplicates(c: LocalCluster, replica_id: int) -> str:
+    """Diagnostic: payloads that appear more than once in the committed sub-logs, with heights."""
+    height = (await c.status(replica_id) or {}).get("committed_height", 0)
+    seen: dict[str, list[int]] = {}
+    for h in range(1, height + 1):
+        for rollup in ROLLUPS:
+            proof = (await c.get(replica_id, f"/v1/rollups/{rollup}/slices/{h}")).json()
+            for tx in proof["transactions"]:
+                seen.setdefault(f"{rollup}:{bytes.fromhex(tx).decode(errors='replace')}", []).append(h)
+    dups = {k: v for k, v in seen.items() if len(v) > 1}
+    return f"{len(dups)} duplicated payloads, e.g. {list(dups.items())[:5]}"
+
+
+async def test_load_with_a_replica_killed_and_restarted(cluster: LocalCluster) -> None:
+    load = Load(cluster)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load.run)
+        await trio.sleep(3)
+        await cluster.kill(2)
+        await load.stop()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: load.run(avoid={2}))
+        await trio.sleep(3)
+        await cluster.start(2)
+        await cluster.wait_ready([2])
+        await trio.sleep(3)
+        await load.stop()
+    summary = await converged_rollups(cluster)
+    assert len(load.acked) > 1000 and len(load.bundles) > 5
+    await check_exactly_once(cluster, load, summary, replica_id=2)
+
+
+CRASH_POINTS = [
+    "append:blocks", "append:txindex", "append:rollups", "append:before-commit", "append:after-commit",
+    "append_many:slices", "save_safety:write", "save_safety:after-commit", "save_evidence:before-commit",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS[:5])
+async def test_crash_in_the_middle_of_a_commit_loses_nothing(tmp_path: Path, point: str) -> None:
+    await crash_and_recover(tmp_path, point)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", CRASH_POINTS[5:8])
+async def test_crash_in_the_middle_of_a_commit_more_points(tmp_path: Path, point: str) -> None:
+    await crash_and_recover(tmp_path, point)
+
+
+async def crash_and_recover(tmp_path: Path, point: str) -> None:
+    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
+    try:
+        c.prepare()
+        for rid in (0, 1, 2):
+            await c.start(rid)
+        os.environ["ORDO_CRASH_AT"] = f"{point}:15"
+        try:
+            await c.start(3)
+        finally:
+            del os.environ["ORDO_CRASH_AT"]
+        load = Load(c)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: load.run(avoid={3}))
+            with trio.fail_after(60):
+                while c.processes[3].returncode is None:
+                    await trio.sleep(0.1)
+            assert c.processes[3].returncode == 137, c.log_tail(3)
+            before = await c.heights()
+            await c.start(3)
+            await c.wait_ready([3])
+            await trio.sleep(2)
+            await load.stop()
+        summary = await converged_rollups(c)
+        await check_exactly_once(c, load, summary, replica_id=3)
+        height = max(before.values())
+        ids0 = [(await c.get(0, f"/v1/blocks/{h}")).json()["id"] for h in range(1, height)]
+        ids3 = [(await c.get(3, f"/v1/blocks/{h}")).json()["id"] for h in range(1, height)]
+        assert ids0 == ids3
+        for rid in c.ids:
+            evidence = (await c.get(rid, "/v1/evidence")).json()
+            assert evidence == [], f"replica {rid} holds evidence after the crash: {evidence}"
+    finally:
+        await c.stop_all()
+
+
+async def test_lost_disk_needs_recover_and_then_rejoins_safely(cluster: LocalCluster) -> None:
+    await cluster.wait_height(10)
+    await cluster.stop(3)
+    database = cluster.config.replica_dir(3) / "ordo.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    await cluster.start(3)
+    with trio.fail_after(30):
+        await cluster.processes[3].wait()
+    assert cluster.processes[3].returncode != 0
+    assert "--recover" in cluster.log_tail(3)
+    await cluster.start(3, "--recover")
+    await cluster.wait_ready([3], timeout=60)
+    target = max((await cluster.heights()).values()) + 10
+    await cluster.wait_height(target, timeout=60)
+    # replica 3 votes again: it signs QCs of blocks committed after its recovery
+    signers = set()
+    for h in range(target - 8, target):
+        signers.update((await cluster.get(0, f"/v1/blocks/{h}")).json()["qc"]["signers"])
+    assert 3 in signers
+    for rid in cluster.ids:
+        assert (await cluster.get(rid, "/v1/evidence")).json() == []
+
+
+async def test_double_voter_evidence_is_gossiped_committed_and_verifiable(tmp_path: Path) -> None:
+    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
+    try:
+        c.prepare()
+        for rid in (0, 1, 2):
+            await c.start(rid)
+        await c.start(3, "--byzantine", "double-vote")
+        await c.wait_ready()
+        verifier = Verifier(committee_of(c.config))
+        with trio.fail_after(40):
+            while True:
+                listed = (await c.get(1, "/v1/evidence")).json()
+                if any(e["committed_height"] is not None for e in listed):
+                    break
+                await trio.sleep(0.2)
+        committed = [e for e in listed if e["committed_height"] is not None]
+        for entry in committed:
+            evidence = Evidence.decode(bytes.fromhex(entry["evidence"]))
+            verify_evidence(evidence, verifier)
+            assert evidence.offender == 3
+            block = (await c.get(0, f"/v1/blocks/{entry['committed_height']}")).json()
+            assert entry["id"] in block["evidence"]
+        for rid in (0, 2):  # every honest replica knows it (recorded itself or through gossip)
+            ids = {e["id"] for e in (await c.get(rid, "/v1/evidence")).json()}
+            assert committed[0]["id"] in ids
+    finally:
+        await c.stop_all()
+
+
+async def test_catch_up_after_falling_behind(cluster: LocalCluster) -> None:
+    await cluster.stop(3)
+    load = Load(cluster)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: load.run(avoid={3}))
+        start_height = max((await cluster.heights()).values())
+        await cluster.wait_height(start_height + 150, ids=[0, 1, 2], timeout=90)
+        await load.stop()
+    target = max((await cluster.heights()).values())
+    behind = target - ((await cluster.heights())[3] if cluster.running(3) else 0)
+    started = time.perf_counter()
+    await cluster.start(3)
+    try:
+        await cluster.wait_ready([3])
+        await cluster.wait_height(target, ids=[3], timeout=90)
+    except HarnessError:
+        raise AssertionError(cluster.log_tail(3)) from None
+    elapsed = time.perf_counter() - started
+    print(f"\ncatch-up: {behind} blocks in {elapsed:.1f}s ({behind / elapsed:.0f} blocks/s, process start included)")
+    summary = await converged_rollups(cluster)
+    await check_exactly_once(cluster, load, summary, replica_id=3)
