@@ -11,6 +11,7 @@ from pathlib import Path
 from .config import ConfigError, load_config
 
 DEFAULT_CONFIG = "cluster.toml"
+BYZANTINE_MODES = ("double-vote",)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +34,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
+    byzantine = []
+    for spec in args.byzantine:
+        rid, _, mode = spec.partition(":")
+        if not rid.isdigit() or mode not in BYZANTINE_MODES:
+            raise ConfigError(args.config, "--byzantine",
+                              f"expected ID:MODE with MODE in {BYZANTINE_MODES}, got {spec!r}")
+        config.replica(int(rid))
+        byzantine.append((int(rid), mode))
     options = LaunchOptions(duration=args.duration, json_path=args.json, load=args.load,
-                            live=not args.no_live, reset=args.reset, log_level=args.log_level)
+                            live=not args.no_live, reset=args.reset, log_level=args.log_level,
+                            byzantine=tuple(byzantine))
     return trio.run(launch, config, options)
 
 
@@ -118,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drive demo traffic over several rollups, including bundles")
     p.add_argument("--reset", action="store_true", help="delete the data directory first (a new chain)")
     p.add_argument("--no-live", action="store_true", help="plain status lines instead of the live table")
+    p.add_argument("--byzantine", action="append", default=[], metavar="ID:MODE",
+                   help="fault injection: start replica ID misbehaving (double-vote); repeatable")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_up)
 
@@ -128,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recover", action="store_true",
                    help="rebuild a lost or unreadable database from peers (signs nothing until safe)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--byzantine", choices=["double-vote"], default=None,
+    p.add_argument("--byzantine", choices=BYZANTINE_MODES, default=None,
                    help="fault injection: misbehave on purpose (double-vote: sign a second, "
                         "conflicting vote every round) so the others record evidence")
     p.set_defaults(func=cmd_replica)

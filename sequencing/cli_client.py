@@ -237,7 +237,13 @@ def cmd_log(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr)
             return EXIT_OK
 
+        lost = [False]
+
         def reconnecting(problem: Exception) -> None:
+            """Say it once per outage, not once per attempt."""
+            if lost[0]:
+                return
+            lost[0] = True
             err.print(f"[yellow]ordo: connection to replica {args.replica} lost ({problem}); "
                       "reconnecting[/yellow]" if live else f"ordo: reconnecting ({problem})", highlight=False)
 
@@ -247,6 +253,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             status.start()
         try:
             for proof in _slices(client, args, end, reconnecting):
+                lost[0] = False
                 first, last, count = first or proof.height, proof.height, count + 1
                 txs += len(proof.transactions)
                 _print_slice(proof, args)

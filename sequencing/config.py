@@ -47,6 +47,7 @@ class Limits:
     max_frame_bytes: int = 16 * 1024 * 1024
     evidence_max_bytes_per_block: int = 16 * 1024
     evidence_max_age_rounds: int = 10_000
+    evidence_max_per_offender: int = 8
     submit_max_batch: int = 10_000
 
 

@@ -21,6 +21,8 @@ class EvidencePool:
         self.limits = limits
         self._pending: dict[bytes, Evidence] = {}
         self._committed: dict[bytes, int] = {}  # evidence id -> its round (for expiry pruning)
+        self._per_offender: dict[int, int] = {}  # pieces kept per offender (never decreases)
+        self.capped = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -33,9 +35,16 @@ class EvidencePool:
         return evidence_id in self._pending or evidence_id in self._committed
 
     def add(self, evidence: Evidence) -> bool:
+        """Keep new evidence, at most ``evidence_max_per_offender`` pieces per offender (one
+        verifiable piece is enough to slash; a replica equivocating every round must not flood the
+        log). Returns False for known or capped evidence."""
         if self.knows(evidence.id):
             return False
+        if self._per_offender.get(evidence.offender, 0) >= self.limits.evidence_max_per_offender:
+            self.capped += 1
+            return False
         self._pending[evidence.id] = evidence
+        self._per_offender[evidence.offender] = self._per_offender.get(evidence.offender, 0) + 1
         return True
 
     def is_committed(self, evidence_id: bytes) -> bool:
@@ -43,7 +52,8 @@ class EvidencePool:
 
     def mark_committed(self, evidence: Iterable[Evidence]) -> None:
         for e in evidence:
-            self._pending.pop(e.id, None)
+            if self._pending.pop(e.id, None) is None and e.id not in self._committed:
+                self._per_offender[e.offender] = self._per_offender.get(e.offender, 0) + 1
             self._committed[e.id] = e.round
 
     def expired(self, evidence: Evidence, block_round: int) -> bool:

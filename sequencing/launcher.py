@@ -39,6 +39,7 @@ class LaunchOptions:
     live: bool = True
     reset: bool = False
     log_level: str = "info"
+    byzantine: tuple[tuple[int, str], ...] = ()  # (replica id, mode) started with --byzantine
 
 
 def api_url(config: ClusterConfig, replica_id: int) -> str:
@@ -115,8 +116,10 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
     load: LoadGenerator | None = None
     async with httpx.AsyncClient() as client:
         try:
+            modes = dict(options.byzantine)
             for rid in cluster.ids:
-                await cluster.start(rid)
+                extra = ("--byzantine", modes[rid]) if rid in modes else ()
+                await cluster.start(rid, *extra)
             await cluster.wait_ready()
             print(f"cluster {config.chain_id!r} up: {config.size} replicas "
                   f"({', '.join(api_url(config, r.id) for r in config.replicas)})", file=sys.stderr)

@@ -17,7 +17,7 @@ from .config import ClusterConfig
 if TYPE_CHECKING:
     from .harness import LocalCluster
 
-COLUMNS = ("replica", "state", "round", "leader", "height", "txs", "peers", "mempool", "batches", "evidence")
+COLUMNS = ("replica", "state", "round", "leader", "height", "txs", "peers", "mempool", "evidence")
 
 
 async def fetch_statuses(config: ClusterConfig, client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -36,7 +36,8 @@ async def fetch_statuses(config: ClusterConfig, client: httpx.AsyncClient) -> li
 def render_table(config: ClusterConfig, statuses: list[dict[str, Any]]) -> Table:
     table = Table(title=f"ordo cluster {config.chain_id!r}", title_justify="left")
     for column in COLUMNS:
-        table.add_column(column, justify="right" if column not in ("state",) else "left")
+        table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True,
+                         min_width=len(column))
     for s in statuses:
         if s.get("state") != "up":
             table.add_row(str(s["id"]), "[red]down[/red]", *["-"] * (len(COLUMNS) - 2))
@@ -46,7 +47,7 @@ def render_table(config: ClusterConfig, statuses: list[dict[str, Any]]) -> Table
             str(s["id"]), f"[green]{state}[/green]", str(s["round"]), str(s["leader"]),
             str(s["committed_height"]), str(s.get("txs_committed", 0)),
             f"{len(s['peers_connected'])}/{config.size - 1}", str(s["mempool_txs"]),
-            str(s["pending_batches"]), str(s.get("evidence", s.get("pending_evidence", 0))),
+            str(s.get("evidence", 0)),
         )
     return table
 

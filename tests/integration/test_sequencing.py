@@ -178,13 +178,13 @@ CRASH_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS[:5])
+@pytest.mark.parametrize("point", ["append:txindex", "append:after-commit"])
 async def test_crash_in_the_middle_of_a_commit_loses_nothing(tmp_path: Path, point: str) -> None:
     await crash_and_recover(tmp_path, point)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", CRASH_POINTS[5:8])
+@pytest.mark.parametrize("point", [p for p in CRASH_POINTS if p not in ("append:txindex", "append:after-commit")])
 async def test_crash_in_the_middle_of_a_commit_more_points(tmp_path: Path, point: str) -> None:
     await crash_and_recover(tmp_path, point)
 
@@ -282,9 +282,9 @@ async def test_catch_up_after_falling_behind(cluster: LocalCluster) -> None:
     await cluster.stop(3)
     load = Load(cluster)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: load.run(avoid={3}))
+        nursery.start_soon(lambda: load.run(avoid={3}, rate_per_tick=10, tick=0.1))
         start_height = max((await cluster.heights()).values())
-        await cluster.wait_height(start_height + 150, ids=[0, 1, 2], timeout=90)
+        await cluster.wait_height(start_height + 100, ids=[0, 1, 2], timeout=90)
         await load.stop()
     target = max((await cluster.heights()).values())
     behind = target - ((await cluster.heights())[3] if cluster.running(3) else 0)
