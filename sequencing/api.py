@@ -115,7 +115,7 @@ def build_app(node: Node) -> Starlette:
     async def storage_call(fn: Callable[..., Any], *args: Any) -> Any:
         if node.storage is None:
             raise ApiError(503, "starting", "the replica is still starting")
-        return await node._storage_call(fn, *args)
+        return await node.storage_call(fn, *args)
 
     async def durable(arrival: int) -> None:
         """Acknowledge only what a crash of this replica can no longer lose: wait until the

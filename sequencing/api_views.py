@@ -3,8 +3,10 @@ serves tests and the CLI)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+
+from consensus.commit_proof import CommitProof
+from consensus.messages import Block
 
 from .block_content import BlockPayload
 from .config import Limits
@@ -77,71 +79,51 @@ def parse_items(entries: Any, limits: Limits, *, max_items: int) -> list[Transac
     return out
 
 
-class TreeCache:
-    """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
-
-    def __init__(self, size: int = 32) -> None:
-        self._size = size
-        self._trees: OrderedDict[int, NamespacedMerkleTree] = OrderedDict()
-
-    def get(self, height: int) -> NamespacedMerkleTree | None:
-        tree = self._trees.get(height)
-        if tree is not None:
-            self._trees.move_to_end(height)
-        return tree
-
-    def put(self, height: int, tree: NamespacedMerkleTree) -> None:
-        self._trees[height] = tree
-        if len(self._trees) > self._size:
-            self._trees.popitem(last=False)
-
-
-async def _tree_at(node: Node, height: int) -> NamespacedMerkleTree | None:
-    cache: TreeCache = node.__dict__.setdefault("_tree_cache", TreeCache())
-    tree = cache.get(height)
+async def _stored(node: Node, height: int) -> tuple[Block, CommitProof, NamespacedMerkleTree] | None:
+    """The committed block at ``height``, its commit proof and its namespaced Merkle tree."""
+    if height < 1 or height > node.durable_height:
+        return None
+    storage = node.require_storage()
+    stored = await node.storage_call(storage.block_at, height)
+    if stored is None:
+        return None
+    tree = node.trees.get(height)
     if tree is None:
-        leaves = await node._storage_call(node._require_storage().leaves_at, height)
+        leaves = await node.storage_call(storage.leaves_at, height)
         if leaves is None:
             return None
         tree = NamespacedMerkleTree(leaves)
-        cache.put(height, tree)
-    return tree
+        node.trees.put(height, tree)
+    return stored[0], stored[1], tree
 
 
 async def slice_proof(node: Node, rollup_id: int, height: int) -> SliceProof | None:
-    if height < 1 or height > node.durable_height:
+    found = await _stored(node, height)
+    if found is None:
         return None
-    stored = await node._storage_call(node._require_storage().block_at, height)
-    tree = await _tree_at(node, height)
-    if stored is None or tree is None:
-        return None
-    _, commit = stored
+    _, commit, tree = found
     return SliceProof(rollup_id, height, tuple(tree.leaves_of(rollup_id)), commit,
                       tree.prove_namespace(rollup_id))
 
 
 async def bundle_proof(node: Node, bundle_id: bytes) -> BundleProof | None:
-    storage = node._require_storage()
-    location = await node._storage_call(storage.bundle_location, bundle_id)
+    location = await node.storage_call(node.require_storage().bundle_location, bundle_id)
     if location is None:
         return None
     height, indices = location
-    stored = await node._storage_call(storage.block_at, height)
-    tree = await _tree_at(node, height)
-    if stored is None or tree is None:
+    found = await _stored(node, height)
+    if found is None:
         return None
+    _, commit, tree = found
     txs = tuple(Transaction(*tree.leaf(i)) for i in indices)
-    return BundleProof(Bundle(txs), height, tuple(indices), stored[1], tree.prove_leaves(indices))
+    return BundleProof(Bundle(txs), height, tuple(indices), commit, tree.prove_leaves(indices))
 
 
 async def block_view(node: Node, height: int) -> dict[str, Any] | None:
-    if height < 1 or height > node.durable_height:
+    found = await _stored(node, height)
+    if found is None:
         return None
-    stored = await node._storage_call(node._require_storage().block_at, height)
-    tree = await _tree_at(node, height)
-    if stored is None or tree is None:
-        return None
-    block, commit = stored
+    block, commit, tree = found
     payload = BlockPayload.decode(block.payload)
     rollups: dict[str, int] = {}
     for namespace in tree.namespaces():

@@ -30,15 +30,13 @@ class BatchFetcher:
         self._send = send
         self._peers = list(peers)
         self._arrived: dict[bytes, trio.Event] = {}
-        self._extra: dict[bytes, Batch] = {}
         self.attempt_timeout = attempt_timeout
         self.requests_sent = 0
 
-    def remember(self, batch: Batch) -> None:
-        """A batch body arrived (broadcast or response); wake whoever waits for it."""
+    def arrived(self, batch: Batch) -> None:
+        """A batch body arrived (broadcast or response) and is in the pool; wake its waiters."""
         event = self._arrived.pop(batch.digest, None)
         if event is not None:
-            self._extra[batch.digest] = batch
             event.set()
 
     async def get(self, digests: Sequence[bytes], *, prefer: Sequence[int] = (),
@@ -46,7 +44,7 @@ class BatchFetcher:
         """All batches in order, or None if ``give_up()`` turned true first."""
         found: dict[bytes, Batch] = {}
         for d in digests:
-            batch = self.pool.get(d) or self._extra.get(d) or await self._load(d)
+            batch = self.pool.get(d) or await self._load(d)
             if batch is not None:
                 found[d] = batch
         attempt = 0
@@ -63,12 +61,10 @@ class BatchFetcher:
                 for event in events:
                     await event.wait()
             for d in missing:
-                batch = self._extra.get(d) or self.pool.get(d)
+                batch = self.pool.get(d)
                 if batch is not None:
                     found[d] = batch
             attempt += 1
-        for d in digests:
-            self._extra.pop(d, None)
         return [found[d] for d in digests]
 
     def _targets(self, prefer: Sequence[int], attempt: int) -> list[int]:

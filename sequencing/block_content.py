@@ -10,6 +10,7 @@ batches, so per-rollup sub-logs are a function of the global log.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,3 +79,20 @@ def assemble(batches: Sequence[Batch]) -> BlockContent:
     return BlockContent(leaves, tx_ids, bundles, NamespacedMerkleTree(leaves).root)
 
 
+class TreeCache:
+    """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._trees: OrderedDict[int, NamespacedMerkleTree] = OrderedDict()
+
+    def get(self, height: int) -> NamespacedMerkleTree | None:
+        tree = self._trees.get(height)
+        if tree is not None:
+            self._trees.move_to_end(height)
+        return tree
+
+    def put(self, height: int, tree: NamespacedMerkleTree) -> None:
+        self._trees[height] = tree
+        if len(self._trees) > self._size:
+            self._trees.popitem(last=False)

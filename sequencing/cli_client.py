@@ -46,10 +46,8 @@ def _endpoint_args(p: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace, *, verify: bool) -> tuple[OrdoClient, ClusterConfig]:
     from .client import OrdoClient
     from .keys import committee_of
-    from .launcher import api_url
-
     config = load_config(args.config)
-    url = api_url(config, args.replica)
+    url = config.api_url(args.replica)
     return OrdoClient(url, committee_of(config) if verify else None), config
 
 

@@ -435,10 +435,8 @@ class _Base:
     def _config(cls, path: str | Path, replica: int) -> tuple[str, Committee]:
         from .config import load_config
         from .keys import committee_of
-        from .launcher import api_url
-
         config = load_config(path)
-        return api_url(config, replica), committee_of(config)
+        return config.api_url(replica), committee_of(config)
 
     def _unavailable(self, exc: Exception) -> Unavailable:
         reason = str(exc) or type(exc).__name__

@@ -79,6 +79,16 @@ class ClusterConfig:
     def replica_dir(self, replica_id: int) -> Path:
         return self.data_dir / f"replica-{replica_id}"
 
+    def api_url(self, replica_id: int) -> str:
+        """Where a client reaches this replica's API (a wildcard bind is reached on loopback)."""
+        r = self.replica(replica_id)
+        host = "127.0.0.1" if r.host in ("0.0.0.0", "::") else r.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{r.api_port}"
+
+    def admin_url(self, replica_id: int) -> str:
+        return f"http://127.0.0.1:{self.replica(replica_id).admin_port}"
+
     @property
     def size(self) -> int:
         return len(self.replicas)

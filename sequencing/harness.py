@@ -19,6 +19,8 @@ from .config import ClusterConfig, load_config
 from .replica_main import init_replica_dir
 
 STARTUP_TIMEOUT = 60.0
+# Timing for throwaway clusters (tests, fault scripts): short timeouts, no idle pause.
+FAST_TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02, "batch_interval": 0.02}
 
 
 class HarnessError(Exception):
@@ -66,12 +68,10 @@ class LocalCluster:
     # -- addresses -----------------------------------------------------------------------------
 
     def api(self, replica_id: int) -> str:
-        r = self.config.replica(replica_id)
-        host = "127.0.0.1" if r.host in ("0.0.0.0", "::") else r.host
-        return f"http://{host}:{r.api_port}"
+        return self.config.api_url(replica_id)
 
     def admin(self, replica_id: int) -> str:
-        return f"http://127.0.0.1:{self.config.replica(replica_id).admin_port}"
+        return self.config.admin_url(replica_id)
 
     @property
     def ids(self) -> list[int]:

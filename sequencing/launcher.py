@@ -42,12 +42,6 @@ class LaunchOptions:
     byzantine: tuple[tuple[int, str], ...] = ()  # (replica id, mode) started with --byzantine
 
 
-def api_url(config: ClusterConfig, replica_id: int) -> str:
-    r = config.replica(replica_id)
-    host = "127.0.0.1" if r.host in ("0.0.0.0", "::") else r.host
-    return f"http://{host}:{r.api_port}"
-
-
 
 
 async def collect_summary(config: ClusterConfig, client: httpx.AsyncClient) -> dict[str, Any]:
@@ -55,7 +49,7 @@ async def collect_summary(config: ClusterConfig, client: httpx.AsyncClient) -> d
     committed chain is a prefix of the longest one."""
     replicas: list[dict[str, Any]] = []
     for r in config.replicas:
-        base = api_url(config, r.id)
+        base = config.api_url(r.id)
         try:
             status = (await client.get(f"{base}/status", timeout=5.0)).json()
             rollups = (await client.get(f"{base}/v1/rollups", timeout=5.0)).json()
@@ -79,7 +73,7 @@ async def _agreement(config: ClusterConfig, client: httpx.AsyncClient, replicas:
     if len(live) != len(replicas) or not live:
         return False
     longest = max(live, key=lambda r: r["committed_height"])
-    base = api_url(config, longest["id"])
+    base = config.api_url(longest["id"])
     for r in live:
         height = r["committed_height"]
         if height == 0:
@@ -97,7 +91,7 @@ async def _settle(config: ClusterConfig, client: httpx.AsyncClient) -> None:
             digests = []
             for r in config.replicas:
                 try:
-                    digests.append((await client.get(f"{api_url(config, r.id)}/v1/rollups", timeout=2.0)).json())
+                    digests.append((await client.get(f"{config.api_url(r.id)}/v1/rollups", timeout=2.0)).json())
                 except (httpx.HTTPError, ValueError):
                     digests.append(None)
             if all(d is not None and d == digests[0] for d in digests):
@@ -122,7 +116,7 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
                 await cluster.start(rid, *extra)
             await cluster.wait_ready()
             print(f"cluster {config.chain_id!r} up: {config.size} replicas "
-                  f"({', '.join(api_url(config, r.id) for r in config.replicas)})", file=sys.stderr)
+                  f"({', '.join(config.api_url(r.id) for r in config.replicas)})", file=sys.stderr)
             async with trio.open_nursery() as nursery:
                 view = StatusView(config, client, cluster, live=options.live)
                 nursery.start_soon(view.run)

@@ -35,9 +35,7 @@ class LoadGenerator:
         return {"rollup_id": rollup, "data": f"demo-{self._seq}-rollup{rollup}"}
 
     async def run(self) -> None:
-        from .launcher import api_url
-
-        urls = [api_url(self.config, r.id) for r in self.config.replicas]
+        urls = [self.config.api_url(r.id) for r in self.config.replicas]
         carry = 0.0
         turn = 0
         while True:

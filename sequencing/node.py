@@ -47,7 +47,7 @@ from network import FaultRules, Transport, TransportConfig
 
 from .batch_fetcher import BatchFetcher
 from .batches import Batch, BatchPool
-from .block_content import BlockContent, BlockPayload
+from .block_content import BlockContent, BlockPayload, TreeCache
 from .catchup import CatchUp
 from .config import ClusterConfig
 from .evidence_pool import EvidencePool
@@ -119,12 +119,13 @@ class Node:
         )
         self.metrics.watch_transport(self.transport.stats.snapshot)
         self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
-        self.fetcher = BatchFetcher(self.batches, self._load_batch, self.transport.send, self.peer_ids)
+        self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
         self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
         self.timer = RoundTimer()
         self.storage: Storage | None = None
         self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
         self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
+        self.trees = TreeCache()  # NMTs of recent heights, for proofs served by the API
         self.replica: Replica | None = None
         self.recovering = False
         self.durable_height = 0
@@ -166,7 +167,7 @@ class Node:
         finally:
             with trio.CancelScope(shield=True):
                 if self.storage is not None:
-                    await self._storage_call(self.storage.close)
+                    await self.storage_call(self.storage.close)
                 if self.safety_store is not None:
                     await self._safety_call(self.safety_store.close)
 
@@ -203,28 +204,28 @@ class Node:
         return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
 
     async def _start_core(self) -> None:
-        storage = self._require_storage()
+        storage = self.require_storage()
         safety_store = self._require_safety_store()
         safety = await self._safety_call(safety_store.load_safety)
-        last = await self._storage_call(storage.last_block)
+        last = await self.storage_call(storage.last_block)
         root, root_proof = (last if last is not None else (None, None))
         self.durable_height = 0 if root is None else root.height
         self.durable_block_id = None if root is None else root.id
-        self.txs_committed = await self._storage_call(storage.txs_committed)
+        self.txs_committed = await self.storage_call(storage.txs_committed)
         self.metrics.committed_height.set(self.durable_height)
-        for digest, _author, _created, body in await self._storage_call(storage.pending_batches):
+        for digest, _author, _created, body in await self.storage_call(storage.pending_batches):
             try:
                 self.batches.add(Batch.decode(body, self.limits.max_frame_bytes))
             except ConsensusError:
                 log.warning("replica %d: stored batch %s unreadable, skipped", self.id, digest.hex()[:12])
-        for evidence, committed in await self._storage_call(storage.evidence_list):
+        for evidence, committed in await self.storage_call(storage.evidence_list):
             if committed is None:
                 self.evidence.add(evidence)
             else:
                 self.evidence.mark_committed([evidence])
         voted_blocks = await self._safety_call(safety_store.voted_blocks)
         horizon = max(0, self.durable_height - 2 * self.limits.batch_ttl_blocks)
-        self.batches.remember_committed(await self._storage_call(storage.committed_batches_since, horizon))
+        self.batches.remember_committed(await self.storage_call(storage.committed_batches_since, horizon))
         timing = self.config.timing
         self.replica = Replica(
             signer=Signer(self.config.chain_id, self.id, self.key),
@@ -244,13 +245,13 @@ class Node:
         floor, high_qc = await recovery_floor(self)
         state = SafetyState(floor, high_qc, floor)
         await self._safety_call(self._require_safety_store().save_safety, state)
-        await self._storage_call(self._require_storage().set_meta, "recovered_floor", str(floor))
+        await self.storage_call(self.require_storage().set_meta, "recovered_floor", str(floor))
         log.warning("replica %d recovered: signs nothing at or below round %d", self.id, floor)
         self.recovering = False
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _require_storage(self) -> Storage:
+    def require_storage(self) -> Storage:
         assert self.storage is not None, "storage not open"
         return self.storage
 
@@ -262,7 +263,7 @@ class Node:
         assert self.safety_store is not None, "safety store not open"
         return self.safety_store
 
-    async def _storage_call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def storage_call(self, fn: Callable[..., T], *args: Any) -> T:
         """A call into the ledger database, in a worker thread, one at a time."""
         async with self._storage_lock:
             return await trio.to_thread.run_sync(partial(fn, *args))
@@ -272,8 +273,8 @@ class Node:
         async with self._safety_lock:
             return await trio.to_thread.run_sync(partial(fn, *args))
 
-    async def _load_batch(self, digest: bytes) -> Batch | None:
-        body = await self._storage_call(self._require_storage().load_batch, digest)
+    async def load_batch(self, digest: bytes) -> Batch | None:
+        body = await self.storage_call(self.require_storage().load_batch, digest)
         if body is None:
             return None
         return Batch.decode(body, self.limits.max_frame_bytes)
@@ -304,16 +305,18 @@ class Node:
             batch.validate(self.limits)
         except ValueError:
             return False
-        self.fetcher.remember(batch)
-        if self.batches.committed_at(batch.digest) is not None or batch.digest in self.batches:
+        if self.batches.committed_at(batch.digest) is not None:
+            self.batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
+            self.fetcher.arrived(batch)
             return False
-        self.batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
+        added = self.batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
+        self.fetcher.arrived(batch)
         self.metrics.pending_batches.set(len(self.batches))
-        return True
+        return added
 
     async def _persist_batch(self, batch: Batch) -> None:
-        storage = self._require_storage()
-        await self._storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
+        storage = self.require_storage()
+        await self.storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
                                  batch.encode())
 
     # -- the core loop -------------------------------------------------------------------------
@@ -481,11 +484,11 @@ class Node:
         await self.executor.send.send(Committed(block, commit.proof))
 
     async def _write_records(self, records: list[CommitRecord]) -> None:
-        storage = self._require_storage()
+        storage = self.require_storage()
         if len(records) == 1:
-            await self._storage_call(storage.append, records[0])
+            await self.storage_call(storage.append, records[0])
         else:
-            await self._storage_call(storage.append_many, records)
+            await self.storage_call(storage.append_many, records)
 
     def _on_written(self, records: list[CommitRecord]) -> None:
         now = trio.current_time()
@@ -516,7 +519,7 @@ class Node:
         if not self.evidence.add(evidence):
             return
         replica = self._require_replica()
-        await self._storage_call(self._require_storage().save_evidence, evidence, replica.round)
+        await self.storage_call(self.require_storage().save_evidence, evidence, replica.round)
         self.metrics.evidence.labels(evidence.kind.name.lower()).inc()
         self.transport.broadcast(evidence)
         log.warning("replica %d: evidence of %s by replica %d in round %d", self.id,

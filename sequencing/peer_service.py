@@ -64,7 +64,7 @@ class PeerService:
         for digest in request.digests:
             batch = node.batches.get(digest)
             if batch is None:
-                batch = await node._load_batch(digest)
+                batch = await node.load_batch(digest)
             if batch is not None:
                 found.append(batch)
         if found:
@@ -79,7 +79,7 @@ class PeerService:
         next_id = blocks[-1].parent_id if blocks else request.target
         storage = node.storage
         while len(blocks) < MAX_BLOCKS_PER_FETCH:
-            block = await node._storage_call(storage.block_by_id, next_id)
+            block = await node.storage_call(storage.block_by_id, next_id)
             if block is None or block.height <= request.above_height:
                 break
             blocks.append(block)
@@ -92,12 +92,12 @@ class PeerService:
         storage = node.storage
         if storage is None:
             return
-        height = await node._storage_call(storage.committed_height)
+        height = await node.storage_call(storage.committed_height)
         last = min(height, request.from_height + min(request.limit, MAX_BLOCKS_PER_FETCH) - 1)
         if last < request.from_height:
             node.transport.send(sender, SyncResponse((), None, height))
             return
-        blocks = await node._storage_call(storage.blocks_between, request.from_height, last)
+        blocks = await node.storage_call(storage.blocks_between, request.from_height, last)
         if not blocks:
             return
         # blocks and their batch bodies within a byte budget (well under the frame limit)
@@ -108,7 +108,7 @@ class PeerService:
             size = len(block.payload) + 512
             bodies = []
             for digest in BlockPayload.decode(block.payload).batches:
-                batch = node.batches.get(digest) or await node._load_batch(digest)
+                batch = node.batches.get(digest) or await node.load_batch(digest)
                 if batch is not None:
                     bodies.append(batch)
                     size += sum(len(tx.payload) + 16 for item in batch.items for tx in item_txs(item))
@@ -117,7 +117,7 @@ class PeerService:
             budget -= size
             batches.extend(bodies)
             kept += 1
-        tail = await node._storage_call(storage.block_at, blocks[kept - 1].height)
+        tail = await node.storage_call(storage.block_at, blocks[kept - 1].height)
         if tail is None:
             return
         node.transport.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))

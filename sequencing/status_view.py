@@ -21,12 +21,10 @@ COLUMNS = ("replica", "state", "round", "leader", "height", "txs", "peers", "mem
 
 
 async def fetch_statuses(config: ClusterConfig, client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    from .launcher import api_url
-
     out: list[dict[str, Any]] = []
     for r in config.replicas:
         try:
-            response = await client.get(f"{api_url(config, r.id)}/status", timeout=1.0)
+            response = await client.get(f"{config.api_url(r.id)}/status", timeout=1.0)
             out.append({"state": "up", **response.json()})
         except (httpx.HTTPError, ValueError):
             out.append({"id": r.id, "state": "down"})

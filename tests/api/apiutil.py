@@ -19,11 +19,11 @@ import trio
 
 from consensus.committee import Committee
 from sequencing.config import ClusterConfig
+from sequencing.harness import FAST_TIMING as TIMING
 from sequencing.harness import LocalCluster, write_local_config
 from sequencing.keys import committee_of
 
 T = TypeVar("T")
-TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02}
 
 
 class ClusterThread:

@@ -14,11 +14,11 @@ import trio
 
 from consensus.messages import Vote
 from network.handshake import Identity, dial
+from sequencing.harness import FAST_TIMING as TIMING
 from sequencing.harness import LocalCluster, write_local_config
 from sequencing.keys import committee_of, key_path, load_keypair
 from sequencing.wire import NodeCodec
 
-TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02}
 VICTIM = 0
 REJECTION_METRICS = ("ordo_net_rejected_frames", "ordo_net_handshake_failures", "ordo_net_inbound_refused")
 

@@ -3,25 +3,12 @@ restarted replica, and shut down cleanly."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 
+from sequencing.harness import FAST_TIMING as TIMING
 from sequencing.harness import LocalCluster, write_local_config
-
-TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
-    try:
-        await c.start_all()
-        yield c
-    finally:
-        await c.stop_all()
 
 
 async def block_ids(c: LocalCluster, replica_id: int, heights: range) -> list[str]:

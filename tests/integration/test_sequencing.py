@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -16,128 +14,10 @@ import trio
 from consensus.crypto import Verifier
 from consensus.evidence import verify_evidence
 from consensus.messages import Evidence
+from sequencing.harness import FAST_TIMING as TIMING
 from sequencing.harness import HarnessError, LocalCluster, write_local_config
+from sequencing.harness_load import ROLLUPS, AckedLoad, check_exactly_once, converged_rollups
 from sequencing.keys import committee_of
-
-TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02, "batch_interval": 0.02}
-ROLLUPS = (1, 2, 3, 4)
-
-
-class Load:
-    """Client traffic over several rollups (with bundles); remembers what was acknowledged."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.acked: dict[str, int] = {}  # tx id -> rollup
-        self.unacked: list[dict[str, Any]] = []  # submitted, answer lost (may or may not commit)
-        self.bundles: list[list[str]] = []
-        self.slow_answers = 0
-        self.stopping = False
-        self._idle = trio.Event()
-        self.seq = 0
-
-    async def run(self, *, rate_per_tick: int = 30, tick: float = 0.05, avoid: set[int] | None = None) -> None:
-        """Submit until ``stop()``; requests in flight are completed, never abandoned (an abandoned
-        request may still be accepted by the server after the test looked)."""
-        self.stopping = False
-        self._idle = trio.Event()
-        turn = 0
-        while not self.stopping:
-            targets = [r for r in self.cluster.ids if r not in (avoid or set())]
-            turn += 1
-            await self.submit_batch(targets[turn % len(targets)], rate_per_tick)
-            if turn % 10 == 0:
-                await self.submit_bundle(targets[turn % len(targets)])
-            await trio.sleep(tick)
-        self._idle.set()
-
-    async def stop(self) -> None:
-        self.stopping = True
-        await self._idle.wait()
-
-    async def submit_batch(self, replica_id: int, count: int) -> None:
-        txs = []
-        for _ in range(count):
-            self.seq += 1
-            rollup = ROLLUPS[self.seq % len(ROLLUPS)]
-            txs.append({"rollup_id": rollup, "data": f"tx-{self.seq}"})
-        try:
-            response = await self.cluster.post(replica_id, "/v1/transactions/batch", json={"transactions": txs})
-        except Exception:  # a replica being killed, or an answer too slow: nothing acknowledged
-            self.slow_answers += 1
-            self.unacked.extend(txs)
-            return
-        if response.status_code != 200:
-            self.unacked.extend(txs)
-            return
-        for tx, tx_id in zip(txs, response.json()["ids"], strict=True):
-            if tx_id is not None:
-                self.acked[tx_id] = tx["rollup_id"]
-
-    async def submit_bundle(self, replica_id: int) -> None:
-        self.seq += 1
-        txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in (1, 2, 3)]
-        try:
-            response = await self.cluster.post(replica_id, "/v1/bundles", json={"transactions": txs})
-        except Exception:
-            self.unacked.extend(txs)
-            return
-        if response.status_code in (200, 202):
-            body = response.json()
-            for tx, tx_id in zip(txs, body["tx_ids"], strict=True):
-                self.acked[tx_id] = tx["rollup_id"]
-            self.bundles.append([body["id"], *body["tx_ids"]])
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
-    try:
-        await c.start_all()
-        yield c
-    finally:
-        await c.stop_all()
-
-
-async def converged_rollups(c: LocalCluster, ids: list[int] | None = None, timeout: float = 40) -> dict[str, Any]:
-    ids = c.ids if ids is None else ids
-    with trio.move_on_after(timeout):
-        while True:
-            summaries = [(await c.get(rid, "/v1/rollups")).json() for rid in ids]
-            statuses = [await c.status(rid) for rid in ids]
-            idle = all(s is not None and s["mempool_txs"] == 0 and s["pending_batches"] == 0 for s in statuses)
-            if idle and all(s == summaries[0] for s in summaries):
-                return summaries[0]
-            await trio.sleep(0.3)
-    raise AssertionError(f"rollup sub-logs did not converge: {summaries}")
-
-
-async def check_exactly_once(c: LocalCluster, load: Load, summary: dict[str, Any], replica_id: int) -> None:
-    """Every acknowledged transaction is committed; what was submitted without an answer may or
-    may not be; nothing is committed twice or invented (per-rollup counts match exactly)."""
-    from sequencing.transactions import Transaction
-
-    committed: dict[int, int] = {}
-    for tx_id, rollup in load.acked.items():
-        response = await c.get(replica_id, f"/v1/transactions/{tx_id}")
-        assert response.status_code == 200, f"acknowledged tx {tx_id} missing: {response.text}"
-        body = response.json()
-        assert body["status"] == "committed" and body["rollup_id"] == rollup
-        committed[rollup] = committed.get(rollup, 0) + 1
-    for tx in load.unacked:
-        tx_id = Transaction(tx["rollup_id"], tx["data"].encode()).id.hex()
-        if tx_id in load.acked:
-            continue
-        body = (await c.get(replica_id, f"/v1/transactions/{tx_id}")).json()
-        if body["status"] == "committed":
-            committed[tx["rollup_id"]] = committed.get(tx["rollup_id"], 0) + 1
-    counts = {int(r): v["txs"] for r, v in summary.items()}
-    if counts != committed:
-        raise AssertionError(f"counts {counts} != committed submissions {committed}: "
-                             f"{await duplicates(c, replica_id)}")
-    for bundle in load.bundles:
-        heights = {(await c.get(replica_id, f"/v1/transactions/{t}")).json()["height"] for t in bundle[1:]}
-        assert len(heights) == 1, f"bundle {bundle[0]} split across heights {heights}"
 
 
 async def duplicates(c: LocalCluster, replica_id: int) -> str:
@@ -154,14 +34,14 @@ async def duplicates(c: LocalCluster, replica_id: int) -> str:
 
 
 async def test_load_with_a_replica_killed_and_restarted(cluster: LocalCluster) -> None:
-    load = Load(cluster)
+    load = AckedLoad(cluster)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(load.run)
         await trio.sleep(3)
         await cluster.kill(2)
         await load.stop()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: load.run(avoid={2}))
+        nursery.start_soon(lambda: load.run(targets=lambda: [0, 1, 3]))
         await trio.sleep(3)
         await cluster.start(2)
         await cluster.wait_ready([2])
@@ -169,7 +49,7 @@ async def test_load_with_a_replica_killed_and_restarted(cluster: LocalCluster) -
         await load.stop()
     summary = await converged_rollups(cluster)
     assert len(load.acked) > 1000 and len(load.bundles) > 5
-    await check_exactly_once(cluster, load, summary, replica_id=2)
+    await check_exactly_once(cluster, load, summary, replica=2)
 
 
 CRASH_POINTS = [
@@ -200,9 +80,9 @@ async def crash_and_recover(tmp_path: Path, point: str) -> None:
             await c.start(3)
         finally:
             del os.environ["ORDO_CRASH_AT"]
-        load = Load(c)
+        load = AckedLoad(c)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: load.run(avoid={3}))
+            nursery.start_soon(lambda: load.run(targets=lambda: [0, 1, 2]))
             with trio.fail_after(60):
                 while c.processes[3].returncode is None:
                     await trio.sleep(0.1)
@@ -213,7 +93,7 @@ async def crash_and_recover(tmp_path: Path, point: str) -> None:
             await trio.sleep(2)
             await load.stop()
         summary = await converged_rollups(c)
-        await check_exactly_once(c, load, summary, replica_id=3)
+        await check_exactly_once(c, load, summary, replica=3)
         height = max(before.values())
         ids0 = [(await c.get(0, f"/v1/blocks/{h}")).json()["id"] for h in range(1, height)]
         ids3 = [(await c.get(3, f"/v1/blocks/{h}")).json()["id"] for h in range(1, height)]
@@ -280,9 +160,9 @@ async def test_double_voter_evidence_is_gossiped_committed_and_verifiable(tmp_pa
 
 async def test_catch_up_after_falling_behind(cluster: LocalCluster) -> None:
     await cluster.stop(3)
-    load = Load(cluster)
+    load = AckedLoad(cluster)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: load.run(avoid={3}, rate_per_tick=10, tick=0.1))
+        nursery.start_soon(lambda: load.run(targets=lambda: [0, 1, 2], per_tick=10, tick=0.1))
         start_height = max((await cluster.heights()).values())
         await cluster.wait_height(start_height + 100, ids=[0, 1, 2], timeout=90)
         await load.stop()
@@ -298,4 +178,4 @@ async def test_catch_up_after_falling_behind(cluster: LocalCluster) -> None:
     elapsed = time.perf_counter() - started
     print(f"\ncatch-up: {behind} blocks in {elapsed:.1f}s ({behind / elapsed:.0f} blocks/s, process start included)")
     summary = await converged_rollups(cluster)
-    await check_exactly_once(cluster, load, summary, replica_id=3)
+    await check_exactly_once(cluster, load, summary, replica=3)

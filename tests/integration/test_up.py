@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sequencing.harness import FAST_TIMING as TIMING
 from sequencing.harness import write_local_config
-
-TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02}
 
 
 def replica_processes(config: Path) -> list[str]:

@@ -1,0 +1,128 @@
+"""Client load that remembers what the cluster acknowledged, and the end-of-run checks every
+scenario needs: sub-logs converged and identical, every acknowledged transaction committed exactly
+once, bundles whole. Shared by the integration tests and scripts/faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .harness import LocalCluster
+from .transactions import Transaction
+
+ROLLUPS = (1, 2, 3, 4)
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+class AckedLoad:
+    """Submits transactions over several rollups (and bundles) until :meth:`stop`; requests in
+    flight are completed, never abandoned (an abandoned request may still be accepted later)."""
+
+    def __init__(self, cluster: LocalCluster, *, rollups: tuple[int, ...] = ROLLUPS, bundle_every: int = 10) -> None:
+        self.cluster = cluster
+        self.rollups = rollups
+        self.bundle_every = bundle_every
+        self.acked: dict[str, int] = {}  # tx id -> rollup
+        self.unacked: list[dict[str, Any]] = []  # submitted, no answer: may or may not commit
+        self.bundles: list[list[str]] = []  # [bundle id, tx ids...]
+        self.seq = 0
+        self.stopping = False
+        self._idle = trio.Event()
+
+    async def run(self, *, per_tick: int = 30, tick: float = 0.05,
+                  targets: Callable[[], list[int]] | None = None) -> None:
+        self.stopping = False
+        self._idle = trio.Event()
+        turn = 0
+        while not self.stopping:
+            ids = targets() if targets is not None else self.cluster.ids
+            turn += 1
+            replica = ids[turn % len(ids)]
+            await self._submit_batch(replica, per_tick)
+            if self.bundle_every and turn % self.bundle_every == 0:
+                await self._submit_bundle(replica)
+            await trio.sleep(tick)
+        self._idle.set()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await self._idle.wait()
+
+    async def _submit_batch(self, replica: int, count: int) -> None:
+        txs = []
+        for _ in range(count):
+            self.seq += 1
+            txs.append({"rollup_id": self.rollups[self.seq % len(self.rollups)], "data": f"tx-{self.seq}"})
+        try:
+            response = await self.cluster.post(replica, "/v1/transactions/batch", json={"transactions": txs})
+        except Exception:  # the replica died or answered too slowly: nothing acknowledged
+            self.unacked.extend(txs)
+            return
+        if response.status_code != 200:
+            self.unacked.extend(txs)
+            return
+        for tx, tx_id in zip(txs, response.json()["ids"], strict=True):
+            if tx_id is not None:
+                self.acked[tx_id] = tx["rollup_id"]
+
+    async def _submit_bundle(self, replica: int) -> None:
+        self.seq += 1
+        txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in self.rollups[:3]]
+        try:
+            response = await self.cluster.post(replica, "/v1/bundles", json={"transactions": txs})
+        except Exception:
+            self.unacked.extend(txs)
+            return
+        if response.status_code in (200, 202):
+            body = response.json()
+            for tx, tx_id in zip(txs, body["tx_ids"], strict=True):
+                self.acked[tx_id] = tx["rollup_id"]
+            self.bundles.append([body["id"], *body["tx_ids"]])
+
+
+async def converged_rollups(cluster: LocalCluster, ids: list[int] | None = None,
+                            timeout: float = 60) -> dict[str, Any]:
+    """Wait until the replicas are idle and report the same per-rollup digests; returns them."""
+    ids = cluster.ids if ids is None else ids
+    summaries: list[Any] = []
+    with trio.move_on_after(timeout):
+        while True:
+            summaries = [(await cluster.get(r, "/v1/rollups")).json() for r in ids]
+            statuses = [await cluster.status(r) for r in ids]
+            idle = all(s is not None and s["mempool_txs"] == 0 and s["pending_batches"] == 0 for s in statuses)
+            if idle and all(s == summaries[0] for s in summaries):
+                return summaries[0]  # type: ignore[no-any-return]
+            await trio.sleep(0.3)
+    raise CheckFailed(f"rollup sub-logs did not converge within {timeout}s: {summaries}")
+
+
+async def check_exactly_once(cluster: LocalCluster, load: AckedLoad, summary: dict[str, Any],
+                             replica: int) -> None:
+    """Every acknowledged transaction is committed; what was submitted without an answer may or
+    may not be; nothing is committed twice or invented (per-rollup counts match exactly); every
+    bundle landed in one block."""
+    committed: dict[int, int] = {}
+    for tx_id, rollup in load.acked.items():
+        response = await cluster.get(replica, f"/v1/transactions/{tx_id}")
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "committed" or body.get("rollup_id") != rollup:
+            raise CheckFailed(f"acknowledged tx {tx_id} not committed: {response.text}")
+        committed[rollup] = committed.get(rollup, 0) + 1
+    for tx in load.unacked:
+        tx_id = Transaction(tx["rollup_id"], tx["data"].encode()).id.hex()
+        if tx_id in load.acked:
+            continue
+        if (await cluster.get(replica, f"/v1/transactions/{tx_id}")).json().get("status") == "committed":
+            committed[tx["rollup_id"]] = committed.get(tx["rollup_id"], 0) + 1
+    counts = {int(r): v["txs"] for r, v in summary.items()}
+    if counts != committed:
+        raise CheckFailed(f"per-rollup counts {counts} differ from the committed submissions {committed}")
+    for bundle in load.bundles:
+        heights = {(await cluster.get(replica, f"/v1/transactions/{t}")).json()["height"] for t in bundle[1:]}
+        if len(heights) != 1:
+            raise CheckFailed(f"bundle {bundle[0]} split across heights {sorted(heights)}")

@@ -1,0 +1,20 @@
+"""A fresh 4-replica cluster of real processes per test (free ports, data under tmp_path)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sequencing.harness import FAST_TIMING, LocalCluster, write_local_config
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    c = LocalCluster(write_local_config(tmp_path, n=4, timing=FAST_TIMING))
+    try:
+        await c.start_all()
+        yield c
+    finally:
+        await c.stop_all()
