@@ -33,6 +33,7 @@ class BenchOptions:
     clients: int = 8
     rollups: int = 8
     empty: bool = False
+    catch_up: int = 0  # > 0: measure catching up this many blocks instead
     json_path: Path | None = None
     keep: bool = False
 
@@ -79,6 +80,7 @@ class Bench:
         self.rng = random.Random(1)
         self.measuring = False
         self._seq = 0
+        self.targets = list(cluster.ids)  # replicas the clients submit to
 
     async def run(self) -> BenchResult:
         o = self.options
@@ -113,7 +115,7 @@ class Bench:
 
     async def _client(self, index: int) -> None:
         o = self.options
-        ids = self.cluster.ids
+        ids = self.targets
         interval = 0.0 if o.rate is None else o.batch * o.clients / o.rate
         turn = index
         while True:
@@ -174,6 +176,35 @@ class Bench:
         return out
 
 
+async def measure_catch_up(cluster: LocalCluster, options: BenchOptions) -> dict[str, Any]:
+    """Stop the last replica, let the others commit ``catch_up`` blocks under load, restart it and
+    time how long it takes to reach the height they had when it came back."""
+    laggard = cluster.ids[-1]
+    await cluster.stop(laggard)
+    bench = Bench(cluster, options)
+    others = [r for r in cluster.ids if r != laggard]
+    bench.targets = others
+    start = (await cluster.status(others[0]) or {}).get("committed_height", 0)
+    async with trio.open_nursery() as nursery:
+        for client in range(options.clients):
+            nursery.start_soon(bench._client, client)
+        await cluster.wait_height(start + options.catch_up, ids=others, timeout=600)
+        nursery.cancel_scope.cancel()
+    target = (await cluster.status(others[0]) or {})["committed_height"]
+    target_txs = (await cluster.status(others[0]) or {})["txs_committed"]
+    began = time.perf_counter()
+    await cluster.start(laggard)
+    await cluster.wait_ready([laggard])
+    ready = time.perf_counter()
+    await cluster.wait_height(target, ids=[laggard], timeout=600)
+    done = time.perf_counter()
+    status = await cluster.status(laggard) or {}
+    return {"options": bench.result.options, "behind_blocks": target, "behind_txs": target_txs,
+            "seconds_total": round(done - began, 2), "seconds_after_ready": round(done - ready, 2),
+            "blocks_per_s": round(target / (done - ready), 1), "txs_per_s": round(target_txs / (done - ready), 1),
+            "caught_up_txs": status.get("txs_committed")}
+
+
 async def run_bench(options: BenchOptions) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="ordo-bench-"))
     timing = {"base_timeout": 1.0, "max_timeout": 5.0,
@@ -183,14 +214,16 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
     cluster = LocalCluster(config, log_level="warning")
     try:
         await cluster.start_all()
-        result = await Bench(cluster, options).run()
+        if options.catch_up:
+            summary = await measure_catch_up(cluster, options)
+        else:
+            summary = (await Bench(cluster, options).run()).summary()
     finally:
         await cluster.stop_all()
         if not options.keep:
             import shutil
 
             shutil.rmtree(directory, ignore_errors=True)
-    summary = result.summary()
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary

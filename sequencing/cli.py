@@ -95,19 +95,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     options = BenchOptions(replicas=args.replicas, duration=args.duration, rate=args.rate,
                            tx_bytes=args.tx_bytes, batch=args.batch, clients=args.clients,
-                           rollups=args.rollups, empty=args.empty, json_path=args.json, keep=args.keep)
+                           rollups=args.rollups, empty=args.empty, catch_up=args.catch_up, json_path=args.json,
+                           keep=args.keep)
     console = Console(stderr=True)
     with console.status(f"benchmarking a {args.replicas}-replica cluster for {args.duration:.0f}s ..."):
         summary = trio.run(run_bench, options)
     table = Table(title="ordo bench", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("rounds_per_s", "blocks_per_s", "submitted_tx_per_s", "accepted_tx_per_s",
-                "committed_tx_per_s", "busy_answers"):
-        table.add_row(key, str(summary[key]))
-    for name in ("client_latency_s", "server_latency_s"):
-        for key, value in summary[name].items():
-            table.add_row(f"{name}.{key}", str(value))
+    for key, value in summary.items():
+        if key == "options":
+            continue
+        for sub, item in (value.items() if isinstance(value, dict) else [("", value)]):
+            table.add_row(f"{key}.{sub}" if sub else key, str(item))
     Console().print(table)
     return 0
 
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--rollups", type=int, default=8)
     p.add_argument("--empty", action="store_true", help="no load: rounds/s with empty blocks")
+    p.add_argument("--catch-up", type=int, default=0, metavar="BLOCKS",
+                   help="instead: stop a replica, let the others commit BLOCKS blocks under load, restart it "
+                        "and measure how fast it catches up")
     p.add_argument("--json", type=Path, default=None, metavar="FILE")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     p.set_defaults(func=cmd_bench)
