@@ -61,7 +61,7 @@ from .recovery import recovery_floor
 from .round_timer import RoundTimer
 from .storage import CommitRecord, CorruptDatabase, MissingDatabase, Storage
 from .transactions import Item, item_txs
-from .wire import BatchMsg, NodeCodec
+from .wire import BatchMsg, BlockRequest, NodeCodec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,6 +139,7 @@ class Node:
         self._batch_seq = 0
         self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
         self._batched = trio.Event()
+        self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
         self._submitted_at: dict[bytes, float] = {}
         self._proposed_at: dict[bytes, float] = {}
         self._nursery: trio.Nursery | None = None
@@ -311,6 +312,8 @@ class Node:
             return False
         added = self.batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self.fetcher.arrived(batch)
+        if added:
+            self._note_batch()
         self.metrics.pending_batches.set(len(self.batches))
         return added
 
@@ -346,7 +349,6 @@ class Node:
             await self._execute(actions)
 
     async def _execute(self, actions: list[Action]) -> None:
-        replica = self._require_replica()
         queue: deque[Action] = deque(actions)
         voted: list[Block] = []
         while queue:
@@ -371,8 +373,6 @@ class Node:
             elif isinstance(action, RecordEvidence):
                 await self._on_evidence(action.evidence)
             elif isinstance(action, FetchBlocks):
-                from .wire import BlockRequest
-
                 self.transport.send(action.peer, BlockRequest(action.target, action.above_height))
             elif isinstance(action, RequestPayload):
                 if len(self.batches) or self.evidence or self.config.timing.idle_block_delay <= 0:
@@ -390,15 +390,18 @@ class Node:
                 self.metrics.rounds_entered.labels("tc" if action.by_tc else "qc").inc()
                 self.evidence.prune(action.round)
         self.metrics.peers_connected.set(len(self.transport.connected_peers()))
-        del replica
 
     async def _propose_when_busy(self, request: RequestPayload) -> None:
         """Nothing to propose: wait up to ``idle_block_delay`` for a batch, then propose anyway
         (an idle cluster commits a few empty blocks per second instead of hundreds)."""
         with trio.move_on_after(self.config.timing.idle_block_delay):
             while not len(self.batches):
-                await trio.sleep(0.005)
+                await self._batch_added.wait()
         self.post("propose", request)
+
+    def _note_batch(self) -> None:
+        self._batch_added.set()
+        self._batch_added = trio.Event()
 
     def _conflicting_vote(self, vote: Vote) -> Vote:
         """Fault injection only: a second signed vote for a made-up block in the same round."""
@@ -572,6 +575,7 @@ class Node:
                 batch = Batch(self.id, self._batch_seq, replica.committed.height, tuple(items))
                 await self._persist_batch(batch)
                 self.batches.add(batch)
+                self._note_batch()
                 self.transport.broadcast(BatchMsg(batch))
                 self.metrics.batches_created.inc()
                 self.durable_arrival = taken_through
