@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from apiutil import TIMING, ClusterThread, start_cluster
+from .apiutil import TIMING, ClusterThread, start_cluster
 
 from sequencing.client import AsyncOrdoClient, Busy, RetryPolicy
 

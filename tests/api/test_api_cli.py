@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from apiutil import ClusterThread, fresh_rollup
+from .apiutil import ClusterThread, fresh_rollup
 
 from consensus.crypto import KeyPair, SignatureKind, Signer
 from consensus.messages import Evidence, EvidenceKind

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from apiutil import ClusterThread, fresh_rollup
+from .apiutil import ClusterThread, fresh_rollup
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair

@@ -8,7 +8,7 @@ import os
 
 import httpx
 import pytest
-from apiutil import ClusterThread, fresh_rollup
+from .apiutil import ClusterThread, fresh_rollup
 from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.committee import Committee

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import requests
 import trio
-from apiutil import ClusterThread
+from .apiutil import ClusterThread
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 

@@ -11,7 +11,7 @@ from contextlib import aclosing
 
 import httpx
 import trio
-from apiutil import ClusterThread, fresh_rollup
+from .apiutil import ClusterThread, fresh_rollup
 from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.crypto import Verifier

@@ -41,14 +41,14 @@ def test_safety_and_liveness_n7(schedule: Schedule) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=800)
+@settings(max_examples=300)
 @given(schedules(4))
 def test_safety_and_liveness_n4_slow(schedule: Schedule) -> None:
     check(schedule)
 
 
 @pytest.mark.slow
-@settings(max_examples=300)
+@settings(max_examples=120)
 @given(schedules(7))
 def test_safety_and_liveness_n7_slow(schedule: Schedule) -> None:
     check(schedule)
