@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from .apiutil import ClusterThread, start_cluster
 
 

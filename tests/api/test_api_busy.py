@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from .apiutil import TIMING, ClusterThread, start_cluster
 
 from sequencing.client import AsyncOrdoClient, Busy, RetryPolicy
+
+from .apiutil import TIMING, ClusterThread, start_cluster
 
 MEMPOOL = 5
 BATCH_INTERVAL = 3.0

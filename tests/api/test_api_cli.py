@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from .apiutil import ClusterThread, fresh_rollup
 
 from consensus.crypto import KeyPair, SignatureKind, Signer
 from consensus.messages import Evidence, EvidenceKind
@@ -24,6 +23,8 @@ from sequencing.cli import build_parser
 from sequencing.client import AsyncOrdoClient
 from sequencing.harness import write_local_config
 from sequencing.keys import key_path, load_keypair
+
+from .apiutil import ClusterThread, fresh_rollup
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from .apiutil import ClusterThread, fresh_rollup
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair
@@ -32,6 +31,8 @@ from sequencing.client import (
 )
 from sequencing.harness import free_ports
 from sequencing.transactions import Transaction
+
+from .apiutil import ClusterThread, fresh_rollup
 
 FAST_RETRY = RetryPolicy(attempts=3, base=0.001, cap=0.01)
 

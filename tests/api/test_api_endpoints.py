@@ -8,7 +8,6 @@ import os
 
 import httpx
 import pytest
-from .apiutil import ClusterThread, fresh_rollup
 from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.committee import Committee
@@ -16,6 +15,8 @@ from consensus.crypto import KeyPair, Verifier
 from sequencing.client import AsyncOrdoClient, NotFound, ProofFailed
 from sequencing.openapi import openapi_document
 from sequencing.proofs import InvalidProof, SliceProof
+
+from .apiutil import ClusterThread, fresh_rollup
 
 
 def tag() -> bytes:

@@ -15,9 +15,10 @@ import httpx
 import pytest
 import requests
 import trio
-from .apiutil import ClusterThread
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from .apiutil import ClusterThread
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402

@@ -11,12 +11,13 @@ from contextlib import aclosing
 
 import httpx
 import trio
-from .apiutil import ClusterThread, fresh_rollup
 from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.crypto import Verifier
 from sequencing.client import AsyncOrdoClient
 from sequencing.proofs import SliceProof
+
+from .apiutil import ClusterThread, fresh_rollup
 
 Event = tuple[int, SliceProof]
 
