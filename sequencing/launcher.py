@@ -24,7 +24,7 @@ from .status_view import StatusView
 
 log = logging.getLogger("ordo.up")
 STARTUP_TIMEOUT = 60.0
-SETTLE_TIMEOUT = 15.0
+SETTLE_TIMEOUT = 30.0
 
 
 class LaunchError(Exception):
@@ -85,18 +85,36 @@ async def _agreement(config: ClusterConfig, client: httpx.AsyncClient, replicas:
 
 
 async def _settle(config: ClusterConfig, client: httpx.AsyncClient) -> None:
-    """After the load stops, wait until every replica reports the same rollup digests."""
+    """After the load stops, wait until the cluster is quiescent: no replica holds an uncommitted
+    transaction or batch and every replica reports the same rollup digests, twice in a row. Only then
+    is a summary taken replica by replica comparable (a block committing between two replicas'
+    reads would otherwise make equal sub-logs look different)."""
+    previous: list[Any] | None = None
     with trio.move_on_after(SETTLE_TIMEOUT):
         while True:
-            digests = []
-            for r in config.replicas:
-                try:
-                    digests.append((await client.get(f"{config.api_url(r.id)}/v1/rollups", timeout=2.0)).json())
-                except (httpx.HTTPError, ValueError):
-                    digests.append(None)
-            if all(d is not None and d == digests[0] for d in digests):
+            snapshot = await _quiescent_snapshot(config, client)
+            if snapshot is not None and snapshot == previous:
                 return
+            previous = snapshot
             await trio.sleep(0.3)
+    print(f"ordo: cluster still busy {SETTLE_TIMEOUT:.0f} s after the load stopped; "
+          "the summary compares replicas at different heights", file=sys.stderr)
+
+
+async def _quiescent_snapshot(config: ClusterConfig, client: httpx.AsyncClient) -> list[Any] | None:
+    """Every replica's rollup digests, or None while any replica is unreachable, still holds
+    uncommitted work, or disagrees with the others."""
+    digests: list[Any] = []
+    for r in config.replicas:
+        base = config.api_url(r.id)
+        try:
+            status = (await client.get(f"{base}/status", timeout=2.0)).json()
+            digests.append((await client.get(f"{base}/v1/rollups", timeout=2.0)).json())
+        except (httpx.HTTPError, ValueError):
+            return None
+        if status.get("mempool_txs") or status.get("pending_batches"):
+            return None
+    return digests if all(d == digests[0] for d in digests) else None
 
 
 async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
