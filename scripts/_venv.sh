@@ -1,9 +1,10 @@
 # Shared by scripts/*: make sure .venv exists and holds ordo with the requested extras.
-# Usage: . scripts/_venv.sh [extra]   (sets $PY to the venv's python)
-set -euo pipefail
+# Usage:  . scripts/_venv.sh; ensure_venv [extra]   (sets $PY to the venv's python, $ROOT)
+# A function, not positional arguments to `.`: a sourced file sees the caller's "$@" when given
+# none, and scripts/up's arguments (`--duration 20`) must never be taken for an extra.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-EXTRA="${1:-}"
+
 pick_python() {
   for candidate in python3.11 python3.12 python3.13 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
@@ -14,16 +15,20 @@ pick_python() {
   echo "ordo needs Python >= 3.11 (none found on PATH)" >&2
   return 1
 }
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "==> creating $VENV" >&2
-  "$(pick_python)" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-stamp="$VENV/.ordo-installed${EXTRA:+-$EXTRA}"
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-  echo "==> installing ordo${EXTRA:+[$EXTRA]} into .venv (first run only)" >&2
-  "$PY" -m pip install --quiet --upgrade pip >&2 || true
-  "$PY" -m pip install --quiet -e "$ROOT${EXTRA:+[$EXTRA]}" >&2
-  touch "$stamp"
-fi
-export PY ROOT
+
+ensure_venv() {
+  local extra="${1:-}"
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating $VENV" >&2
+    "$(pick_python)" -m venv "$VENV"
+  fi
+  PY="$VENV/bin/python"
+  local stamp="$VENV/.ordo-installed${extra:+-$extra}"
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    echo "==> installing ordo${extra:+[$extra]} into .venv (first run only)" >&2
+    "$PY" -m pip install --quiet --upgrade pip >&2 || true
+    "$PY" -m pip install --quiet -e "$ROOT${extra:+[$extra]}" >&2
+    touch "$stamp"
+  fi
+  export PY ROOT
+}

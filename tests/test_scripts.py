@@ -1,0 +1,71 @@
+"""scripts/up and scripts/test as thin wrappers: run against a stand-in virtual environment whose
+`python` only records how it was called, so the tests check the wrappers' own logic (install
+once with the right extras, pass the operator's arguments through untouched) in milliseconds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDING_PYTHON = """#!/usr/bin/env bash
+echo "$*" >> "$(dirname "$0")/../calls.log"
+"""
+
+
+def fake_checkout(tmp_path: Path, *, installed: tuple[str, ...]) -> Path:
+    checkout = tmp_path / "ordo"
+    shutil.copytree(ROOT / "scripts", checkout / "scripts")
+    shutil.copy(ROOT / "pyproject.toml", checkout / "pyproject.toml")
+    python = checkout / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(RECORDING_PYTHON)
+    python.chmod(0o755)
+    for extra in installed:
+        (checkout / ".venv" / f".ordo-installed{'-' + extra if extra else ''}").touch()
+    return checkout
+
+
+def calls(checkout: Path) -> list[str]:
+    log = checkout / ".venv" / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def run(checkout: Path, script: str, *args: str) -> None:
+    subprocess.run([str(checkout / "scripts" / script), *args], cwd=checkout, check=True,
+                   capture_output=True, text=True, timeout=30)
+
+
+def test_up_passes_its_arguments_to_ordo_up_and_adds_demo_load(tmp_path: Path) -> None:
+    checkout = fake_checkout(tmp_path, installed=("",))
+    run(checkout, "up", "--duration", "20", "--json", "out.json")
+    assert calls(checkout) == ["-m sequencing.cli up --config cluster.toml --load 200 --duration 20 --json out.json"]
+
+
+def test_up_keeps_an_explicit_load(tmp_path: Path) -> None:
+    checkout = fake_checkout(tmp_path, installed=("",))
+    run(checkout, "up", "--load", "0")
+    assert calls(checkout) == ["-m sequencing.cli up --config cluster.toml --load 0"]
+
+
+@pytest.mark.parametrize("script, args, extra", [
+    ("up", ("--duration", "20", "--json", "out.json"), ""),
+    ("test", ("-q", "tests/test_layering.py"), "[test]"),
+])
+def test_first_run_installs_the_right_extras_never_the_arguments(
+        tmp_path: Path, script: str, args: tuple[str, ...], extra: str) -> None:
+    checkout = fake_checkout(tmp_path, installed=())
+    run(checkout, script, *args)
+    installs = [c for c in calls(checkout) if c.startswith("-m pip install --quiet -e")]
+    assert installs == [f"-m pip install --quiet -e {checkout}{extra}"]
+    assert (checkout / ".venv" / f".ordo-installed{'-test' if extra else ''}").exists()
+
+
+def test_second_run_does_not_install_again(tmp_path: Path) -> None:
+    checkout = fake_checkout(tmp_path, installed=("test",))
+    run(checkout, "test", "-q")
+    assert not [c for c in calls(checkout) if "pip install" in c]
+    assert calls(checkout)[-1] == "-m pytest -q"
