@@ -14,6 +14,11 @@ from typing import Any
 Instance = int
 LinkFilter = Callable[[Instance, Instance, Any, float], bool]
 
+# A link must be able to take at least this long (max_delay). With every delay at (or near) zero,
+# rounds advance through QCs alone and take no virtual time, so a run never reaches its end time:
+# found when the schedule strategy drew min_delay = max_delay = 0 and one example ran for an hour.
+SLOWEST_DELAY_FLOOR = 0.001
+
 
 @dataclass(frozen=True, slots=True)
 class LinkConfig:
@@ -25,6 +30,8 @@ class LinkConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.min_delay <= self.max_delay:
             raise ValueError("need 0 <= min_delay <= max_delay")
+        if self.max_delay < SLOWEST_DELAY_FLOOR:
+            raise ValueError(f"max_delay must be at least {SLOWEST_DELAY_FLOOR} s (virtual time must advance)")
         if not (0 <= self.drop <= 1 and 0 <= self.duplicate <= 1):
             raise ValueError("drop and duplicate are probabilities")
 

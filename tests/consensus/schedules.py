@@ -15,7 +15,7 @@ def links(draw: st.DrawFn) -> LinkConfig:
     lo = draw(st.floats(0.0, 0.1))
     return LinkConfig(
         min_delay=lo,
-        max_delay=lo + draw(st.floats(0.0, 0.5)),
+        max_delay=lo + draw(st.floats(0.005, 0.5)),
         drop=draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.6])),
         duplicate=draw(st.sampled_from([0.0, 0.1, 0.4])),
     )

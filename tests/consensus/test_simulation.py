@@ -174,3 +174,17 @@ def test_without_persisted_voted_blocks_a_full_restart_stalls() -> None:
     sim.run(until=8.0)
     assert check_safety(sim) == []
     assert sim.min_honest_height() == before
+
+
+def test_a_link_that_takes_no_time_is_refused() -> None:
+    # With every delay zero, rounds would advance through QCs alone in no virtual time and a run
+    # would never reach its end (a schedule strategy once drew exactly that and ran for an hour).
+    with pytest.raises(ValueError, match="max_delay must be at least"):
+        LinkConfig(0.0, 0.0)
+    with pytest.raises(ValueError, match="max_delay must be at least"):
+        Schedule(n=4, seed=1, byzantine={}, faults=(Fault(0.5, "links", link=LinkConfig(0.0, 1e-9)),),
+                 gst=4.0, window=8.0)
+    fastest = Schedule(n=4, seed=1, byzantine={}, faults=(Fault(0.5, "links", link=LinkConfig(0.0, 0.001)),),
+                       gst=1.0, window=1.0)
+    result = run_schedule(fastest)
+    assert result.violations == [] and min(result.heights) > 100
