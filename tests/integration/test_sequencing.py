@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -52,37 +53,61 @@ async def test_load_with_a_replica_killed_and_restarted(cluster: LocalCluster) -
     await check_exactly_once(cluster, load, summary, replica=2)
 
 
-CRASH_POINTS = [
-    "append:blocks", "append:txindex", "append:rollups", "append:before-commit", "append:after-commit",
-    "append_many:slices", "save_safety:write", "save_safety:after-commit", "save_evidence:before-commit",
+@dataclass(frozen=True)
+class CrashScenario:
+    """Where replica 3 dies (a storage crash point, the n-th time it is reached) and what makes it
+    reach that point: steady commits, catching up (several blocks written at once) or evidence
+    from a double-voting replica 2."""
+
+    point: str
+    hit: int = 15
+    behind: int = 0  # start replica 3 this many blocks late, so it catches up with append_many
+    double_voter: bool = False
+
+    def __str__(self) -> str:
+        return self.point
+
+
+CRASH_SCENARIOS = [
+    CrashScenario("append:blocks"), CrashScenario("append:txindex"), CrashScenario("append:rollups"),
+    CrashScenario("append:before-commit"), CrashScenario("append:after-commit"),
+    CrashScenario("save_safety:write"), CrashScenario("save_safety:after-commit"),
+    CrashScenario("append_many:slices", hit=1, behind=40),
+    CrashScenario("append_many:after-commit", hit=1, behind=40),
+    CrashScenario("save_evidence:before-commit", hit=1, double_voter=True),
+    CrashScenario("save_evidence:after-commit", hit=1, double_voter=True),
 ]
+DEFAULT_CRASH_POINTS = ("append:txindex", "append:after-commit")
 
 
-@pytest.mark.parametrize("point", ["append:txindex", "append:after-commit"])
-async def test_crash_in_the_middle_of_a_commit_loses_nothing(tmp_path: Path, point: str) -> None:
-    await crash_and_recover(tmp_path, point)
+@pytest.mark.parametrize("scenario", [s for s in CRASH_SCENARIOS if s.point in DEFAULT_CRASH_POINTS], ids=str)
+async def test_crash_in_the_middle_of_a_commit_loses_nothing(tmp_path: Path, scenario: CrashScenario) -> None:
+    await crash_and_recover(tmp_path, scenario)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", [p for p in CRASH_POINTS if p not in ("append:txindex", "append:after-commit")])
-async def test_crash_in_the_middle_of_a_commit_more_points(tmp_path: Path, point: str) -> None:
-    await crash_and_recover(tmp_path, point)
+@pytest.mark.parametrize("scenario", [s for s in CRASH_SCENARIOS if s.point not in DEFAULT_CRASH_POINTS], ids=str)
+async def test_crash_in_the_middle_of_a_commit_more_points(tmp_path: Path, scenario: CrashScenario) -> None:
+    await crash_and_recover(tmp_path, scenario)
 
 
-async def crash_and_recover(tmp_path: Path, point: str) -> None:
+async def crash_and_recover(tmp_path: Path, scenario: CrashScenario) -> None:
     c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
     try:
         c.prepare()
-        for rid in (0, 1, 2):
-            await c.start(rid)
-        os.environ["ORDO_CRASH_AT"] = f"{point}:15"
-        try:
-            await c.start(3)
-        finally:
-            del os.environ["ORDO_CRASH_AT"]
+        await c.start(0)
+        await c.start(1)
+        await c.start(2, *(("--byzantine", "double-vote") if scenario.double_voter else ()))
         load = AckedLoad(c)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: load.run(targets=lambda: [0, 1, 2]))
+            if scenario.behind:
+                await c.wait_height(scenario.behind, ids=[0, 1, 2], timeout=60)
+            os.environ["ORDO_CRASH_AT"] = f"{scenario.point}:{scenario.hit}"
+            try:
+                await c.start(3)
+            finally:
+                del os.environ["ORDO_CRASH_AT"]
             with trio.fail_after(60):
                 while c.processes[3].returncode is None:
                     await trio.sleep(0.1)
@@ -99,10 +124,23 @@ async def crash_and_recover(tmp_path: Path, point: str) -> None:
         ids3 = [(await c.get(3, f"/v1/blocks/{h}")).json()["id"] for h in range(1, height)]
         assert ids0 == ids3
         for rid in c.ids:
-            evidence = (await c.get(rid, "/v1/evidence")).json()
-            assert evidence == [], f"replica {rid} holds evidence after the crash: {evidence}"
+            offenders = {e["offender"] for e in (await c.get(rid, "/v1/evidence")).json()}
+            assert offenders <= ({2} if scenario.double_voter else set()), (
+                f"replica {rid} holds evidence against {offenders} after the crash")
+        if scenario.double_voter:  # the restarted replica knows the committed evidence exactly once
+            await wait_for_committed_evidence(c, 3)
     finally:
         await c.stop_all()
+
+
+async def wait_for_committed_evidence(c: LocalCluster, replica_id: int) -> None:
+    with trio.fail_after(40):
+        while True:
+            listed = (await c.get(replica_id, "/v1/evidence")).json()
+            if any(e["committed_height"] is not None for e in listed):
+                break
+            await trio.sleep(0.2)
+    assert len({e["id"] for e in listed}) == len(listed), f"evidence listed twice: {listed}"
 
 
 async def test_lost_disk_needs_recover_and_then_rejoins_safely(cluster: LocalCluster) -> None:
