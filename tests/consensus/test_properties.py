@@ -28,27 +28,27 @@ def check(schedule: Schedule) -> None:
     )
 
 
-@settings(max_examples=25)
+@settings(max_examples=60)
 @given(schedules(4))
 def test_safety_and_liveness_n4(schedule: Schedule) -> None:
     check(schedule)
 
 
-@settings(max_examples=12)
+@settings(max_examples=30)
 @given(schedules(7))
 def test_safety_and_liveness_n7(schedule: Schedule) -> None:
     check(schedule)
 
 
 @pytest.mark.slow
-@settings(max_examples=300)
+@settings(max_examples=2000)
 @given(schedules(4))
 def test_safety_and_liveness_n4_slow(schedule: Schedule) -> None:
     check(schedule)
 
 
 @pytest.mark.slow
-@settings(max_examples=120)
+@settings(max_examples=800)
 @given(schedules(7))
 def test_safety_and_liveness_n7_slow(schedule: Schedule) -> None:
     check(schedule)
