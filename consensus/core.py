@@ -124,9 +124,7 @@ class Replica:
         for block in sorted(blocks, key=lambda b: b.height):
             if block.height > self.tree.root.height and block.parent_id in self.tree:
                 self.tree.insert(block)
-        self.last_tc: TimeoutCert | None = None
-        start_round = self.safety.high_qc.round + 1
-        self.pacemaker = Pacemaker(self.config.pacemaker, round=start_round)
+        self.pacemaker = Pacemaker(self.config.pacemaker, round=self.safety.resume_round)
         self._votes = VoteAggregator(self.committee.quorum)
         self._timeouts = TimeoutAggregator(self.committee.quorum)
         self.detector = EquivocationDetector()
@@ -154,6 +152,11 @@ class Replica:
     @property
     def high_qc(self) -> QuorumCert:
         return self.safety.high_qc
+
+    @property
+    def last_tc(self) -> TimeoutCert | None:
+        """The highest TC seen (kept in the safety state, so it survives a restart)."""
+        return self.safety.high_tc
 
     def block(self, block_id: BlockId) -> Block | None:
         return self.tree.get(block_id)
@@ -398,8 +401,7 @@ class Replica:
             target = qc.round + 1
         if tc is not None:
             self._observe_qc(tc.high_qc, out)
-            if self.last_tc is None or tc.round > self.last_tc.round:
-                self.last_tc = tc
+            self.safety = self.rules.observe_tc(self.safety, tc)
             if tc.round + 1 > target:
                 target, by_tc = tc.round + 1, True
         if target and self.pacemaker.advance(target, by_tc=by_tc):

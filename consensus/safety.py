@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .encoding import expect_int, expect_list, pack, unpack
+from .errors import DecodeError
 from .messages import Block, QuorumCert, TimeoutCert
 
 
@@ -18,26 +19,46 @@ class SafetyState:
     """``highest_voted_round``: the last round this replica voted or timed out in.
     ``high_qc``: the highest QC it has seen (2-chain lock: timeouts must carry at least this).
     ``recovery_floor``: after losing its disk, a replica signs nothing at or below this round.
+    ``high_tc``: the highest TC it has seen. Not needed for safety but for liveness after a
+    restart: a replica that signed in round ``r`` entered it with a certificate for ``r - 1``
+    (a QC, kept as ``high_qc``, or this TC), and must resume in ``r`` with it. Without the TC it
+    would restart in an earlier round in which it may no longer sign a timeout (its
+    ``highest_voted_round`` is above it), and a whole cluster restarted that way never forms a
+    TC again (found by the slow property profile).
     """
 
     highest_voted_round: int
     high_qc: QuorumCert
     recovery_floor: int = 0
+    high_tc: TimeoutCert | None = None
 
     @classmethod
     def initial(cls, genesis_qc: QuorumCert) -> SafetyState:
         return cls(0, genesis_qc, 0)
 
+    @property
+    def resume_round(self) -> int:
+        """The round a replica restarted from this state enters."""
+        tc_round = self.high_tc.round if self.high_tc is not None else 0
+        return max(self.high_qc.round, tc_round) + 1
+
     def to_wire(self) -> list[Any]:
-        return [self.highest_voted_round, self.high_qc.to_wire(), self.recovery_floor]
+        tc = None if self.high_tc is None else self.high_tc.to_wire()
+        return [self.highest_voted_round, self.high_qc.to_wire(), self.recovery_floor, tc]
 
     @classmethod
     def from_wire(cls, wire: Any) -> SafetyState:
-        hvr, hqc, floor = expect_list(wire, "safety", length=3)
+        fields = expect_list(wire, "safety", max_len=4)
+        if len(fields) == 3:  # written before high_tc was kept
+            fields = [*fields, None]
+        if len(fields) != 4:
+            raise DecodeError(f"safety: expected 4 fields, got {len(fields)}")
+        hvr, hqc, floor, tc = fields
         return cls(
             expect_int(hvr, "safety.highest_voted_round"),
             QuorumCert.from_wire(hqc),
             expect_int(floor, "safety.recovery_floor"),
+            None if tc is None else TimeoutCert.from_wire(tc),
         )
 
     def encode(self) -> bytes:
@@ -55,6 +76,11 @@ class SafetyRules:
     def observe_qc(self, state: SafetyState, qc: QuorumCert) -> SafetyState:
         if qc.round > state.high_qc.round:
             return replace(state, high_qc=qc)
+        return state
+
+    def observe_tc(self, state: SafetyState, tc: TimeoutCert) -> SafetyState:
+        if state.high_tc is None or tc.round > state.high_tc.round:
+            return replace(state, high_tc=tc)
         return state
 
     def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:

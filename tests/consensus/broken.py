@@ -3,6 +3,8 @@ tests can show that the property checkers notice."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from consensus.actions import Action, Commit, PersistSafety
 from consensus.commit_proof import CommitProof
 from consensus.core import Replica
@@ -101,3 +103,13 @@ class InventingLeader(SimNode):
         from consensus.simulation.node import encode_payload
 
         return encode_payload([b"invented-%d" % request.round])
+
+
+class TcForgettingNode(SimNode):
+    """Persists its safety state without the highest TC, as ordo did before high_tc was kept: a
+    replica that entered its last round by a TC restarts in an earlier round."""
+
+    def handle(self, action: Action) -> list[Action]:
+        if isinstance(action, PersistSafety):
+            action = PersistSafety(replace(action.state, high_tc=None))
+        return super().handle(action)

@@ -97,6 +97,18 @@ def test_block_id_covers_every_header_field() -> None:
 def test_safety_state_round_trips() -> None:
     state = SafetyState(7, W.qc(W.block(1, W.genesis)), 3)
     assert SafetyState.decode(state.encode()) == state
+    qc = W.qc(W.block(1, W.genesis))
+    with_tc = SafetyState(9, qc, 0, W.tc(8, {0: qc, 1: qc, 2: qc}))
+    assert SafetyState.decode(with_tc.encode()) == with_tc
+    assert with_tc.resume_round == 9 and state.resume_round == 2
+
+
+def test_safety_state_written_before_high_tc_still_loads() -> None:
+    state = SafetyState(7, W.qc(W.block(1, W.genesis)), 3)
+    legacy = pack([7, state.high_qc.to_wire(), 3])
+    assert SafetyState.decode(legacy) == state
+    with pytest.raises(DecodeError):
+        SafetyState.decode(pack([7, state.high_qc.to_wire(), 3, None, 1]))
 
 
 # -- malformed bytes -----------------------------------------------------------------------------

@@ -188,3 +188,29 @@ def test_a_link_that_takes_no_time_is_refused() -> None:
                        gst=1.0, window=1.0)
     result = run_schedule(fastest)
     assert result.violations == [] and min(result.heights) > 100
+
+
+# Found by the slow property profile: replicas 2 and 3 enter round 2 by a TC and sign in it; then
+# every replica crashes. Restarted without that TC, 2 and 3 were back in round 1, where they may no
+# longer sign a timeout, and no TC ever formed again.
+WHOLE_CLUSTER_DOWN_AFTER_A_TC = Schedule(
+    n=4, seed=0, byzantine={}, gst=4.0, window=8.0,
+    faults=(Fault(0.0, "crash", instance=0), Fault(0.0, "partition", groups=((0, 1, 2), (3,))),
+            Fault(1.0, "crash", instance=1), Fault(1.0, "heal"),
+            Fault(2.0, "crash", instance=2), Fault(2.0, "crash", instance=3)),
+)
+
+
+def test_a_cluster_restarted_after_entering_a_round_by_tc_resumes() -> None:
+    result = run_schedule(WHOLE_CLUSTER_DOWN_AFTER_A_TC)
+    assert result.violations == []
+    assert result.rounds_to_commit_after_gst is not None and min(result.heights) > 50
+
+
+def test_without_the_persisted_tc_that_cluster_never_commits() -> None:
+    """Teeth for the test above: the liveness check notices a replica that forgets its high TC."""
+    from broken import TcForgettingNode
+
+    result = run_schedule(WHOLE_CLUSTER_DOWN_AFTER_A_TC, node_factory=TcForgettingNode)
+    assert result.violations == []
+    assert result.rounds_to_commit_after_gst is None and max(result.heights) == 0
