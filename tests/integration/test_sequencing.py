@@ -34,11 +34,17 @@ async def duplicates(c: LocalCluster, replica_id: int) -> str:
     return f"{len(dups)} duplicated payloads, e.g. {list(dups.items())[:5]}"
 
 
+async def until_acked(load: AckedLoad, count: int, timeout: float = 60.0) -> None:
+    with trio.fail_after(timeout):
+        while len(load.acked) < count or len(load.bundles) <= 5:
+            await trio.sleep(0.1)
+
+
 async def test_load_with_a_replica_killed_and_restarted(cluster: LocalCluster) -> None:
     load = AckedLoad(cluster)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(load.run)
-        await trio.sleep(3)
+        await until_acked(load, 1000)  # by count, not time: a loaded CI machine acks fewer per second
         await cluster.kill(2)
         await load.stop()
     async with trio.open_nursery() as nursery:
