@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import trio
 
 from .harness import LocalCluster
@@ -87,18 +88,37 @@ class AckedLoad:
 
 async def converged_rollups(cluster: LocalCluster, ids: list[int] | None = None,
                             timeout: float = 60) -> dict[str, Any]:
-    """Wait until the replicas are idle and report the same per-rollup digests; returns them."""
+    """Wait until the replicas are quiescent and agree; returns their per-rollup digests.
+
+    Quiescent: no replica holds an uncommitted transaction or batch, and every one reports the
+    same digests on two polls in a row. One poll is not enough: a block whose batches are already
+    marked committed may still be on its way to disk, so equal digests can be about to change."""
     ids = cluster.ids if ids is None else ids
-    summaries: list[Any] = []
+    previous: list[Any] | None = None
+    snapshot: list[Any] | None = None
     with trio.move_on_after(timeout):
         while True:
-            summaries = [(await cluster.get(r, "/v1/rollups")).json() for r in ids]
-            statuses = [await cluster.status(r) for r in ids]
-            idle = all(s is not None and s["mempool_txs"] == 0 and s["pending_batches"] == 0 for s in statuses)
-            if idle and all(s == summaries[0] for s in summaries):
-                return summaries[0]  # type: ignore[no-any-return]
+            snapshot = await _quiescent_digests(cluster, ids)
+            if snapshot is not None and snapshot == previous:
+                return snapshot[0]  # type: ignore[no-any-return]
+            previous = snapshot
             await trio.sleep(0.3)
-    raise CheckFailed(f"rollup sub-logs did not converge within {timeout}s: {summaries}")
+    raise CheckFailed(f"rollup sub-logs did not converge within {timeout}s: {snapshot}")
+
+
+async def _quiescent_digests(cluster: LocalCluster, ids: list[int]) -> list[Any] | None:
+    """Every replica's rollup digests, or None while one is unreachable, holds uncommitted work,
+    or disagrees with the others."""
+    digests: list[Any] = []
+    for rid in ids:
+        status = await cluster.status(rid)
+        if status is None or status["mempool_txs"] or status["pending_batches"]:
+            return None
+        try:
+            digests.append((await cluster.get(rid, "/v1/rollups", timeout=2.0)).json())
+        except (httpx.HTTPError, ValueError):
+            return None
+    return digests if all(d == digests[0] for d in digests) else None
 
 
 async def check_exactly_once(cluster: LocalCluster, load: AckedLoad, summary: dict[str, Any],

@@ -19,6 +19,7 @@ import trio
 
 from .config import ClusterConfig
 from .harness import LocalCluster
+from .harness_load import CheckFailed, converged_rollups
 from .load import LoadGenerator
 from .status_view import StatusView
 
@@ -84,37 +85,14 @@ async def _agreement(config: ClusterConfig, client: httpx.AsyncClient, replicas:
     return True
 
 
-async def _settle(config: ClusterConfig, client: httpx.AsyncClient) -> None:
-    """After the load stops, wait until the cluster is quiescent: no replica holds an uncommitted
-    transaction or batch and every replica reports the same rollup digests, twice in a row. Only then
-    is a summary taken replica by replica comparable (a block committing between two replicas'
-    reads would otherwise make equal sub-logs look different)."""
-    previous: list[Any] | None = None
-    with trio.move_on_after(SETTLE_TIMEOUT):
-        while True:
-            snapshot = await _quiescent_snapshot(config, client)
-            if snapshot is not None and snapshot == previous:
-                return
-            previous = snapshot
-            await trio.sleep(0.3)
-    print(f"ordo: cluster still busy {SETTLE_TIMEOUT:.0f} s after the load stopped; "
-          "the summary compares replicas at different heights", file=sys.stderr)
-
-
-async def _quiescent_snapshot(config: ClusterConfig, client: httpx.AsyncClient) -> list[Any] | None:
-    """Every replica's rollup digests, or None while any replica is unreachable, still holds
-    uncommitted work, or disagrees with the others."""
-    digests: list[Any] = []
-    for r in config.replicas:
-        base = config.api_url(r.id)
-        try:
-            status = (await client.get(f"{base}/status", timeout=2.0)).json()
-            digests.append((await client.get(f"{base}/v1/rollups", timeout=2.0)).json())
-        except (httpx.HTTPError, ValueError):
-            return None
-        if status.get("mempool_txs") or status.get("pending_batches"):
-            return None
-    return digests if all(d == digests[0] for d in digests) else None
+async def _settle(cluster: LocalCluster) -> None:
+    """After the load stops, wait until the cluster is quiescent (see :func:`converged_rollups`);
+    only then is a summary read replica by replica comparable."""
+    try:
+        await converged_rollups(cluster, timeout=SETTLE_TIMEOUT)
+    except CheckFailed:
+        print(f"ordo: cluster still busy {SETTLE_TIMEOUT:.0f} s after the load stopped; "
+              "the summary compares replicas at different heights", file=sys.stderr)
 
 
 async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
@@ -148,7 +126,7 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
                             break
                 nursery.cancel_scope.cancel()
             if load is not None:
-                await _settle(config, client)
+                await _settle(cluster)
             summary = await collect_summary(config, client)
             if load is not None:
                 summary["load"] = load.report()
