@@ -52,6 +52,7 @@ from .catchup import CatchUp
 from .config import ClusterConfig
 from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
+from .input_guard import InputGuard
 from .keys import check_own_key, committee_of
 from .mempool import Mempool
 from .metrics import NodeMetrics
@@ -102,6 +103,7 @@ class Node:
         self.verifier = Verifier(self.committee)
         self.leaders = RoundRobin(self.committee.size)
         self.metrics = NodeMetrics(replica_id)
+        self.guard = InputGuard(replica_id, self.metrics.input_errors)
         self.mempool = Mempool(self.limits)
         self.batches = BatchPool(self.limits.batch_ttl_blocks)
         self.evidence = EvidencePool(self.limits)
@@ -296,7 +298,8 @@ class Node:
             if isinstance(message, CONSENSUS_TYPES):
                 self.post("message", sender, message)
             else:
-                await self.peer_service.handle(sender, message)
+                with self.guard.handling(type(message).__name__):
+                    await self.peer_service.handle(sender, message)
 
     def accept_batch(self, batch: Batch, sender: int | None) -> bool:
         """A batch body from a peer (broadcast by its author, or a fetch response)."""
@@ -330,23 +333,26 @@ class Node:
     async def _core_loop(self) -> None:
         replica = self._require_replica()
         async for event in self._events:
-            kind, args = event.kind, event.args
-            if kind == "message":
-                actions = replica.on_message(*args)
-            elif kind == "timeout":
-                actions = replica.on_timeout(*args)
-            elif kind == "blocks":
-                actions = replica.on_blocks(*args)
-            elif kind == "synced":
-                actions = replica.on_synced(*args)
-                self.metrics.sync_blocks.inc(len(args[0]))
-            elif kind == "recheck":
-                actions = await self._verify_payload(*args)
-            elif kind == "propose":
-                actions = self._propose(*args)
-            else:
-                raise AssertionError(f"unknown event {kind}")
-            await self._execute(actions)
+            with self.guard.handling(event.kind):
+                await self._handle_event(replica, event.kind, event.args)
+
+    async def _handle_event(self, replica: Replica, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "message":
+            actions = replica.on_message(*args)
+        elif kind == "timeout":
+            actions = replica.on_timeout(*args)
+        elif kind == "blocks":
+            actions = replica.on_blocks(*args)
+        elif kind == "synced":
+            actions = replica.on_synced(*args)
+            self.metrics.sync_blocks.inc(len(args[0]))
+        elif kind == "recheck":
+            actions = await self._verify_payload(*args)
+        elif kind == "propose":
+            actions = self._propose(*args)
+        else:
+            raise AssertionError(f"unknown event {kind}")
+        await self._execute(actions)
 
     async def _execute(self, actions: list[Action]) -> None:
         queue: deque[Action] = deque(actions)
@@ -425,6 +431,9 @@ class Node:
 
     async def _verify_payload(self, block: Block) -> list[Action]:
         replica = self._require_replica()
+        if block.id not in replica.tree or block.height <= replica.committed.height:
+            self.metrics.dropped.labels("StalePayload").inc()  # committed or pruned meanwhile
+            return []
         try:
             payload = BlockPayload.decode(block.payload)
         except ConsensusError as exc:
@@ -459,9 +468,13 @@ class Node:
 
     async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
         replica = self._require_replica()
-        got = await self.fetcher.get(payload.batches, prefer=[block.author],
-                                     give_up=lambda: replica.round > block.round)
-        if got is not None:
+        with self.guard.handling("batch_fetch"):
+            got = await self.fetcher.get(
+                payload.batches, prefer=[block.author],
+                give_up=lambda: replica.round > block.round,
+            )
+            if got is None:
+                return
             for batch in got:
                 if self.batches.committed_at(batch.digest) is None:
                     self.batches.add(batch)
