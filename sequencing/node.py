@@ -52,6 +52,7 @@ from .catchup import CatchUp
 from .config import ClusterConfig
 from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
+from .fault_injection import conflicting_vote
 from .input_guard import InputGuard
 from .keys import check_own_key, committee_of
 from .mempool import Mempool
@@ -231,7 +232,7 @@ class Node:
         self.batches.remember_committed(await self.storage_call(storage.committed_batches_since, horizon))
         timing = self.config.timing
         self.replica = Replica(
-            signer=Signer(self.config.chain_id, self.id, self.key),
+            signer=self._signer(),
             verifier=self.verifier,
             leaders=self.leaders,
             safety=safety,
@@ -253,6 +254,9 @@ class Node:
         self.recovering = False
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _signer(self) -> Signer:
+        return Signer(self.config.chain_id, self.id, self.key)
 
     def require_storage(self) -> Storage:
         assert self.storage is not None, "storage not open"
@@ -364,7 +368,7 @@ class Node:
             elif isinstance(action, Broadcast):
                 self.transport.broadcast(action.message)
                 if self.options.byzantine == "double-vote" and isinstance(action.message, Vote):
-                    self.transport.broadcast(self._conflicting_vote(action.message))
+                    self.transport.broadcast(conflicting_vote(self._signer(), action.message))
                 if isinstance(action.message, Proposal):
                     self._proposed_at[action.message.block.id] = trio.current_time()
             elif isinstance(action, SetTimer):
@@ -408,15 +412,6 @@ class Node:
     def _note_batch(self) -> None:
         self._batch_added.set()
         self._batch_added = trio.Event()
-
-    def _conflicting_vote(self, vote: Vote) -> Vote:
-        """Fault injection only: a second signed vote for a made-up block in the same round."""
-        from consensus.crypto import SignatureKind
-        from consensus.encoding import hash_bytes
-
-        fake = hash_bytes(b"ordo/byzantine" + vote.block_id)
-        signature = Signer(self.config.chain_id, self.id, self.key).sign(SignatureKind.VOTE, vote.round, fake)
-        return Vote(vote.round, fake, self.id, signature)
 
     def _propose(self, request: RequestPayload) -> list[Action]:
         replica = self._require_replica()

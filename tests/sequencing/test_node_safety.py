@@ -49,3 +49,16 @@ async def test_votes_leave_only_after_the_safety_state_is_stored(
         for kind, round, stored_round, block_stored in seen:
             assert stored_round >= round, f"{kind} of round {round} sent with round {stored_round} on disk"
             assert block_stored, f"{kind} of round {round} sent before its block was stored"
+
+
+async def test_double_vote_fault_injection_signs_a_second_vote(tmp_path: Path, mock_clock: trio.abc.Clock) -> None:
+    from consensus.validation import verify_vote
+    from sequencing.node import NodeOptions
+
+    async with node_rig(tmp_path, ME, options=NodeOptions(byzantine="double-vote")) as rig:
+        block = rig.block(1, rig.world.genesis, rig.world.genesis_qc)
+        await rig.deliver(block.author, rig.world.proposal(block))
+        votes = rig.net.of_type(Vote)
+        assert [v.round for v in votes] == [1, 1] and votes[0].block_id == block.id != votes[1].block_id
+        for vote in votes:
+            verify_vote(vote, rig.world.verifier())
