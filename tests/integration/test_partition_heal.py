@@ -66,6 +66,10 @@ async def partition_heal(cluster: LocalCluster, victims: list[int], *, seconds: 
     summary = await converged_rollups(cluster, timeout=90)
     assert not exited(cluster), exited(cluster)
     await check_exactly_once(cluster, load, summary, cluster.ids[0])
+    for rid in cluster.ids:  # survived by the cause being fixed, not by the input guard's net
+        errors = [line for line in (await cluster.get(rid, "/metrics")).text.splitlines()
+                  if line.startswith("ordo_input_errors_total{")]
+        assert not errors, f"replica {rid} dropped inputs on errors: {errors}\n{cluster.log_tail(rid, 60)}"
 
 
 async def test_isolated_replica_heals_without_anyone_exiting(cluster: LocalCluster) -> None:
