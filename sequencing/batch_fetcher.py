@@ -41,7 +41,8 @@ class BatchFetcher:
 
     async def get(self, digests: Sequence[bytes], *, prefer: Sequence[int] = (),
                   give_up: Callable[[], bool] = lambda: False) -> list[Batch] | None:
-        """All batches in order, or None if ``give_up()`` turned true first."""
+        """All batches in order, or None if ``give_up()`` turned true first (checked before each
+        attempt and once more after the last wait, so a late arrival returns None too)."""
         found: dict[bytes, Batch] = {}
         for d in digests:
             batch = self.pool.get(d) or await self._load(d)
@@ -65,6 +66,8 @@ class BatchFetcher:
                 if batch is not None:
                     found[d] = batch
             attempt += 1
+        if attempt and give_up():  # they came, but after the caller moved on (checked after waiting)
+            return None
         return [found[d] for d in digests]
 
     def _targets(self, prefer: Sequence[int], attempt: int) -> list[int]:

@@ -1,11 +1,18 @@
 """Catch-up: a replica that is behind (restarted, partitioned, new disk) asks peers how far they
 have committed and fetches committed blocks by height, with the commit proof of the last one;
 the core adopts them (``Replica.on_synced``) and the executor fetches their batches, while the
-rest of the cluster keeps committing."""
+rest of the cluster keeps committing.
+
+A peer's claimed height is unverified, so it is only a hint: a claim expires ``claim_ttl``
+seconds after it was heard; peers are tried in order of claimed height, and one that fails to
+deliver (no answer in time, an unusable answer, a chain shorter than it claimed, blocks the core
+does not adopt) is demoted for ``demote_for`` seconds while the next candidate is tried. One
+lying peer costs at most one ``timeout`` per ``demote_for``, never the whole catch-up."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING
 
 import trio
@@ -22,20 +29,25 @@ SYNC_BATCH = 256
 
 
 class CatchUp:
-    def __init__(self, node: Node, *, interval: float = 1.0, timeout: float = 3.0) -> None:
+    def __init__(self, node: Node, *, interval: float = 1.0, timeout: float = 3.0,
+                 claim_ttl: float = 10.0, demote_for: float = 15.0) -> None:
         self.node = node
         self.interval = interval
         self.timeout = timeout
-        self.statuses: dict[int, StatusResponse] = {}
+        self.claim_ttl = claim_ttl
+        self.demote_for = demote_for
+        self.statuses: dict[int, StatusResponse] = {}  # latest answer per peer (also read by recovery)
+        self._heard_at: dict[int, float] = {}
+        self._demoted_until: dict[int, float] = {}
         self._status_arrived = trio.Event()
         self._response: tuple[int, SyncResponse] | None = None
         self._response_arrived = trio.Event()
-        self._peer_turn = 0
         self.blocks_synced = 0
         self.active = False
 
     def on_status(self, sender: int, status: StatusResponse) -> None:
         self.statuses[sender] = status
+        self._heard_at[sender] = trio.current_time()
         self._status_arrived.set()
 
     def on_response(self, sender: int, response: SyncResponse) -> None:
@@ -51,24 +63,58 @@ class CatchUp:
     async def run(self) -> None:
         while True:
             await trio.sleep(self.interval)
-            await self.ask_statuses()
-            await self._sync_if_behind()
+            with self.node.guard.handling("sync"):
+                await self.ask_statuses()
+                await self._sync_if_behind()
+
+    def candidates(self, height: int) -> list[tuple[int, int]]:
+        """(peer, claimed height) worth asking, best claim first: fresh, not demoted, ahead of
+        ``height`` by at least LAG_THRESHOLD."""
+        now = trio.current_time()
+        out = [
+            (peer, status.committed_height) for peer, status in self.statuses.items()
+            if now - self._heard_at.get(peer, -math.inf) <= self.claim_ttl
+            and self._demoted_until.get(peer, -math.inf) <= now
+            and status.committed_height >= height + LAG_THRESHOLD
+        ]
+        return sorted(out, key=lambda c: (-c[1], c[0]))
+
+    def demote(self, peer: int, reason: str) -> None:
+        self._demoted_until[peer] = trio.current_time() + self.demote_for
+        self.node.metrics.sync_demotions.labels(reason).inc()
+        log.warning("replica %d catch-up: peer %d set aside for %.0fs (%s)", self.node.id, peer,
+                    self.demote_for, reason)
 
     async def _sync_if_behind(self) -> None:
+        replica = self.node.replica
+        if replica is None:
+            return
+        for peer, claimed in self.candidates(replica.committed.height):
+            if replica.committed.height + LAG_THRESHOLD > claimed:
+                return  # caught up meanwhile (from an earlier candidate, or by consensus)
+            if await self._sync_from(peer, claimed):
+                return
+
+    async def _sync_from(self, peer: int, claimed: int) -> bool:
+        """Fetch from ``peer`` up to the height it claimed; False (and the peer demoted) if it
+        failed to deliver."""
         node = self.node
         replica = node.replica
-        if replica is None or not self.statuses:
-            return
-        peer, best = max(self.statuses.items(), key=lambda kv: kv[1].committed_height)
-        if best.committed_height < replica.committed.height + LAG_THRESHOLD:
-            return
+        assert replica is not None
         self.active = True
         try:
-            while replica.committed.height < best.committed_height:
+            while replica.committed.height < claimed:
                 before = replica.committed.height
                 response = await self._request(peer, before + 1)
-                if response is None or not response.blocks or response.proof is None:
-                    return
+                if response is None:
+                    self.demote(peer, "timeout")
+                    return False
+                if response.committed_height < claimed:
+                    self.demote(peer, "shorter_than_claimed")
+                    return False
+                if not response.blocks or response.proof is None:
+                    self.demote(peer, "bad_response")
+                    return False
                 for batch in response.batches:  # identified by digest: safe to keep from anyone
                     node.batches.stash(batch)
                 node.post("synced", list(response.blocks), response.proof)
@@ -76,8 +122,10 @@ class CatchUp:
                     while replica.committed.height == before:
                         await trio.sleep(0.01)
                 if replica.committed.height == before:
-                    return
+                    self.demote(peer, "not_adopted")
+                    return False
                 self.blocks_synced += replica.committed.height - before
+            return True
         finally:
             self.active = False
 
@@ -86,7 +134,9 @@ class CatchUp:
         self._response_arrived = trio.Event()
         self.node.transport.send(peer, SyncRequest(from_height, SYNC_BATCH))
         with trio.move_on_after(self.timeout):
-            await self._response_arrived.wait()
-        if self._response is None or self._response[0] != peer:
-            return None
-        return self._response[1]
+            while True:
+                await self._response_arrived.wait()
+                if self._response is not None and self._response[0] == peer:
+                    return self._response[1]
+                self._response_arrived = trio.Event()  # an unasked peer's answer: keep waiting
+        return None

@@ -36,9 +36,16 @@ class NodeMetrics:
         self.batches_created = Counter("ordo_batches_created", "Batches this replica made", registry=r)
         self.submissions = Counter("ordo_submissions", "Client submissions", ["result"], registry=r)
         self.dropped = Counter("ordo_dropped_inputs", "Peer inputs rejected by the core", ["kind"], registry=r)
+        self.input_errors = Counter(
+            "ordo_input_errors", "Inputs dropped after an unexpected error (logged with traceback)",
+            ["input", "reason"], registry=r,
+        )
         self.rejected_payloads = Counter("ordo_rejected_payloads", "Proposals whose payload failed", registry=r)
         self.evidence = Counter("ordo_evidence_recorded", "New equivocation evidence", ["kind"], registry=r)
         self.sync_blocks = Counter("ordo_sync_blocks", "Blocks adopted through catch-up", registry=r)
+        self.sync_demotions = Counter(
+            "ordo_sync_peer_demotions", "Catch-up peers set aside for failing to deliver", ["reason"], registry=r,
+        )
         self.inbox_drops = Counter("ordo_inbox_drops", "Consensus messages dropped: core busy", registry=r)
         self.peers_connected = Gauge("ordo_peers_connected", "Peers with a live connection", registry=r)
 

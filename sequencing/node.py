@@ -52,6 +52,8 @@ from .catchup import CatchUp
 from .config import ClusterConfig
 from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
+from .fault_injection import conflicting_vote
+from .input_guard import InputGuard
 from .keys import check_own_key, committee_of
 from .mempool import Mempool
 from .metrics import NodeMetrics
@@ -102,6 +104,7 @@ class Node:
         self.verifier = Verifier(self.committee)
         self.leaders = RoundRobin(self.committee.size)
         self.metrics = NodeMetrics(replica_id)
+        self.guard = InputGuard(replica_id, self.metrics.input_errors)
         self.mempool = Mempool(self.limits)
         self.batches = BatchPool(self.limits.batch_ttl_blocks)
         self.evidence = EvidencePool(self.limits)
@@ -229,7 +232,7 @@ class Node:
         self.batches.remember_committed(await self.storage_call(storage.committed_batches_since, horizon))
         timing = self.config.timing
         self.replica = Replica(
-            signer=Signer(self.config.chain_id, self.id, self.key),
+            signer=self._signer(),
             verifier=self.verifier,
             leaders=self.leaders,
             safety=safety,
@@ -251,6 +254,9 @@ class Node:
         self.recovering = False
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _signer(self) -> Signer:
+        return Signer(self.config.chain_id, self.id, self.key)
 
     def require_storage(self) -> Storage:
         assert self.storage is not None, "storage not open"
@@ -296,7 +302,8 @@ class Node:
             if isinstance(message, CONSENSUS_TYPES):
                 self.post("message", sender, message)
             else:
-                await self.peer_service.handle(sender, message)
+                with self.guard.handling(type(message).__name__):
+                    await self.peer_service.handle(sender, message)
 
     def accept_batch(self, batch: Batch, sender: int | None) -> bool:
         """A batch body from a peer (broadcast by its author, or a fetch response)."""
@@ -330,23 +337,26 @@ class Node:
     async def _core_loop(self) -> None:
         replica = self._require_replica()
         async for event in self._events:
-            kind, args = event.kind, event.args
-            if kind == "message":
-                actions = replica.on_message(*args)
-            elif kind == "timeout":
-                actions = replica.on_timeout(*args)
-            elif kind == "blocks":
-                actions = replica.on_blocks(*args)
-            elif kind == "synced":
-                actions = replica.on_synced(*args)
-                self.metrics.sync_blocks.inc(len(args[0]))
-            elif kind == "recheck":
-                actions = await self._verify_payload(*args)
-            elif kind == "propose":
-                actions = self._propose(*args)
-            else:
-                raise AssertionError(f"unknown event {kind}")
-            await self._execute(actions)
+            with self.guard.handling(event.kind):
+                await self._handle_event(replica, event.kind, event.args)
+
+    async def _handle_event(self, replica: Replica, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "message":
+            actions = replica.on_message(*args)
+        elif kind == "timeout":
+            actions = replica.on_timeout(*args)
+        elif kind == "blocks":
+            actions = replica.on_blocks(*args)
+        elif kind == "synced":
+            actions = replica.on_synced(*args)
+            self.metrics.sync_blocks.inc(len(args[0]))
+        elif kind == "recheck":
+            actions = await self._verify_payload(*args)
+        elif kind == "propose":
+            actions = self._propose(*args)
+        else:
+            raise AssertionError(f"unknown event {kind}")
+        await self._execute(actions)
 
     async def _execute(self, actions: list[Action]) -> None:
         queue: deque[Action] = deque(actions)
@@ -358,7 +368,7 @@ class Node:
             elif isinstance(action, Broadcast):
                 self.transport.broadcast(action.message)
                 if self.options.byzantine == "double-vote" and isinstance(action.message, Vote):
-                    self.transport.broadcast(self._conflicting_vote(action.message))
+                    self.transport.broadcast(conflicting_vote(self._signer(), action.message))
                 if isinstance(action.message, Proposal):
                     self._proposed_at[action.message.block.id] = trio.current_time()
             elif isinstance(action, SetTimer):
@@ -403,15 +413,6 @@ class Node:
         self._batch_added.set()
         self._batch_added = trio.Event()
 
-    def _conflicting_vote(self, vote: Vote) -> Vote:
-        """Fault injection only: a second signed vote for a made-up block in the same round."""
-        from consensus.crypto import SignatureKind
-        from consensus.encoding import hash_bytes
-
-        fake = hash_bytes(b"ordo/byzantine" + vote.block_id)
-        signature = Signer(self.config.chain_id, self.id, self.key).sign(SignatureKind.VOTE, vote.round, fake)
-        return Vote(vote.round, fake, self.id, signature)
-
     def _propose(self, request: RequestPayload) -> list[Action]:
         replica = self._require_replica()
         payload, content = build_payload(
@@ -425,6 +426,9 @@ class Node:
 
     async def _verify_payload(self, block: Block) -> list[Action]:
         replica = self._require_replica()
+        if block.id not in replica.tree or block.height <= replica.committed.height:
+            self.metrics.dropped.labels("StalePayload").inc()  # committed or pruned meanwhile
+            return []
         try:
             payload = BlockPayload.decode(block.payload)
         except ConsensusError as exc:
@@ -459,9 +463,13 @@ class Node:
 
     async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
         replica = self._require_replica()
-        got = await self.fetcher.get(payload.batches, prefer=[block.author],
-                                     give_up=lambda: replica.round > block.round)
-        if got is not None:
+        with self.guard.handling("batch_fetch"):
+            got = await self.fetcher.get(
+                payload.batches, prefer=[block.author],
+                give_up=lambda: replica.round > block.round,
+            )
+            if got is None:
+                return
             for batch in got:
                 if self.batches.committed_at(batch.digest) is None:
                     self.batches.add(batch)

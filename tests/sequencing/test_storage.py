@@ -735,3 +735,32 @@ def test_voted_blocks_are_saved_with_the_safety_state_and_dropped_once_committed
         s.append(records[1])
         assert [b.id for b in s.voted_blocks()] == [blocks[2].id]
     assert [row[1] for row in dump(path)["voted_blocks"]] == [3]
+
+
+# -- durability of each write ----------------------------------------------------------------------
+
+SYNC_FULL, SYNC_NORMAL = 2, 1
+DURABLE_WRITES: dict[str, Callable[[Storage], None]] = {
+    "save_safety": lambda s: s.save_safety(SafetyState.initial(genesis_qc(CHAIN))),
+    "append": lambda s: s.append(chain([[(1, b"a")]])[0]),
+    "save_evidence": lambda s: s.save_evidence(evidence(1, 5), 5),
+}
+
+
+@pytest.mark.parametrize("op", sorted(DURABLE_WRITES))
+def test_durable_writes_commit_with_synchronous_full(tmp_path: Path, op: str) -> None:
+    """The safety state (and the other hooked writes the docstring calls durable) is committed with
+    PRAGMA synchronous=FULL, i.e. the WAL is fsync'd before the call returns, even right after a
+    NORMAL write (a batch) on the same connection. Read inside the transaction, at its crash points."""
+    seen: list[int] = []
+    with db(tmp_path / "r.db") as s:
+
+        def hook(name: str) -> None:
+            if name.startswith(f"{op}:"):
+                seen.append(s._conn.execute("PRAGMA synchronous").fetchone()[0])
+
+        s.save_batch(h32("batch"), 0, 0, b"body")  # leaves the connection at NORMAL
+        assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == SYNC_NORMAL
+        s.crash_hook = hook
+        DURABLE_WRITES[op](s)
+    assert seen and all(level == SYNC_FULL for level in seen), seen
