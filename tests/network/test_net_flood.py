@@ -1,0 +1,120 @@
+"""A flood of unauthenticated connections at one replica's peer port (issue 8, item 8).
+
+Hundreds of idle or dripping connections from one source, each reopened as soon as it is
+dropped, must not keep a committee member from connecting and exchanging messages: handshakes in
+progress have a small budget of their own (the oldest idle one is evicted for a newcomer) and
+authenticated links never compete with them. Every eviction and early drop is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+from netutil import HOST, make_transport, open_cluster, receive, vote, wait_until
+
+from network import Transport, TransportConfig
+
+# Production limits; only the redial pace is quickened (which helps the old code, not the new).
+CONFIG = TransportConfig(reconnect_initial=0.02, reconnect_max=0.2)
+FLOOD = 200
+# Well under handshake_timeout: before the fix no flood connection left its slot earlier than
+# that, so nothing could connect within this bound.
+BOUND = 4.0
+
+
+async def _idle(stream: trio.SocketStream) -> None:
+    """Hold the connection and never speak."""
+
+
+async def _drip(stream: trio.SocketStream) -> None:
+    """Slow loris: a length prefix announcing a small frame, then a byte every 50 ms."""
+    await stream.send_all(b"\x00\x00\x00\x40")
+    while True:
+        await trio.sleep(0.05)
+        await stream.send_all(b"\x00")
+
+
+Behaviour = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def hold(stream: trio.SocketStream, behaviour: Behaviour) -> None:
+    """Run ``behaviour`` on ``stream`` until the other side closes it."""
+    async with stream, trio.open_nursery() as nursery:
+
+        async def until_closed() -> None:
+            try:
+                while await stream.receive_some(4096):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(until_closed)
+        try:
+            await behaviour(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        await trio.sleep_forever()
+
+
+async def flood(address: tuple[str, int], count: int, behaviour: Behaviour, opened: list[int]) -> None:
+    """``count`` connections, each reopened as soon as the other side drops it (runs until
+    cancelled). ``opened[0]`` counts the connections made."""
+
+    async def one() -> None:
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(*address)
+            except OSError:
+                await trio.sleep(0.01)  # e.g. out of ephemeral ports for a moment
+                continue
+            opened[0] += 1
+            await hold(stream, behaviour)
+            await trio.sleep(0.005)  # reopen at once (a few ms: keep the test process usable)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+
+
+def linked(transport: Transport, peer: int) -> bool:
+    return peer in transport.inbound_peers() and peer in transport.outbound_peers()
+
+
+@pytest.mark.parametrize("behaviour", [_idle, _drip], ids=["idle", "slow-loris"])
+async def test_a_member_connects_and_exchanges_while_the_peer_port_is_flooded(
+    behaviour: Behaviour,
+) -> None:
+    async with open_cluster([0, 1, 2], config=CONFIG) as cluster, trio.open_nursery() as nursery:
+        victim = cluster[0]
+        opened = [0]
+        nursery.start_soon(flood, cluster.address(0), FLOOD, behaviour, opened)
+        await wait_until(lambda: opened[0] >= FLOOD, timeout=30, what="the flood to be established")
+        # The victim's existing links survive the flood.
+        assert linked(victim, 1) and linked(victim, 2)
+
+        # Replica 3 (re)starts now and joins the flooded replica.
+        ids = cluster.ids
+        joiner = make_transport(ids[3], CONFIG, seed=3)
+        await nursery.start(joiner.run)
+        assert joiner.listen_port is not None
+        victim.set_peer_address(3, (HOST, joiner.listen_port))
+        joiner.set_peer_address(0, cluster.address(0))
+        start = trio.current_time()
+        await wait_until(lambda: linked(victim, 3) and linked(joiner, 0), timeout=BOUND,
+                         what="replica 3 linked both ways with the flooded replica")
+        assert joiner.send(0, vote(ids[3], 7))
+        assert await receive(victim, timeout=BOUND) == (3, vote(ids[3], 7))
+        assert victim.send(3, vote(ids[0], 8))
+        assert await receive(joiner, timeout=BOUND) == (0, vote(ids[0], 8))
+        assert trio.current_time() - start < BOUND
+
+        # Counted: the flood's connections were evicted (or dropped at the first-frame deadline).
+        stats = victim.stats
+        assert sum(stats.inbound_refused.values()) + stats.handshake_failures["hello_timeout"] >= (
+            FLOOD - CONFIG.max_pending_handshakes
+        )
+        assert victim.pending_handshakes() <= CONFIG.max_pending_handshakes
+        nursery.cancel_scope.cancel()
