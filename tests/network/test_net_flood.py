@@ -8,11 +8,9 @@ authenticated links never compete with them. Every eviction and early drop is co
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 import trio
-from netutil import HOST, make_transport, open_cluster, receive, vote, wait_until
+from netutil import HOST, Behaviour, drip, flood, idle, make_transport, open_cluster, receive, vote, wait_until
 
 from network import Transport, TransportConfig
 
@@ -24,66 +22,11 @@ FLOOD = 200
 BOUND = 4.0
 
 
-async def _idle(stream: trio.SocketStream) -> None:
-    """Hold the connection and never speak."""
-
-
-async def _drip(stream: trio.SocketStream) -> None:
-    """Slow loris: a length prefix announcing a small frame, then a byte every 50 ms."""
-    await stream.send_all(b"\x00\x00\x00\x40")
-    while True:
-        await trio.sleep(0.05)
-        await stream.send_all(b"\x00")
-
-
-Behaviour = Callable[[trio.SocketStream], Awaitable[None]]
-
-
-async def hold(stream: trio.SocketStream, behaviour: Behaviour) -> None:
-    """Run ``behaviour`` on ``stream`` until the other side closes it."""
-    async with stream, trio.open_nursery() as nursery:
-
-        async def until_closed() -> None:
-            try:
-                while await stream.receive_some(4096):
-                    pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(until_closed)
-        try:
-            await behaviour(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        await trio.sleep_forever()
-
-
-async def flood(address: tuple[str, int], count: int, behaviour: Behaviour, opened: list[int]) -> None:
-    """``count`` connections, each reopened as soon as the other side drops it (runs until
-    cancelled). ``opened[0]`` counts the connections made."""
-
-    async def one() -> None:
-        while True:
-            try:
-                stream = await trio.open_tcp_stream(*address)
-            except OSError:
-                await trio.sleep(0.01)  # e.g. out of ephemeral ports for a moment
-                continue
-            opened[0] += 1
-            await hold(stream, behaviour)
-            await trio.sleep(0.005)  # reopen at once (a few ms: keep the test process usable)
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(count):
-            nursery.start_soon(one)
-
-
 def linked(transport: Transport, peer: int) -> bool:
     return peer in transport.inbound_peers() and peer in transport.outbound_peers()
 
 
-@pytest.mark.parametrize("behaviour", [_idle, _drip], ids=["idle", "slow-loris"])
+@pytest.mark.parametrize("behaviour", [idle, drip], ids=["idle", "slow-loris"])
 async def test_a_member_connects_and_exchanges_while_the_peer_port_is_flooded(
     behaviour: Behaviour,
 ) -> None:
