@@ -2,8 +2,9 @@
 
 Admission keeps unauthenticated connections from starving committee members. A connection in
 the handshake holds one of ``max_pending_handshakes`` slots; when they are all taken, a newcomer
-is still admitted and the oldest pending connection is closed instead (one that has not sent its
-first frame, if there is one, since an honest dialer sends it at once). Its first frame must
+is still admitted and a pending connection is closed instead: one from the source address
+holding the most pending connections, the oldest of those that have not sent a whole frame if
+any (an honest dialer sends its first frame at once), else its oldest. Its first frame must
 arrive within ``hello_timeout`` and the whole handshake within ``handshake_timeout``; before
 authentication frames are at most 1 KiB and reads at most one such frame. An authenticated
 connection leaves the pending budget: each committee member holds one slot of its own, and a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+from collections import Counter
 from typing import NoReturn
 
 import trio
@@ -45,17 +47,26 @@ _QUIET = frozenset({HandshakeFailure.TIMEOUT, HandshakeFailure.HELLO_TIMEOUT, Ha
 
 
 class _Pending:
-    """One unauthenticated connection: its cancel scope, and whether its first frame is in."""
+    """One unauthenticated connection: its source address, its cancel scope, and whether its
+    first frame is in."""
 
-    __slots__ = ("key", "scope", "spoke")
+    __slots__ = ("key", "scope", "source", "spoke")
 
-    def __init__(self, key: int) -> None:
+    def __init__(self, key: int, source: str) -> None:
         self.key = key
+        self.source = source
         self.scope = trio.CancelScope()
         self.spoke = False
 
     def heard(self) -> None:
         self.spoke = True
+
+
+def _source(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError, TypeError):  # already reset, or an exotic socket
+        return ""
 
 
 class InboundServer:
@@ -91,16 +102,19 @@ class InboundServer:
                 stream = await self._accept(listener)
                 if len(self._pending) >= self._config.max_pending_handshakes:
                     self._evict()
-                slot = _Pending(next(self._keys))
+                slot = _Pending(next(self._keys), _source(stream))
                 self._pending[slot.key] = slot
                 nursery.start_soon(self._handle, stream, slot)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _evict(self) -> None:
-        """Close the oldest pending connection that has not spoken, else the oldest pending."""
-        victim = next((p for p in self._pending.values() if not p.spoke), None)
-        if victim is None:
-            victim = next(iter(self._pending.values()))
+        """Close a pending connection of the source address holding the most of them: its oldest
+        that has not spoken, else its oldest. A flood from one address thus never evicts a peer
+        dialling from another; among equals the silent and the old go first."""
+        per_source = Counter(p.source for p in self._pending.values())
+        source = max(per_source, key=per_source.__getitem__)  # ties: the source seen first
+        mine = [p for p in self._pending.values() if p.source == source]
+        victim = next((p for p in mine if not p.spoke), mine[0])
         del self._pending[victim.key]
         victim.scope.cancel()
         self._stats.inbound_refused[EVICTED_IN_HANDSHAKE if victim.spoke else EVICTED_SILENT] += 1

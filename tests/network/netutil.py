@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -10,8 +11,11 @@ import trio
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair, SignatureKind, Signer
+from consensus.encoding import pack
 from consensus.messages import Vote
 from network import ConsensusCodec, Identity, Transport, TransportConfig
+from network.framing import encode_frame
+from network.handshake import PROTOCOL_VERSION
 
 CHAIN = "ordo-test"
 HOST = "127.0.0.1"
@@ -151,6 +155,11 @@ async def drip(stream: trio.SocketStream) -> None:
         await stream.send_all(b"\x00")
 
 
+async def hello_then_stall(stream: trio.SocketStream) -> None:
+    """A well-formed hello claiming replica 1 (costing the listener a signature), then silence."""
+    await stream.send_all(encode_frame(pack(["hello", PROTOCOL_VERSION, CHAIN, 1, os.urandom(32)])))
+
+
 Behaviour = Callable[[trio.SocketStream], Awaitable[None]]
 
 
@@ -175,15 +184,17 @@ async def hold(stream: trio.SocketStream, behaviour: Behaviour) -> None:
 
 
 async def flood(
-    address: tuple[str, int], count: int, behaviour: Behaviour, opened: list[int], reopen_after: float = 0.005
+    address: tuple[str, int], count: int, behaviour: Behaviour, opened: list[int], reopen_after: float = 0.005,
+    source: str | None = None,
 ) -> None:
-    """``count`` connections, each reopened ``reopen_after`` seconds after the other side drops it
-    (or refuses it), until cancelled. ``opened[0]`` counts the connections made."""
+    """``count`` connections (from the local address ``source``, e.g. another 127.x address),
+    each reopened ``reopen_after`` seconds after the other side drops it (or refuses it), until
+    cancelled. ``opened[0]`` counts the connections made."""
 
     async def one() -> None:
         while True:
             try:
-                stream = await trio.open_tcp_stream(*address)
+                stream = await trio.open_tcp_stream(*address, local_address=source)
             except OSError:  # nobody listening (a restarting replica), or out of ports for a moment
                 await trio.sleep(max(reopen_after, 0.01))
                 continue
