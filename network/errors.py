@@ -60,6 +60,7 @@ class HandshakeFailure(StrEnum):
     UNEXPECTED_PEER = "unexpected_peer"
     MALFORMED = "malformed"
     TIMEOUT = "timeout"
+    HELLO_TIMEOUT = "hello_timeout"  # an inbound dialer's first frame did not arrive in time
     CLOSED = "closed"
     REFUSED = "refused"
 

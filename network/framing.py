@@ -84,8 +84,13 @@ class FrameDecoder:
         raise error
 
 
-async def read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> bytes | None:
+async def read_frame(
+    stream: trio.abc.ReceiveStream, decoder: FrameDecoder, chunk: int = RECEIVE_CHUNK
+) -> bytes | None:
     """The next frame from ``stream``; None on a clean end of stream at a frame boundary.
+
+    Each read takes at most ``chunk`` bytes, so the decoder never holds more than one frame plus
+    one chunk (an unauthenticated peer gets a small ``chunk``).
 
     Raises :class:`TruncatedFrame` if the stream ends inside a frame, other :class:`FrameError`
     subclasses on malformed framing, and whatever the stream raises (e.g. BrokenResourceError).
@@ -95,8 +100,8 @@ async def read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> b
         if frame is not None:
             return frame
         # At most one chunk arrives before the decoder checks a new length prefix, so an oversize
-        # announcement is refused having buffered at most RECEIVE_CHUNK bytes of its body.
-        data = await stream.receive_some(RECEIVE_CHUNK)
+        # announcement is refused having buffered at most ``chunk`` bytes of its body.
+        data = await stream.receive_some(chunk)
         if not data:
             if decoder.buffered:
                 raise TruncatedFrame(decoder.buffered)

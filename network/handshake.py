@@ -29,10 +29,12 @@ from consensus.encoding import SIGNATURE_SIZE, pack, unpack
 from consensus.errors import DecodeError
 
 from .errors import FrameError, HandshakeError, HandshakeFailure, TruncatedFrame
-from .framing import FrameDecoder, read_frame, send_frame
+from .framing import HEADER_SIZE, FrameDecoder, read_frame, send_frame
 
 PROTOCOL_VERSION = 1
 HANDSHAKE_MAX_FRAME = 1024
+# Before authentication a peer can make us hold at most one frame plus one read of this size.
+_HANDSHAKE_CHUNK = HANDSHAKE_MAX_FRAME + HEADER_SIZE
 NONCE_SIZE = 32
 TRANSCRIPT_DOMAIN = "ordo/handshake/v1"
 DIALER = "dialer"
@@ -101,11 +103,14 @@ class _Wire:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise HandshakeError(HandshakeFailure.CLOSED, f"while sending: {exc!r}") from None
 
-    async def receive(self, tag: str, length: int, *, versioned: bool = False) -> list[Any]:
+    async def receive(
+        self, tag: str, length: int, *, versioned: bool = False, on_frame: Callable[[], None] | None = None
+    ) -> list[Any]:
         """The next message, which must be ``[tag, ...]`` with ``length`` fields; a versioned
-        message's second field is checked first, so a future version is refused as such."""
+        message's second field is checked first, so a future version is refused as such.
+        ``on_frame`` is called once a whole frame is in, before it is checked."""
         try:
-            frame = await read_frame(self.stream, self.decoder)
+            frame = await read_frame(self.stream, self.decoder, _HANDSHAKE_CHUNK)
         except TruncatedFrame as exc:
             raise HandshakeError(HandshakeFailure.CLOSED, str(exc)) from None
         except FrameError as exc:
@@ -114,6 +119,8 @@ class _Wire:
             raise HandshakeError(HandshakeFailure.CLOSED, f"while receiving: {exc!r}") from None
         if frame is None:
             raise HandshakeError(HandshakeFailure.CLOSED, f"stream ended while waiting for {tag!r}")
+        if on_frame is not None:
+            on_frame()
         try:
             message = unpack(frame, max_size=HANDSHAKE_MAX_FRAME)
         except DecodeError as exc:
@@ -217,17 +224,28 @@ async def dial(
 
 
 async def accept(
-    stream: trio.abc.Stream, identity: Identity, *, timeout: float, nonce: bytes | None = None
+    stream: trio.abc.Stream, identity: Identity, *, timeout: float, nonce: bytes | None = None,
+    hello_timeout: float | None = None, on_hello: Callable[[], None] | None = None,
 ) -> int:
     """Authenticate the dialer at the other end of ``stream``; returns its replica id.
 
     Raises :class:`HandshakeError`, within ``timeout`` seconds (reason ``timeout`` if it expires).
+    With ``hello_timeout``, the dialer's first frame must be in within that many seconds (reason
+    ``hello_timeout``: an honest dialer sends it as soon as it connects). ``on_hello`` is called
+    once that frame is in (whatever it holds).
     """
     me = identity.replica_id
     listener_nonce = _fresh_nonce(nonce)
 
+    async def receive_hello(wire: _Wire) -> list[Any]:
+        if hello_timeout is None:
+            return await wire.receive("hello", 5, versioned=True, on_frame=on_hello)
+        with trio.move_on_after(hello_timeout):
+            return await wire.receive("hello", 5, versioned=True, on_frame=on_hello)
+        raise HandshakeError(HandshakeFailure.HELLO_TIMEOUT, f"no first frame within {hello_timeout} s")
+
     async def steps(wire: _Wire) -> int:
-        _, _, chain_id, dialer_id, dialer_nonce = await wire.receive("hello", 5, versioned=True)
+        _, _, chain_id, dialer_id, dialer_nonce = await receive_hello(wire)
         _check_chain(identity, chain_id)
         dialer_id = _check_member(identity, dialer_id)
         if dialer_id == me:

@@ -1,28 +1,39 @@
-"""Inbound connections: accept under a concurrency limit, authenticate, read frames into the inbox.
+"""Inbound connections: admit, authenticate, read frames into the inbox.
 
-Per connection: handshake within ``handshake_timeout`` (a silent connection is dropped then),
-then frames are decoded with the node's codec and put into the bounded inbox; a full inbox stops
-reading that connection (TCP backpressure). Any bad input closes that connection and is counted;
-nothing a peer sends raises out of :meth:`InboundServer.serve`. A newer authenticated connection
-from the same peer replaces (cancels) the older one.
+Admission keeps unauthenticated connections from starving committee members. A connection in
+the handshake holds one of ``max_pending_handshakes`` slots; when they are all taken, a newcomer
+is still admitted and a pending connection is closed instead: one from the source address
+holding the most pending connections, the oldest of those that have not sent a whole frame if
+any (an honest dialer sends its first frame at once), else its oldest. Its first frame must
+arrive within ``hello_timeout`` and the whole handshake within ``handshake_timeout``; before
+authentication frames are at most 1 KiB and reads at most one such frame. An authenticated
+connection leaves the pending budget: each committee member holds one slot of its own, and a
+newer authenticated connection from the same peer replaces (cancels) the older one. So a flood
+of idle or slow connections is churned through the pending budget while peers keep connecting.
+
+Per authenticated connection, frames are decoded with the node's codec and put into the bounded
+inbox; a full inbox stops reading that connection (TCP backpressure). Any bad input closes that
+connection and is counted; nothing a peer sends raises out of :meth:`InboundServer.serve`.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
+from collections import Counter
 from typing import NoReturn
 
 import trio
 
 from .codec import Codec
 from .config import TransportConfig
-from .errors import FrameError, HandshakeError
+from .errors import FrameError, HandshakeError, HandshakeFailure
 from .faults import FaultRules
 from .framing import HEADER_SIZE, FrameDecoder, read_frame
 from .handshake import Identity, accept
 from .peer import enable_keepalive
-from .stats import INBOUND, UNDECODABLE, TransportStats
+from .stats import EVICTED_IN_HANDSHAKE, EVICTED_SILENT, INBOUND, UNDECODABLE, TransportStats
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +42,35 @@ _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 # accept() errors that mean "out of resources right now": wait and retry instead of dying.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _CAPACITY_PAUSE = 0.1
+# Failures anyone can cause in bulk (a flood): logged at debug level only, counted all the same.
+_QUIET = frozenset({HandshakeFailure.TIMEOUT, HandshakeFailure.HELLO_TIMEOUT, HandshakeFailure.CLOSED})
+
+
+class _Pending:
+    """One unauthenticated connection: its source address, its cancel scope, and whether its
+    first frame is in."""
+
+    __slots__ = ("key", "scope", "source", "spoke")
+
+    def __init__(self, key: int, source: str) -> None:
+        self.key = key
+        self.source = source
+        self.scope = trio.CancelScope()
+        self.spoke = False
+
+    def heard(self) -> None:
+        self.spoke = True
+
+
+def _source(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError, TypeError):  # already reset, or an exotic socket
+        return ""
 
 
 class InboundServer:
-    __slots__ = ("_active", "_by_peer", "_codec", "_config", "_faults", "_identity", "_inbox", "_stats")
+    __slots__ = ("_by_peer", "_codec", "_config", "_faults", "_identity", "_inbox", "_keys", "_pending", "_stats")
 
     def __init__(
         self, identity: Identity, config: TransportConfig, stats: TransportStats, faults: FaultRules,
@@ -46,7 +82,8 @@ class InboundServer:
         self._faults = faults
         self._codec = codec
         self._inbox = inbox
-        self._active = 0  # open inbound connections, authenticated or still in the handshake
+        self._pending: dict[int, _Pending] = {}  # in the handshake, oldest first
+        self._keys = itertools.count()
         self._by_peer: dict[int, trio.CancelScope] = {}
 
     @property
@@ -55,20 +92,32 @@ class InboundServer:
         return set(self._by_peer)
 
     @property
-    def active(self) -> int:
-        return self._active
+    def pending(self) -> int:
+        """Inbound connections still in the handshake."""
+        return len(self._pending)
 
     async def serve(self, listener: trio.SocketListener) -> NoReturn:
         async with trio.open_nursery() as nursery:
             while True:
                 stream = await self._accept(listener)
-                if self._active >= self._config.max_inbound_connections:
-                    self._stats.inbound_refused += 1
-                    await trio.aclose_forcefully(stream)
-                    continue
-                self._active += 1
-                nursery.start_soon(self._handle, stream)
+                if len(self._pending) >= self._config.max_pending_handshakes:
+                    self._evict()
+                slot = _Pending(next(self._keys), _source(stream))
+                self._pending[slot.key] = slot
+                nursery.start_soon(self._handle, stream, slot)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _evict(self) -> None:
+        """Close a pending connection of the source address holding the most of them: its oldest
+        that has not spoken, else its oldest. A flood from one address thus never evicts a peer
+        dialling from another; among equals the silent and the old go first."""
+        per_source = Counter(p.source for p in self._pending.values())
+        source = max(per_source, key=per_source.__getitem__)  # ties: the source seen first
+        mine = [p for p in self._pending.values() if p.source == source]
+        victim = next((p for p in mine if not p.spoke), mine[0])
+        del self._pending[victim.key]
+        victim.scope.cancel()
+        self._stats.inbound_refused[EVICTED_IN_HANDSHAKE if victim.spoke else EVICTED_SILENT] += 1
 
     async def _accept(self, listener: trio.SocketListener) -> trio.SocketStream:
         while True:
@@ -80,19 +129,26 @@ class InboundServer:
                 log.error("accept failed (%s); pausing %s s", errno.errorcode[exc.errno], _CAPACITY_PAUSE)
                 await trio.sleep(_CAPACITY_PAUSE)
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.SocketStream, slot: _Pending) -> None:
         try:
             async with stream:
-                enable_keepalive(stream)
-                try:
-                    peer = await accept(stream, self._identity, timeout=self._config.handshake_timeout)
-                except HandshakeError as exc:
-                    self._stats.handshake_failures[exc.reason] += 1
-                    log.info("inbound handshake failed: %s", exc)
-                    return
+                peer: int | None = None
+                with slot.scope:
+                    enable_keepalive(stream)
+                    try:
+                        peer = await accept(
+                            stream, self._identity, timeout=self._config.handshake_timeout,
+                            hello_timeout=self._config.hello_timeout, on_hello=slot.heard,
+                        )
+                    except HandshakeError as exc:
+                        self._stats.handshake_failures[exc.reason] += 1
+                        log.log(logging.DEBUG if exc.reason in _QUIET else logging.INFO,
+                                "inbound handshake failed: %s", exc)
+                if peer is None or self._pending.pop(slot.key, None) is None:
+                    return  # failed, or evicted (and counted) while the handshake completed
                 await self._serve_peer(stream, peer)
         finally:
-            self._active -= 1
+            self._pending.pop(slot.key, None)
 
     async def _serve_peer(self, stream: trio.SocketStream, peer: int) -> None:
         with trio.CancelScope() as scope:

@@ -14,6 +14,10 @@ from typing import Any
 # Labels of rejected_frames besides the FrameError reasons ("oversize", "empty", "truncated").
 UNDECODABLE = "undecodable"
 UNEXPECTED_DATA = "unexpected_data"  # a peer wrote on a connection that is ours to write
+# Labels of inbound_refused: an unauthenticated connection closed to make room for a newcomer,
+# before or after its first handshake frame arrived.
+EVICTED_SILENT = "evicted_silent"
+EVICTED_IN_HANDSHAKE = "evicted_in_handshake"
 OUTBOUND = "outbound"
 INBOUND = "inbound"
 
@@ -34,7 +38,7 @@ class TransportStats:
     connections_replaced: int = 0  # an older inbound connection superseded by a newer one
     dial_failures: Counter[int] = field(default_factory=Counter)
     write_timeouts: Counter[int] = field(default_factory=Counter)
-    inbound_refused: int = 0  # closed at once: too many concurrent inbound connections
+    inbound_refused: Counter[str] = field(default_factory=Counter)  # unauthenticated, by reason
     send_refused: int = 0  # send() to ourselves or to an id outside the committee
     send_oversize: int = 0  # encoded message larger than max_frame_size; not sent
     encode_errors: int = 0

@@ -178,16 +178,21 @@ class Transport:
         return self._inbound.peers
 
     def connected_peers(self) -> set[int]:
-        """Peers with a live authenticated connection in either direction."""
-        return self.outbound_peers() | self.inbound_peers()
+        """Peers linked both ways: our outbound and their inbound connection are authenticated, so
+        messages flow in both directions. (One direction alone is not a working link.)"""
+        return self.outbound_peers() & self.inbound_peers()
 
     def queued(self, peer: int) -> int:
         """Messages waiting in ``peer``'s send queue."""
         return len(self._peer(peer).queue)
 
     def inbound_connections(self) -> int:
-        """Open inbound connections, including those still in the handshake."""
-        return self._inbound.active
+        """Open inbound connections: authenticated ones plus those still in the handshake."""
+        return len(self._inbound.peers) + self._inbound.pending
+
+    def pending_handshakes(self) -> int:
+        """Inbound connections still in the handshake (at most ``max_pending_handshakes``)."""
+        return self._inbound.pending
 
     def _peer(self, peer: int) -> OutboundPeer:
         try:

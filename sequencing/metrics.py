@@ -47,10 +47,20 @@ class NodeMetrics:
             "ordo_sync_peer_demotions", "Catch-up peers set aside for failing to deliver", ["reason"], registry=r,
         )
         self.inbox_drops = Counter("ordo_inbox_drops", "Consensus messages dropped: core busy", registry=r)
-        self.peers_connected = Gauge("ordo_peers_connected", "Peers with a live connection", registry=r)
+        self.peers_connected = Gauge("ordo_peers_connected", "Peers linked both ways", registry=r)
+        self.peers_inbound = Gauge("ordo_peers_inbound", "Peers with an authenticated link to us", registry=r)
+        self.peers_outbound = Gauge("ordo_peers_outbound", "Peers we hold an authenticated link to", registry=r)
+        self.pending_handshakes = Gauge("ordo_net_pending_handshakes", "Inbound connections in the handshake",
+                                        registry=r)
 
     def watch_transport(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(_TransportCollector(snapshot))
+
+    def watch_links(self, inbound: Callable[[], int], outbound: Callable[[], int], pending: Callable[[], int]) -> None:
+        """Read at every scrape, so the gauges are current even while the core is idle."""
+        self.peers_inbound.set_function(inbound)
+        self.peers_outbound.set_function(outbound)
+        self.pending_handshakes.set_function(pending)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

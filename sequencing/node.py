@@ -121,6 +121,8 @@ class Node:
             rng=rng,
         )
         self.metrics.watch_transport(self.transport.stats.snapshot)
+        t = self.transport
+        self.metrics.watch_links(lambda: len(t.inbound_peers()), lambda: len(t.outbound_peers()), t.pending_handshakes)
         self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
         self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
         self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
@@ -610,7 +612,9 @@ class Node:
             "last_block_hash": self.durable_block_id.hex() if self.durable_block_id else None,
             "txs_committed": self.txs_committed,
             "high_qc_round": replica.high_qc.round if replica is not None else 0,
-            "peers_connected": sorted(self.transport.connected_peers()),
+            "peers_connected": sorted(self.transport.connected_peers()),  # linked both ways
+            "peers_inbound": sorted(self.transport.inbound_peers()),
+            "peers_outbound": sorted(self.transport.outbound_peers()),
             "mempool_txs": self.mempool.tx_count,
             "pending_batches": len(self.batches),
             "pending_evidence": len(self.evidence),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
 import trio
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair, SignatureKind, Signer
+from consensus.encoding import pack
 from consensus.messages import Vote
 from network import ConsensusCodec, Identity, Transport, TransportConfig
+from network.framing import encode_frame
+from network.handshake import PROTOCOL_VERSION
 
 CHAIN = "ordo-test"
 HOST = "127.0.0.1"
@@ -134,3 +138,70 @@ async def open_cluster(
             await wait_until(cluster.fully_connected, what="a fully connected cluster")
         yield cluster
         nursery.cancel_scope.cancel()
+
+
+# -- a flood of unauthenticated connections ------------------------------------------------------
+
+
+async def idle(stream: trio.SocketStream) -> None:
+    """Hold the connection and never speak."""
+
+
+async def drip(stream: trio.SocketStream) -> None:
+    """Slow loris: a length prefix announcing a small frame, then a byte every 50 ms."""
+    await stream.send_all(b"\x00\x00\x00\x40")
+    while True:
+        await trio.sleep(0.05)
+        await stream.send_all(b"\x00")
+
+
+async def hello_then_stall(stream: trio.SocketStream) -> None:
+    """A well-formed hello claiming replica 1 (costing the listener a signature), then silence."""
+    await stream.send_all(encode_frame(pack(["hello", PROTOCOL_VERSION, CHAIN, 1, os.urandom(32)])))
+
+
+Behaviour = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def hold(stream: trio.SocketStream, behaviour: Behaviour) -> None:
+    """Run ``behaviour`` on ``stream`` until the other side closes it."""
+    async with stream, trio.open_nursery() as nursery:
+
+        async def until_closed() -> None:
+            try:
+                while await stream.receive_some(4096):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(until_closed)
+        try:
+            await behaviour(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        await trio.sleep_forever()
+
+
+async def flood(
+    address: tuple[str, int], count: int, behaviour: Behaviour, opened: list[int], reopen_after: float = 0.005,
+    source: str | None = None,
+) -> None:
+    """``count`` connections (from the local address ``source``, e.g. another 127.x address),
+    each reopened ``reopen_after`` seconds after the other side drops it (or refuses it), until
+    cancelled. ``opened[0]`` counts the connections made."""
+
+    async def one() -> None:
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(*address, local_address=source)
+            except OSError:  # nobody listening (a restarting replica), or out of ports for a moment
+                await trio.sleep(max(reopen_after, 0.01))
+                continue
+            opened[0] += 1
+            await hold(stream, behaviour)
+            await trio.sleep(reopen_after)  # a pause that keeps the test process usable
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)

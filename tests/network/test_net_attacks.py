@@ -82,24 +82,92 @@ async def test_silent_connection_is_dropped_after_the_handshake_timeout() -> Non
         await cluster.check_exchange(round=1)
 
 
-async def test_connection_flood_beyond_the_limit_is_refused_at_once() -> None:
+class _PausedDialer(trio.abc.Stream):
+    """A dialer's stream that holds its second write (the ``auth`` frame) until ``go`` is set:
+    the connection has said hello and sits in the listener's handshake."""
+
+    def __init__(self, inner: trio.SocketStream) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.welcomed = trio.Event()
+        self.go = trio.Event()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        if self.writes == 2:
+            self.welcomed.set()
+            await self.go.wait()
+        await self.inner.send_all(data)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def wait_send_all_might_not_block(self) -> None:  # pragma: no cover
+        await self.inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:  # pragma: no cover
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_pending_handshakes_have_a_budget_and_the_oldest_silent_one_is_evicted() -> None:
+    """Four handshake slots. Two connections say hello and pause; silent connections then churn
+    through the other two slots (each newcomer evicts the oldest silent one) while the two that
+    spoke keep theirs, complete later and authenticate. Once every pending connection has spoken,
+    a newcomer evicts the oldest of them. Authenticated peers never count against the budget."""
     limited = TransportConfig(
-        handshake_timeout=1.0, reconnect_initial=0.02, reconnect_max=0.2, max_inbound_connections=4
+        handshake_timeout=10.0, hello_timeout=10.0, reconnect_initial=0.02, reconnect_max=0.2,
+        max_pending_handshakes=4,
     )
-    async with open_cluster([0, 1, 2], config=CONFIG, configs={0: limited}) as cluster:
+    async with open_cluster([0, 1, 2], config=CONFIG, configs={0: limited}) as cluster, \
+            trio.open_nursery() as nursery:
         target = cluster[0]
-        await wait_until(cluster.fully_connected)
-        assert target.inbound_connections() == 2  # the honest peers hold two of the four slots
-        flood = [await connect(cluster) for _ in range(10)]
-        await wait_until(lambda: target.stats.inbound_refused == 8, what="8 refusals")
-        assert target.stats.handshake_failures == {}  # the two admitted are still in the handshake
-        async with trio.open_nursery() as nursery:
-            for stream in flood:
-                nursery.start_soon(closed_by_peer, stream)
-        assert target.stats.handshake_failures == {F.TIMEOUT: 2}
-        assert target.stats.inbound_refused == 8
-        await wait_until(lambda: target.inbound_connections() == 2, what="slots freed")
+        stats = target.stats
+        assert target.inbound_connections() == 2 and target.pending_handshakes() == 0
+        results: list[int | HandshakeError] = []
+
+        async def paused_dial(stream: _PausedDialer) -> None:
+            try:
+                results.append(await dial(stream, cluster.ids[3], 0, timeout=10))
+            except HandshakeError as exc:
+                results.append(exc)
+
+        talkers = [_PausedDialer(await connect(cluster)) for _ in range(2)]
+        for talker in talkers:
+            nursery.start_soon(paused_dial, talker)
+            await talker.welcomed.wait()  # the listener has its hello and answered
+        silent = [await connect(cluster) for _ in range(5)]
+        for stream in silent[:3]:  # the three oldest silent ones made room for the newer ones
+            await closed_by_peer(stream)
+        assert stats.inbound_refused == {"evicted_silent": 3}
+        assert target.pending_handshakes() == 4 and target.inbound_connections() == 2 + 4
+        for talker in talkers:
+            talker.go.set()
+        await wait_until(lambda: len(results) == 2, what="both paused handshakes to finish")
+        assert results == [0, 0]  # they kept their slots and authenticated
+        await wait_until(lambda: target.pending_handshakes() == 2, what="the talkers to leave the budget")
+        assert stats.connections_replaced == 1  # the second talker replaced the first as replica 3
+
+        # Four more say hello: two fill the free slots, two evict the last silent ones. Now every
+        # pending connection has spoken, and a newcomer evicts the oldest of them.
+        talkers = [_PausedDialer(await connect(cluster)) for _ in range(4)]
+        for talker in talkers:
+            nursery.start_soon(paused_dial, talker)
+            await talker.welcomed.wait()
+        for stream in silent[3:]:
+            await closed_by_peer(stream)
+        assert stats.inbound_refused == {"evicted_silent": 5}
+        newcomer = await connect(cluster)
+        await wait_until(lambda: stats.inbound_refused["evicted_in_handshake"] == 1, what="an eviction")
+        talkers[0].go.set()
+        await wait_until(lambda: len(results) == 3, what="the evicted handshake to fail")
+        assert isinstance(results[2], HandshakeError)
+        assert stats.handshake_failures == {}  # evictions are counted as such, not as failures
+        await newcomer.aclose()
         await cluster.check_exchange(round=1)
+        nursery.cancel_scope.cancel()
 
 
 async def test_dialer_on_another_chain_is_refused_and_counted() -> None:

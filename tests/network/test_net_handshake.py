@@ -298,3 +298,75 @@ async def test_silent_listener_times_out(ids: list[Identity], autojump_clock: tr
         await dial(left, ids[1], 0, timeout=2.5)
     assert info.value.reason == F.TIMEOUT
     assert trio.current_time() - start == pytest.approx(2.5)
+
+
+async def test_a_dripped_first_frame_misses_the_hello_deadline(
+    ids: list[Identity], autojump_clock: trio.abc.Clock
+) -> None:
+    """Slow loris: the first frame must be complete within ``hello_timeout``, however steadily
+    its bytes trickle in (without the first-frame deadline it holds on for the whole ``timeout``)."""
+    left, right = trio.testing.memory_stream_pair()
+    heard: list[float] = []
+
+    async def drip() -> None:
+        for byte in frame(HELLO):
+            await left.send_all(bytes([byte]))
+            await trio.sleep(0.1)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drip)
+        with pytest.raises(HandshakeError) as info:
+            await accept(right, ids[0], timeout=30, hello_timeout=1.5, on_hello=lambda: heard.append(1))
+        nursery.cancel_scope.cancel()
+    assert info.value.reason == F.HELLO_TIMEOUT
+    assert trio.current_time() - start == pytest.approx(1.5)
+    assert heard == []
+
+
+async def test_on_hello_fires_once_the_first_frame_is_in(ids: list[Identity]) -> None:
+    heard: list[int] = []
+
+    async def listener(stream: trio.abc.Stream) -> int:
+        return await accept(stream, ids[0], timeout=5, hello_timeout=1, on_hello=lambda: heard.append(1))
+
+    dialer_result, listener_result = await run_handshake(dialer_of(ids[1], 0), listener)
+    assert (dialer_result, listener_result) == (0, 1)
+    assert heard == [1]
+
+
+class _RecordingStream(trio.abc.Stream):
+    """Wraps a stream and records the largest read anyone asked of it."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.largest_read = 0
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        self.largest_read = max(self.largest_read, max_bytes or 1 << 30)
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:  # pragma: no cover - not used by the handshake
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_an_unauthenticated_peer_cannot_make_the_listener_buffer_more_than_a_handshake_frame(
+    ids: list[Identity],
+) -> None:
+    """Every read before authentication asks for at most one handshake frame's worth of bytes,
+    however much the dialer sends (a 64 KiB read would buffer 64 KiB per pending connection)."""
+    left, right = trio.testing.memory_stream_pair()
+    recording = _RecordingStream(right)
+    await left.send_all(frame(HELLO) + b"\x00" * 100_000)
+    with pytest.raises(HandshakeError):
+        await accept(recording, ids[0], timeout=5)
+    assert 0 < recording.largest_read <= HANDSHAKE_MAX_FRAME + 4

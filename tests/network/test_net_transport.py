@@ -43,6 +43,18 @@ async def test_four_replicas_exchange_broadcasts_and_direct_messages() -> None:
         assert stats.handshake_failures == {} and stats.rejected_frames == {}
 
 
+async def test_a_link_up_in_one_direction_only_is_not_reported_as_connected() -> None:
+    """Replica 0 knows where 1 listens, 1 does not know 0: 0's messages flow to 1, none back.
+    Each side reports that direction alone; neither reports the other as connected."""
+    async with open_cluster([0, 1], config=FAST, wire=False) as cluster:
+        cluster.connect(0, 1)
+        await wait_until(lambda: 1 in cluster[0].outbound_peers() and 0 in cluster[1].inbound_peers())
+        assert cluster[0].inbound_peers() == set() and cluster[1].outbound_peers() == set()
+        assert cluster[0].connected_peers() == set() and cluster[1].connected_peers() == set()
+        cluster.connect(1, 0)
+        await wait_until(lambda: cluster[0].connected_peers() == {1} and cluster[1].connected_peers() == {0})
+
+
 async def test_messages_to_one_peer_arrive_in_order() -> None:
     async with open_cluster([0, 1], config=FAST) as cluster:
         for r in range(200):

@@ -172,7 +172,9 @@ async def test_send_queue_get_waits_for_a_put(autojump_clock: trio.abc.Clock) ->
         {"inbox_size": 1.5},
         {"reconnect_initial": 3.0, "reconnect_max": 2.0},
         {"reconnect_jitter": 2},
-        {"max_inbound_connections": True},
+        {"max_pending_handshakes": True},
+        {"max_pending_handshakes": 0},
+        {"hello_timeout": 0},
         {"write_timeout": -1},
     ],
 )
@@ -185,11 +187,11 @@ def test_stats_snapshot_is_json_friendly() -> None:
     stats = TransportStats()
     stats.frames_out[2] += 3
     stats.rejected_frames["oversize"] += 1
-    stats.inbound_refused += 4
+    stats.inbound_refused["evicted_silent"] += 4
     snap = json.loads(json.dumps(stats.snapshot()))
     assert snap["frames_out"] == {"2": 3}
     assert snap["rejected_frames"] == {"oversize": 1}
-    assert snap["inbound_refused"] == 4
+    assert snap["inbound_refused"] == {"evicted_silent": 4}
 
 
 def test_consensus_codec_round_trips_and_rejects_garbage() -> None:
