@@ -61,8 +61,10 @@ class AckedLoad:
             txs.append({"rollup_id": self.rollups[self.seq % len(self.rollups)], "data": f"tx-{self.seq}"})
         try:
             response = await self.cluster.post(replica, "/v1/transactions/batch", json={"transactions": txs})
-        except Exception:  # the replica died or answered too slowly: nothing acknowledged
+        except BaseException as exc:  # died, too slow, or we were cancelled: nothing acknowledged
             self.unacked.extend(txs)
+            if not isinstance(exc, Exception):
+                raise
             return
         if response.status_code != 200:
             self.unacked.extend(txs)
@@ -76,8 +78,10 @@ class AckedLoad:
         txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in self.rollups[:3]]
         try:
             response = await self.cluster.post(replica, "/v1/bundles", json={"transactions": txs})
-        except Exception:
+        except BaseException as exc:
             self.unacked.extend(txs)
+            if not isinstance(exc, Exception):
+                raise
             return
         if response.status_code in (200, 202):
             body = response.json()
