@@ -154,7 +154,7 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
             try:
                 await cluster.wait_ready()  # Ctrl-C here: KeyboardInterrupt, replicas stopped below
             except HarnessError as exc:
-                raise LaunchError(f"the cluster did not start: {exc}") from None
+                raise LaunchError(_startup_failure(cluster, exc)) from None
             print(f"cluster {config.chain_id!r} up: {config.size} replicas "
                   f"({', '.join(config.api_url(r.id) for r in config.replicas)})", file=sys.stderr)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -167,6 +167,16 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if summary["agreement"] and not summary["down"] else 1
+
+
+def _startup_failure(cluster: LocalCluster, exc: HarnessError) -> str:
+    """One line: which replica ended during startup, how, and the last line of its log."""
+    for exited in cluster.poll_exits():
+        lines = [ln.strip(" |") for ln in exited.log_tail.splitlines()[1:] if ln.strip(" |+-")]
+        last = lines[-1] if lines else "(nothing logged)"
+        log = cluster.config.replica_dir(exited.replica) / "replica.log"
+        return f"replica {exited.replica} {exited.describe()} while starting: {last} (log: {log})"
+    return f"the cluster did not start: {str(exc).splitlines()[0]}"
 
 
 async def _run(config: ClusterConfig, options: LaunchOptions, cluster: LocalCluster, client: httpx.AsyncClient,

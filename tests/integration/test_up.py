@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,4 +128,21 @@ def test_ctrl_c_in_a_terminal_stops_the_cluster_in_order_with_a_true_summary(tmp
     summary = json.loads(summary_path.read_text())
     assert summary["agreement"] is True and summary["down"] == [] and summary["restarts"] == {}
     assert all(r["committed_height"] >= 3 for r in summary["replicas"]), summary["replicas"]
+    assert replica_processes(config) == []
+
+
+def test_a_port_in_use_is_one_line_naming_the_replica(tmp_path: Path) -> None:
+    config = write_local_config(tmp_path, n=4, timing=TIMING)
+    taken = load_config(config).replica(1).api_port
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        done = subprocess.run([sys.executable, "-m", "sequencing.cli", "up", "--config", str(config),
+                               "--duration", "1", "--no-live"],
+                              check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if not ln.startswith("created keys")]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ordo: replica 1 exit code ") and "while starting" in lines[0], lines[0]
+    assert "in use" in lines[0], lines[0]
     assert replica_processes(config) == []
