@@ -45,13 +45,19 @@ class ReplicaExit:
         except ValueError:
             return f"signal {-self.returncode}"
 
+    @property
+    def last_line(self) -> str:
+        """The last meaningful line of the log tail (a traceback's exception, not its frame)."""
+        lines = [ln.strip(" |") for ln in self.log_tail.splitlines()[1:] if ln.strip(" |+-")]
+        return lines[-1] if lines else "(nothing logged)"
+
     def describe(self) -> str:
         return f"killed by {self.signal_name}" if self.signal_name else f"exit code {self.returncode}"
 
     def to_json(self) -> dict[str, Any]:
         return {"replica": self.replica, "exit": self.describe(),
                 "exit_code": self.returncode if self.returncode >= 0 else None, "signal": self.signal_name,
-                "log_tail": self.log_tail.splitlines()}
+                "last_line": self.last_line, "log_tail": self.log_tail.splitlines()}
 
 
 def free_ports(count: int) -> list[int]:
@@ -153,7 +159,7 @@ class LocalCluster:
             if code is None or rid in self._deliberate or rid in self._reported:
                 continue
             self._reported.add(rid)
-            new.append(ReplicaExit(rid, code, self.log_tail(rid)))
+            new.append(ReplicaExit(rid, code, self.log_tail(rid, lines=40)))
         self.exits.extend(new)
         return new
 

@@ -172,10 +172,8 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
 def _startup_failure(cluster: LocalCluster, exc: HarnessError) -> str:
     """One line: which replica ended during startup, how, and the last line of its log."""
     for exited in cluster.poll_exits():
-        lines = [ln.strip(" |") for ln in exited.log_tail.splitlines()[1:] if ln.strip(" |+-")]
-        last = lines[-1] if lines else "(nothing logged)"
         log = cluster.config.replica_dir(exited.replica) / "replica.log"
-        return f"replica {exited.replica} {exited.describe()} while starting: {last} (log: {log})"
+        return f"replica {exited.replica} {exited.describe()} while starting: {exited.last_line} (log: {log})"
     return f"the cluster did not start: {str(exc).splitlines()[0]}"
 
 

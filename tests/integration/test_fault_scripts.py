@@ -57,7 +57,7 @@ def test_a_replica_dying_mid_scenario_is_a_finding_in_the_verdict(tmp_path: Path
     assert "ConnectError" in verdict["error"], verdict["error"]
     [exited] = verdict["replicas_exited"]
     assert exited["replica"] == 2 and exited["signal"] == "SIGKILL" and exited["exit_code"] is None
-    assert exited["log_tail"] and exited["exit"] == "killed by SIGKILL"
+    assert exited["log_tail"] and exited["last_line"] and exited["exit"] == "killed by SIGKILL"
     # the survivors were still judged: safe, identical, nothing they acknowledged lost
     assert verdict["checked"] == [0, 1, 3] and verdict["heights"]["2"] is None
     assert verdict["agreement"] is True and verdict["identical_sublogs"] is True, verdict
