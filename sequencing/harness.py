@@ -1,6 +1,8 @@
 """A local cluster of real replica processes under program control: start, stop (SIGTERM),
-kill -9, restart one replica, query status, set fault rules. Used by ``ordo up``, the
-integration tests, the fault-injection scripts and ``ordo bench``."""
+kill -9, restart one replica, notice exits it did not cause (:meth:`LocalCluster.poll_exits`),
+query status, set fault rules. Used by ``ordo up``, the integration tests, the fault-injection
+scripts and ``ordo bench``. Each replica runs in a session of its own (a terminal's Ctrl-C
+reaches only the program that started it)."""
 
 from __future__ import annotations
 
