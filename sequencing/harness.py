@@ -1,6 +1,8 @@
 """A local cluster of real replica processes under program control: start, stop (SIGTERM),
-kill -9, restart one replica, query status, set fault rules. Used by ``ordo up``, the
-integration tests, the fault-injection scripts and ``ordo bench``."""
+kill -9, restart one replica, notice exits it did not cause (:meth:`LocalCluster.poll_exits`),
+query status, set fault rules. Used by ``ordo up``, the integration tests, the fault-injection
+scripts and ``ordo bench``. Each replica runs in a session of its own (a terminal's Ctrl-C
+reaches only the program that started it)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +28,38 @@ FAST_TIMING = {"base_timeout": 0.5, "max_timeout": 2.0, "idle_block_delay": 0.02
 
 class HarnessError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaExit:
+    """A replica process that ended without the harness stopping or killing it."""
+
+    replica: int
+    returncode: int
+    log_tail: str
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    @property
+    def last_line(self) -> str:
+        """The last meaningful line of the log tail (a traceback's exception, not its frame)."""
+        lines = [ln.strip(" |") for ln in self.log_tail.splitlines()[1:] if ln.strip(" |+-")]
+        return lines[-1] if lines else "(nothing logged)"
+
+    def describe(self) -> str:
+        return f"killed by {self.signal_name}" if self.signal_name else f"exit code {self.returncode}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"replica": self.replica, "exit": self.describe(),
+                "exit_code": self.returncode if self.returncode >= 0 else None, "signal": self.signal_name,
+                "last_line": self.last_line, "log_tail": self.log_tail.splitlines()}
 
 
 def free_ports(count: int) -> list[int]:
@@ -62,6 +97,9 @@ class LocalCluster:
         self.config = config if isinstance(config, ClusterConfig) else load_config(config)
         self.log_level = log_level
         self.processes: dict[int, trio.Process] = {}
+        self.exits: list[ReplicaExit] = []  # every exit the harness did not cause, in order
+        self._deliberate: set[int] = set()  # replicas whose current process we stopped or killed
+        self._reported: set[int] = set()  # replicas whose current process's exit is in self.exits
         self._logs: dict[int, BinaryIO] = {}
         self.client = httpx.AsyncClient(timeout=20.0)  # above the API's durable-ack wait (10 s)
 
@@ -85,6 +123,7 @@ class LocalCluster:
     async def start(self, replica_id: int, *extra: str) -> None:
         if replica_id in self.processes and self.processes[replica_id].returncode is None:
             raise HarnessError(f"replica {replica_id} is already running")
+        self.poll_exits()  # an unexplained exit of the process being replaced is kept
         directory = self.config.replica_dir(replica_id)
         directory.mkdir(parents=True, exist_ok=True)
         old = self._logs.pop(replica_id, None)
@@ -95,9 +134,13 @@ class LocalCluster:
         command = [sys.executable, "-m", "sequencing.cli", "replica", "--config", str(self.config.path),
                    "--id", str(replica_id), "--log-level", self.log_level, *extra]
         env = dict(os.environ, ORDO_PARENT_PID=str(os.getpid()))
+        # A session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group)
+        # reaches only the launcher, which then stops the replicas in order.
         self.processes[replica_id] = await trio.lowlevel.open_process(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
         )
+        self._deliberate.discard(replica_id)
+        self._reported.discard(replica_id)
 
     async def start_all(self) -> None:
         self.prepare()
@@ -108,6 +151,19 @@ class LocalCluster:
     def running(self, replica_id: int) -> bool:
         proc = self.processes.get(replica_id)
         return proc is not None and proc.returncode is None
+
+    def poll_exits(self) -> list[ReplicaExit]:
+        """Replicas that ended since the last call without :meth:`stop`/:meth:`kill` (crashed,
+        or killed from outside); each is also appended to :attr:`exits`."""
+        new = []
+        for rid, proc in sorted(self.processes.items()):
+            code = proc.poll()
+            if code is None or rid in self._deliberate or rid in self._reported:
+                continue
+            self._reported.add(rid)
+            new.append(ReplicaExit(rid, code, self.log_tail(rid, lines=40)))
+        self.exits.extend(new)
+        return new
 
     async def wait_ready(self, ids: list[int] | None = None, timeout: float = STARTUP_TIMEOUT) -> None:
         pending = set(self.ids if ids is None else ids)
@@ -130,6 +186,8 @@ class LocalCluster:
         proc = self.processes.get(replica_id)
         if proc is None:
             return None
+        self.poll_exits()
+        self._deliberate.add(replica_id)
         with trio.CancelScope(shield=True):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -143,6 +201,8 @@ class LocalCluster:
     async def kill(self, replica_id: int) -> None:
         """kill -9: no chance to flush or close anything."""
         proc = self.processes.get(replica_id)
+        self.poll_exits()
+        self._deliberate.add(replica_id)
         if proc is not None and proc.returncode is None:
             proc.kill()
             with trio.CancelScope(shield=True):
@@ -155,8 +215,10 @@ class LocalCluster:
 
     async def stop_all(self) -> None:
         with trio.CancelScope(shield=True):
+            self.poll_exits()
             for rid in list(self.processes):
                 proc = self.processes[rid]
+                self._deliberate.add(rid)
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)
             for rid in list(self.processes):

@@ -61,8 +61,10 @@ class AckedLoad:
             txs.append({"rollup_id": self.rollups[self.seq % len(self.rollups)], "data": f"tx-{self.seq}"})
         try:
             response = await self.cluster.post(replica, "/v1/transactions/batch", json={"transactions": txs})
-        except Exception:  # the replica died or answered too slowly: nothing acknowledged
+        except BaseException as exc:  # died, too slow, or we were cancelled: nothing acknowledged
             self.unacked.extend(txs)
+            if not isinstance(exc, Exception):
+                raise
             return
         if response.status_code != 200:
             self.unacked.extend(txs)
@@ -76,8 +78,10 @@ class AckedLoad:
         txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in self.rollups[:3]]
         try:
             response = await self.cluster.post(replica, "/v1/bundles", json={"transactions": txs})
-        except Exception:
+        except BaseException as exc:
             self.unacked.extend(txs)
+            if not isinstance(exc, Exception):
+                raise
             return
         if response.status_code in (200, 202):
             body = response.json()
@@ -121,28 +125,47 @@ async def _quiescent_digests(cluster: LocalCluster, ids: list[int]) -> list[Any]
     return digests if all(d == digests[0] for d in digests) else None
 
 
+LOOKUPS_IN_FLIGHT = 16  # transaction lookups at once (one by one, a long run took minutes)
+
+
+async def _lookup_all(cluster: LocalCluster, replica: int, tx_ids: list[str]) -> dict[str, httpx.Response]:
+    """``GET /v1/transactions/{id}`` for every id, ``LOOKUPS_IN_FLIGHT`` workers at a time."""
+    answers: dict[str, httpx.Response] = {}
+    pending = iter(tx_ids)
+
+    async def worker() -> None:
+        for tx_id in pending:  # shared: each id is taken by exactly one worker
+            answers[tx_id] = await cluster.get(replica, f"/v1/transactions/{tx_id}")
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(LOOKUPS_IN_FLIGHT):
+            nursery.start_soon(worker)
+    return answers
+
+
 async def check_exactly_once(cluster: LocalCluster, load: AckedLoad, summary: dict[str, Any],
                              replica: int) -> None:
     """Every acknowledged transaction is committed; what was submitted without an answer may or
     may not be; nothing is committed twice or invented (per-rollup counts match exactly); every
     bundle landed in one block."""
     committed: dict[int, int] = {}
+    acked = await _lookup_all(cluster, replica, list(load.acked))
     for tx_id, rollup in load.acked.items():
-        response = await cluster.get(replica, f"/v1/transactions/{tx_id}")
+        response = acked[tx_id]
         body = response.json()
         if response.status_code != 200 or body.get("status") != "committed" or body.get("rollup_id") != rollup:
             raise CheckFailed(f"acknowledged tx {tx_id} not committed: {response.text}")
         committed[rollup] = committed.get(rollup, 0) + 1
-    for tx in load.unacked:
-        tx_id = Transaction(tx["rollup_id"], tx["data"].encode()).id.hex()
-        if tx_id in load.acked:
-            continue
-        if (await cluster.get(replica, f"/v1/transactions/{tx_id}")).json().get("status") == "committed":
-            committed[tx["rollup_id"]] = committed.get(tx["rollup_id"], 0) + 1
+    unacked = {Transaction(tx["rollup_id"], tx["data"].encode()).id.hex(): tx["rollup_id"] for tx in load.unacked}
+    unacked = {tx_id: rollup for tx_id, rollup in unacked.items() if tx_id not in load.acked}
+    for tx_id, response in (await _lookup_all(cluster, replica, list(unacked))).items():
+        if response.json().get("status") == "committed":
+            committed[unacked[tx_id]] = committed.get(unacked[tx_id], 0) + 1
     counts = {int(r): v["txs"] for r, v in summary.items()}
     if counts != committed:
         raise CheckFailed(f"per-rollup counts {counts} differ from the committed submissions {committed}")
+    in_bundles = await _lookup_all(cluster, replica, [t for bundle in load.bundles for t in bundle[1:]])
     for bundle in load.bundles:
-        heights = {(await cluster.get(replica, f"/v1/transactions/{t}")).json()["height"] for t in bundle[1:]}
+        heights = {in_bundles[t].json()["height"] for t in bundle[1:]}
         if len(heights) != 1:
             raise CheckFailed(f"bundle {bundle[0]} split across heights {sorted(heights)}")

@@ -4,6 +4,7 @@ few seconds when stdout is not a terminal (logs, CI)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from .harness import LocalCluster
 
 COLUMNS = ("replica", "state", "round", "leader", "height", "txs", "peers", "mempool", "evidence")
+Notes = Callable[[int], "str | None"]  # why a replica is down (from ordo up's supervisor)
 
 
 async def fetch_statuses(config: ClusterConfig, client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -31,14 +33,19 @@ async def fetch_statuses(config: ClusterConfig, client: httpx.AsyncClient) -> li
     return out
 
 
-def render_table(config: ClusterConfig, statuses: list[dict[str, Any]]) -> Table:
+def _down(rid: int, notes: Notes | None) -> str:
+    note = notes(rid) if notes is not None else None
+    return f"down ({note})" if note else "down"
+
+
+def render_table(config: ClusterConfig, statuses: list[dict[str, Any]], notes: Notes | None = None) -> Table:
     table = Table(title=f"ordo cluster {config.chain_id!r}", title_justify="left")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "state" else "right", no_wrap=True,
                          min_width=len(column))
     for s in statuses:
         if s.get("state") != "up":
-            table.add_row(str(s["id"]), "[red]down[/red]", *["-"] * (len(COLUMNS) - 2))
+            table.add_row(str(s["id"]), f"[red]{_down(s['id'], notes)}[/red]", *["-"] * (len(COLUMNS) - 2))
             continue
         state = "recovering" if s.get("recovering") else "syncing" if s.get("syncing") else "up"
         table.add_row(
@@ -50,11 +57,11 @@ def render_table(config: ClusterConfig, statuses: list[dict[str, Any]]) -> Table
     return table
 
 
-def plain_line(statuses: list[dict[str, Any]]) -> str:
+def plain_line(statuses: list[dict[str, Any]], notes: Notes | None = None) -> str:
     parts = []
     for s in statuses:
         if s.get("state") != "up":
-            parts.append(f"r{s['id']}:down")
+            parts.append(f"r{s['id']}:{_down(s['id'], notes)}")
         else:
             parts.append(f"r{s['id']}:round={s['round']} h={s['committed_height']} "
                          f"peers={len(s['peers_connected'])} txs={s.get('txs_committed', 0)}")
@@ -63,8 +70,9 @@ def plain_line(statuses: list[dict[str, Any]]) -> str:
 
 class StatusView:
     def __init__(self, config: ClusterConfig, client: httpx.AsyncClient, cluster: LocalCluster | None = None,
-                 *, live: bool = True, interval: float = 0.5) -> None:
+                 *, live: bool = True, interval: float = 0.5, notes: Notes | None = None) -> None:
         self.config = config
+        self.notes = notes
         self.client = client
         self.cluster = cluster
         self.live = live and sys.stdout.isatty()
@@ -73,10 +81,10 @@ class StatusView:
     async def run(self) -> None:
         if not self.live:
             while True:
-                print(plain_line(await fetch_statuses(self.config, self.client)), flush=True)
+                print(plain_line(await fetch_statuses(self.config, self.client), self.notes), flush=True)
                 await trio.sleep(2.0)
         console = Console()
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while True:
-                live.update(render_table(self.config, await fetch_statuses(self.config, self.client)))
+                live.update(render_table(self.config, await fetch_statuses(self.config, self.client), self.notes))
                 await trio.sleep(self.interval)

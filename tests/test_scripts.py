@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,25 @@ def test_second_run_does_not_install_again(tmp_path: Path) -> None:
     run(checkout, "test", "-q")
     assert not [c for c in calls(checkout) if "pip install" in c]
     assert calls(checkout)[-1] == "-m pytest -q"
+
+
+FAULT_SCRIPTS = sorted(p.name for p in (ROOT / "scripts" / "faults").iterdir()
+                       if p.is_file() and not p.name.startswith("_"))
+
+
+def test_every_fault_script_is_documented() -> None:
+    readme = (ROOT / "README.md").read_text()
+    operations = (ROOT / "docs" / "OPERATIONS.md").read_text()
+    assert "partition-heal" in FAULT_SCRIPTS
+    for name in FAULT_SCRIPTS:
+        assert f"scripts/faults/{name} " in readme, f"{name} missing from the README's fault list"
+        assert f"`{name}`" in operations or f"`scripts/faults/{name}`" in operations, f"{name} missing from OPERATIONS"
+
+
+@pytest.mark.parametrize("name", FAULT_SCRIPTS)
+def test_fault_scripts_share_the_common_options(name: str) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "faults" / name), "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for option in ("--config", "--seconds", "--timeout", "--json"):
+        assert option in done.stdout, f"{name}: {option} missing"

@@ -1,0 +1,78 @@
+"""scripts/faults: the verdict survives the cluster it judges. A replica that dies mid-scenario
+(here kill -9 from outside, then a fault-API call to it fails inside the load's nursery, the
+shape of the lossy-network failures) yields a failing JSON verdict naming the replica, how it
+ended and its log tail, with the checks run on the survivors, not an exception-group traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULTS = ROOT / "scripts" / "faults"
+
+DYING_SCENARIO = f'''
+import os, signal, sys
+import trio
+sys.path.insert(0, {str(FAULTS)!r})
+from _common import AckedLoad, main
+
+
+async def scenario(cluster, args, load=None):
+    load = load or AckedLoad(cluster)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load.run)
+        await cluster.wait_height(5)
+        os.kill(cluster.processes[2].pid, signal.SIGKILL)  # not through the harness: a crash
+        await cluster.processes[2].wait()
+        await cluster.set_faults(2, {{"0": {{"drop": 0.2}}}})
+    return {{"ok": True}}
+
+
+main(scenario, "a replica dies mid-scenario")
+'''
+
+
+def run_script(path: Path, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout,
+                          check=False, env=dict(os.environ))
+    try:
+        verdict = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"no JSON verdict on stdout (exit {done.returncode}):\n{done.stderr[-3000:]}") from None
+    return done.returncode, verdict
+
+
+def test_a_replica_dying_mid_scenario_is_a_finding_in_the_verdict(tmp_path: Path) -> None:
+    script = tmp_path / "dying"
+    script.write_text(DYING_SCENARIO)
+    code, verdict = run_script(script)
+    assert code == 1 and verdict["ok"] is False
+    assert "ConnectError" in verdict["error"], verdict["error"]
+    [exited] = verdict["replicas_exited"]
+    assert exited["replica"] == 2 and exited["signal"] == "SIGKILL" and exited["exit_code"] is None
+    assert exited["log_tail"] and exited["last_line"] and exited["exit"] == "killed by SIGKILL"
+    # the survivors were still judged: safe, identical, nothing they acknowledged lost
+    assert verdict["checked"] == [0, 1, 3] and verdict["heights"]["2"] is None
+    assert verdict["agreement"] is True and verdict["identical_sublogs"] is True, verdict
+    assert verdict["unreachable"] == []
+
+
+@pytest.mark.slow
+def test_partition_heal_writes_a_verdict_with_every_round(tmp_path: Path) -> None:
+    code, verdict = run_script(FAULTS / "partition-heal", "--seconds", "3", "--json", str(tmp_path / "v.json"),
+                               timeout=600)
+    assert json.loads((tmp_path / "v.json").read_text()) == verdict
+    assert code == (0 if verdict["ok"] else 1)
+    assert verdict["isolations_planned"] == 4 and verdict["rounds"]
+    assert [r["isolated"] for r in verdict["rounds"]] == [0, 1, 2, 3][:len(verdict["rounds"])]
+    if verdict["ok"]:
+        assert verdict["replicas_exited"] == [] and all(r["others_advanced"] > 0 for r in verdict["rounds"])
+    else:  # the crash of issue 8 item 1, reported as a finding
+        assert verdict["replicas_exited"] or not all(r["ok"] for r in verdict["rounds"]), verdict
