@@ -116,10 +116,18 @@ class Replica:
         self.safety = safety or SafetyState.initial(
             QuorumCert(0, self.genesis.id, ())
         )
+        self.root_proof_error: str | None = None
         if root_proof is not None:
             # The certificate that committed our stored root; adopting it lets a restarted
-            # replica resume above its root even if its last persisted high QC is older.
-            self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
+            # replica resume above its root even if its last persisted high QC is older. It is
+            # verified first: a database written before synced blocks' QCs were checked may hold a
+            # forged one, which must not become the high QC.
+            try:
+                verify_commit_proof(root_proof, self.tree.root.id, verifier, self.genesis.id)
+            except InvalidMessage as exc:
+                self.root_proof_error = str(exc)
+            else:
+                self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
         self._persisted = self.safety
         for block in sorted(blocks, key=lambda b: b.height):
             if block.height > self.tree.root.height and block.parent_id in self.tree:
@@ -253,8 +261,10 @@ class Replica:
 
     def on_synced(self, blocks: Sequence[Block], proof: CommitProof) -> list[Action]:
         """Committed blocks from a peer, oldest first, starting right above our root, with a commit
-        proof for the last one. The proof's QC shows the last block is committed; hash links show
-        the others are its ancestors, so no per-block certificate needs checking."""
+        proof for the last one. The proof's QC shows the last block is committed and hash links
+        show the others are its ancestors; but a block id does not cover its QC's signatures, and
+        the per-block proofs are built from those embedded QCs, so each is verified too (memoised)
+        and one bad QC refuses the whole answer before anything changes."""
         out: list[Action] = []
         try:
             self._on_synced(list(blocks), proof, out)
@@ -273,12 +283,16 @@ class Replica:
             if child.parent_id != parent.id or child.height != parent.height + 1:
                 raise InvalidMessage("synced blocks are not a hash-linked chain")
         verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)
+        for block in blocks:
+            verify_block_certificate(block, self._verifier, self.genesis.id)
+        proofs = proofs_for_chain(blocks, proof)
+        # validated: from here on nothing raises
         last = blocks[-1]
         if last.id in self.tree:
             self.tree.commit(last.id)
         else:
             self.tree = BlockTree(last)
-        for block, block_proof in zip(blocks, proofs_for_chain(blocks, proof), strict=True):
+        for block, block_proof in zip(blocks, proofs, strict=True):
             out.append(Commit(block, block_proof))
         self._after_commit()
         self._observe_qc_votes(proof.qc, out)
@@ -400,6 +414,7 @@ class Replica:
             self._observe_qc(qc, out)
             target = qc.round + 1
         if tc is not None:
+            self._observe_qc_votes(tc.high_qc, out)  # a TC's QC is checked like any other (§6)
             self._observe_qc(tc.high_qc, out)
             self.safety = self.rules.observe_tc(self.safety, tc)
             if tc.round + 1 > target:
