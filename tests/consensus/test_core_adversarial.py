@@ -9,12 +9,22 @@ from typing import Any
 
 from consensus_factories import World
 
-from consensus.actions import Action, Commit, Dropped, RecordEvidence
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    Dropped,
+    PersistSafety,
+    RecordEvidence,
+    RequestPayload,
+    VerifyPayload,
+)
 from consensus.commit_proof import CommitProof, verify_commit_proof
 from consensus.core import Replica
+from consensus.encoding import hash_bytes
 from consensus.leader import RoundRobin
-from consensus.messages import Block, EvidenceKind, QuorumCert
-from consensus.safety import SafetyState
+from consensus.messages import Block, EvidenceKind, Proposal, QuorumCert, Timeout, TimeoutCert, Vote
+from consensus.safety import SafetyRules, SafetyState
 
 W = World.make(4)
 BAD_SIG = b"\x55" * 64
@@ -109,3 +119,73 @@ def test_a_stored_root_proof_is_verified_before_its_qc_becomes_the_high_qc() -> 
     r = restarted(bad)
     assert r.high_qc.round == 0 and r.round == 1
     assert r.root_proof_error is not None and "invalid signature" in r.root_proof_error
+
+
+# -- a Byzantine replica's timeout carrying a forged TC ------------------------------------------
+
+def _voted_on_b1_b2() -> tuple[Replica, Block, Block]:
+    """Replica 0 voted for b1 (round 1) and b2 (round 2, child of b1); b2 is not certified."""
+    r = replica(0)
+    r.start()
+    b1, b2 = W.chain([1, 2])
+    for block in (b1, b2):
+        out = r.on_message(block.author, W.proposal(block))
+        r.on_payload_verified(of(out, VerifyPayload)[0].block.id, True)
+    assert r.round == 2 and r.committed == W.genesis
+    return r, b1, b2
+
+
+def test_a_timeout_carrying_a_forged_tc_cannot_make_a_replica_commit_or_advance() -> None:
+    """With the timeout's TC unverified (or no verify_timeout at all), the forged QC for b2 inside
+    the TC commits b1 although b2 was never certified, and the TC moves the replica to round 4."""
+    qc_b2 = W.qc(_voted_on_b1_b2()[2])
+    fake_qc = forged(qc_b2)
+    entries_forged = tuple((a, 2, BAD_SIG) for a in (0, 1, 2))
+    own = W.timeout(3, 3, fake_qc).signature  # the Byzantine replica signs its own entry honestly
+    for tc in (
+        TimeoutCert(3, fake_qc, entries_forged),
+        TimeoutCert(3, fake_qc, ((3, 2, own),)),  # under quorum
+    ):
+        r, b1, _ = _voted_on_b1_b2()
+        timeout = W.timeout(3, 4, W.qc(b1), tc)  # validly signed by replica 3 itself
+        out = r.on_message(3, timeout)
+        assert not of(out, Commit) and r.committed == W.genesis
+        assert r.round == 2 and r.high_qc.round == 1
+        assert of(out, Dropped)
+
+
+def test_a_forged_high_qc_in_a_timeout_is_not_adopted() -> None:
+    r, _, b2 = _voted_on_b1_b2()
+    out = r.on_message(3, W.timeout(3, 3, forged(W.qc(b2))))
+    assert of(out, Dropped) and not of(out, Commit) and r.round == 2 and r.high_qc.round == 1
+
+
+# -- a leader never proposes or votes in a round it already timed out ----------------------------
+
+def sent(actions: list[Action], kind: type) -> list[Any]:
+    return [a.message for a in of(actions, Broadcast) if isinstance(a.message, kind)]
+
+
+def test_a_leader_that_timed_out_does_not_propose_when_its_payload_arrives() -> None:
+    leader = replica(1)
+    assert of(leader.start(), RequestPayload)
+    assert sent(leader.on_timeout(1), Timeout)
+    out = leader.on_payload_ready(1, b"late", hash_bytes(b"late"))
+    assert not sent(out, Proposal) and not sent(out, Vote) and not of(out, PersistSafety)
+
+
+def test_a_restarted_leader_that_timed_out_in_its_round_asks_for_no_payload() -> None:
+    timed_out = SafetyState(1, W.genesis_qc)  # persisted by its timeout in round 1
+    leader = replica(1, safety=timed_out)
+    out = leader.start()
+    assert leader.round == 1 and not of(out, RequestPayload)
+    assert not sent(leader.on_payload_ready(1, b"", hash_bytes(b"")), Proposal)
+
+
+def test_safety_rules_refuse_a_vote_in_a_round_already_timed_out_but_allow_a_repeat_timeout() -> None:
+    rules = SafetyRules()
+    b1 = W.block(1, W.genesis)
+    state = rules.record_vote(SafetyState.initial(W.genesis_qc), 1)  # timed out (or voted) in 1
+    assert not rules.safe_to_vote(state, b1, None)
+    assert rules.safe_to_timeout(state, 1, W.genesis_qc, None)  # re-broadcast of the same timeout
+    assert rules.safe_to_vote(SafetyState.initial(W.genesis_qc), b1, None)
