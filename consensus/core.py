@@ -34,7 +34,7 @@ from .aggregator import TimeoutAggregator, VoteAggregator
 from .block_tree import BlockTree
 from .commit_proof import CommitProof, proofs_for_chain, verify_commit_proof
 from .crypto import SignatureKind, Signer, Verifier
-from .errors import InvalidMessage, LocalProtocolError
+from .errors import DecodeError, InvalidMessage, LocalProtocolError
 from .evidence import EquivocationDetector, verify_evidence
 from .leader import LeaderSchedule
 from .messages import (
@@ -224,8 +224,11 @@ class Replica:
         ctx = self._proposal_context
         if ctx is None or ctx.round != round or round != self.pacemaker.round:
             return out
+        try:
+            block = Block(round, ctx.parent.height + 1, ctx.qc, self.id, payload, data_root)
+        except DecodeError as exc:
+            raise LocalProtocolError(f"on_payload_ready: the payload does not fit a block: {exc}") from exc
         self._proposal_context = None
-        block = Block(round, ctx.parent.height + 1, ctx.qc, self.id, payload, data_root)
         if not self.rules.safe_to_vote(self.safety, block, ctx.tc):
             return out
         proposal = Proposal(block, ctx.tc, self._signer.sign(SignatureKind.PROPOSAL, round, block.id))
@@ -307,6 +310,9 @@ class Replica:
         verify_proposal(proposal, self._verifier, self.genesis.id)
         if block.author != self.leaders.leader(block.round):
             raise InvalidMessage(f"replica {block.author} is not the leader of round {block.round}")
+        parent = self.tree.get(block.parent_id)
+        if parent is not None:
+            BlockTree.check_child(block, parent)  # all checks before the first change of state
         self._observe(EvidenceKind.DOUBLE_PROPOSAL, block.round, block.author, block.id,
                       proposal.signature, out)
         self._observe_qc_votes(block.qc, out)
@@ -544,6 +550,9 @@ class Replica:
         for newer, older in itertools.pairwise(blocks):
             if newer.parent_id != older.id:
                 raise InvalidMessage("fetched blocks are not a hash-linked chain")
+            BlockTree.check_child(newer, older)
+        for block in blocks:  # all checks before the first change of state (memoised, not repeated)
+            verify_block_certificate(block, self._verifier, self.genesis.id)
         del self._fetching[head.id]
         for block in blocks:
             if len(self._fetched) >= self.config.max_fetched_blocks:
@@ -567,8 +576,7 @@ class Replica:
         for block in reversed(chain):
             self._fetched.pop(block.id, None)
             if block.id in self.tree or block.parent_id not in self.tree:
-                continue
-            verify_block_certificate(block, self._verifier, self.genesis.id)
+                continue  # (every fetched block's certificate was verified on arrival)
             self._observe_qc_votes(block.qc, out)
             self._insert(block, out)
             self._process_certificates(block.qc, None, out)

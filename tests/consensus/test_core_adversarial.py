@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from consensus_factories import World
 
 from consensus.actions import (
@@ -14,16 +15,19 @@ from consensus.actions import (
     Broadcast,
     Commit,
     Dropped,
+    FetchBlocks,
     PersistSafety,
     RecordEvidence,
     RequestPayload,
     VerifyPayload,
 )
+from consensus.block_tree import BlockTree
 from consensus.commit_proof import CommitProof, verify_commit_proof
 from consensus.core import Replica
 from consensus.encoding import hash_bytes
+from consensus.errors import LocalProtocolError, UnknownBlock
 from consensus.leader import RoundRobin
-from consensus.messages import Block, EvidenceKind, Proposal, QuorumCert, Timeout, TimeoutCert, Vote
+from consensus.messages import MAX_PAYLOAD, Block, EvidenceKind, Proposal, QuorumCert, Timeout, TimeoutCert, Vote
 from consensus.safety import SafetyRules, SafetyState
 
 W = World.make(4)
@@ -189,3 +193,66 @@ def test_safety_rules_refuse_a_vote_in_a_round_already_timed_out_but_allow_a_rep
     assert not rules.safe_to_vote(state, b1, None)
     assert rules.safe_to_timeout(state, 1, W.genesis_qc, None)  # re-broadcast of the same timeout
     assert rules.safe_to_vote(SafetyState.initial(W.genesis_qc), b1, None)
+
+
+# -- a rejected input leaves the core as it was --------------------------------------------------
+
+def snapshot(r: Replica) -> tuple[object, ...]:
+    return (r.round, r.safety, r.committed.id, frozenset(r.tree._blocks), dict(r._fetching),
+            dict(r._fetched))
+
+
+def test_a_malformed_proposal_is_dropped_before_its_certificates_change_anything() -> None:
+    r = replica(0)
+    r.start()
+    tc2 = W.tc(2, {0: W.genesis_qc, 1: W.genesis_qc, 2: W.genesis_qc})
+    good = W.block(3, W.genesis)
+    bad = Block(3, 5, W.genesis_qc, 3, b"", good.data_root)  # height 5 right above genesis
+    before = snapshot(r)
+    out = r.on_message(3, W.proposal(bad, tc2))
+    assert "height" in of(out, Dropped)[0].reason and snapshot(r) == before
+    r.on_message(3, W.proposal(good, tc2))
+    assert r.round == 3 and good.id in r.tree
+
+
+def test_a_fetched_chain_with_a_forged_qc_is_dropped_whole_and_the_fetch_stays_open() -> None:
+    r = replica(0)
+    r.start()
+    b1, b2, b3 = W.chain([1, 2, 3])
+    out = r.on_message(3, W.proposal(b3))
+    assert of(out, FetchBlocks)[0].target == b2.id
+    before = snapshot(r)
+    out = r.on_blocks(3, [b2, with_qc(b1, QuorumCert(0, W.genesis.id, ((0, BAD_SIG),)))])
+    assert of(out, Dropped) and snapshot(r) == before
+    out = r.on_blocks(3, [with_qc(b2, forged(b2.qc)), b1])
+    assert of(out, Dropped) and snapshot(r) == before
+    assert not of(r.on_blocks(3, [b2, b1]), Dropped) and b2.id in r.tree  # the honest answer
+
+
+def test_a_payload_that_does_not_fit_a_block_is_a_typed_local_error_and_changes_nothing() -> None:
+    leader = replica(1)
+    leader.start()
+    with pytest.raises(LocalProtocolError, match="payload"):
+        leader.on_payload_ready(1, b"x" * (MAX_PAYLOAD + 1), hash_bytes(b""))
+    with pytest.raises(LocalProtocolError, match="payload"):
+        leader.on_payload_ready(1, b"", b"short root")
+    assert sent(leader.on_payload_ready(1, b"", hash_bytes(b"")), Proposal)  # still proposes
+
+
+def test_looking_up_a_pruned_block_raises_a_typed_error() -> None:
+    """The node's payload recheck looks up a block's ancestry after a batch arrives late; by then
+    the block (or its parent) may have been pruned by a commit: a typed error, not a bare KeyError."""
+    b1, b2 = W.chain([1, 2])
+    sibling = W.block(2, b1, payload=b"sibling")
+    tree = BlockTree(W.genesis)
+    for block in (b1, b2, sibling):
+        tree.insert(block)
+    assert tree.path_from_root(sibling.id) == [b1, sibling]
+    tree.commit(b2.id)
+    assert sibling.id not in tree
+    with pytest.raises(UnknownBlock, match="not in the tree") as caught:
+        tree.path_from_root(sibling.id)
+    assert isinstance(caught.value, KeyError)  # callers catching the old KeyError keep working
+    assert not tree.extends_root(sibling.id)
+    with pytest.raises(UnknownBlock):
+        tree.commit(sibling.id)
