@@ -553,6 +553,9 @@ class Replica:
             BlockTree.check_child(newer, older)
         for block in blocks:  # all checks before the first change of state (memoised, not repeated)
             verify_block_certificate(block, self._verifier, self.genesis.id)
+            parent = self.tree.get(block.parent_id)
+            if parent is not None:
+                BlockTree.check_child(block, parent)
         del self._fetching[head.id]
         for block in blocks:
             if len(self._fetched) >= self.config.max_fetched_blocks:
