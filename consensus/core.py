@@ -52,7 +52,7 @@ from .messages import (
     genesis_block,
 )
 from .pacemaker import Pacemaker, PacemakerConfig
-from .safety import SafetyRules, SafetyState
+from .safety import NotSafeToVote, SafetyRules, SafetyState
 from .validation import (
     timeout_payload,
     verify_block_certificate,
@@ -230,6 +230,7 @@ class Replica:
             raise LocalProtocolError(f"on_payload_ready: the payload does not fit a block: {exc}") from exc
         self._proposal_context = None
         if not self.rules.safe_to_vote(self.safety, block, ctx.tc):
+            self._refuse_vote(self.id, block, ctx.tc, out)
             return out
         proposal = Proposal(block, ctx.tc, self._signer.sign(SignatureKind.PROPOSAL, round, block.id))
         self.detector.observe(
@@ -331,11 +332,12 @@ class Replica:
         block = proposal.block
         self._insert(block, out)
         self._proposals[block.id] = proposal
-        if block.round == self.pacemaker.round and self.rules.safe_to_vote(
-            self.safety, block, proposal.last_tc
-        ):
-            self._awaiting_payload[block.id] = proposal
-            out.append(VerifyPayload(block))
+        if block.round == self.pacemaker.round:
+            if self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
+                self._awaiting_payload[block.id] = proposal
+                out.append(VerifyPayload(block))
+            else:
+                self._refuse_vote(block.author, block, proposal.last_tc, out)
         self._accept_children(block.id, out)
 
     def _insert(self, block: Block, out: list[Action]) -> None:
@@ -369,9 +371,16 @@ class Replica:
         if block.round != self.pacemaker.round or block.id not in self.tree:
             return
         if not self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
+            self._refuse_vote(block.author, block, proposal.last_tc, out)
             return
         vote = self._sign_vote(block, out)
         self._deliver_vote(vote, out)
+
+    def _refuse_vote(
+        self, sender: ReplicaId, block: Block, tc: TimeoutCert | None, out: list[Action]
+    ) -> None:
+        reason = NotSafeToVote.of(self.safety, block, tc)
+        out.append(Dropped(sender, "NotSafeToVote", str(reason)))
 
     def _sign_vote(self, block: Block, out: list[Action]) -> Vote:
         out.append(PersistBlock(block))

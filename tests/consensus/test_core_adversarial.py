@@ -176,6 +176,20 @@ def test_a_leader_that_timed_out_does_not_propose_when_its_payload_arrives() -> 
     assert sent(leader.on_timeout(1), Timeout)
     out = leader.on_payload_ready(1, b"late", hash_bytes(b"late"))
     assert not sent(out, Proposal) and not sent(out, Vote) and not of(out, PersistSafety)
+    refusal = of(out, Dropped)[0]
+    assert (refusal.sender, refusal.kind) == (1, "NotSafeToVote")
+    assert refusal.reason == ("not safe to vote: round 1, qc round 0, tc round none, "
+                              "highest voted round 1, recovery floor 0")
+
+
+def test_a_follower_that_timed_out_says_why_it_does_not_vote() -> None:
+    r = replica(2)
+    r.start()
+    r.on_timeout(1)
+    out = r.on_message(1, W.proposal(W.block(1, W.genesis)))
+    assert not of(out, VerifyPayload)
+    assert [(d.sender, d.kind) for d in of(out, Dropped)] == [(1, "NotSafeToVote")]
+    assert "highest voted round 1" in of(out, Dropped)[0].reason
 
 
 def test_a_restarted_leader_that_timed_out_in_its_round_asks_for_no_payload() -> None:
