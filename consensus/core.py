@@ -70,6 +70,11 @@ class ReplicaConfig:
     max_pending_proposals: int = 64
     max_fetched_blocks: int = 100_000
     evidence_window: int = 1_000
+    # Votes and timeouts are collected for at most this many rounds ahead of the current one, so a
+    # Byzantine peer signing statements for ever-higher rounds cannot grow the aggregators and the
+    # equivocation detector without bound. A replica further behind learns the round from the
+    # certificates that timeouts and proposals carry, then collects normally.
+    max_rounds_ahead: int = 1_000
 
 
 @dataclass(slots=True)
@@ -401,6 +406,8 @@ class Replica:
     def _on_vote(self, vote: Vote, out: list[Action]) -> None:
         if vote.round + self.config.evidence_window < self.pacemaker.round:
             return
+        if vote.round > self.pacemaker.round + self.config.max_rounds_ahead:
+            raise InvalidMessage(f"vote for round {vote.round}, too far ahead of round {self.round}")
         verify_vote(vote, self._verifier)
         self._observe(EvidenceKind.DOUBLE_VOTE, vote.round, vote.voter, vote.block_id,
                       vote.signature, out)
@@ -513,7 +520,8 @@ class Replica:
         verify_timeout(timeout, self._verifier, self.genesis.id)
         self._observe_qc_votes(timeout.high_qc, out)
         self._process_certificates(timeout.high_qc, timeout.last_tc, out)
-        self._collect_timeout(timeout, out)
+        if timeout.round <= self.pacemaker.round + self.config.max_rounds_ahead:
+            self._collect_timeout(timeout, out)
 
     def _collect_timeout(self, timeout: Timeout, out: list[Action]) -> None:
         tc = self._timeouts.add(timeout)

@@ -270,3 +270,22 @@ def test_looking_up_a_pruned_block_raises_a_typed_error() -> None:
     assert not tree.extends_root(sibling.id)
     with pytest.raises(UnknownBlock):
         tree.commit(sibling.id)
+
+
+def test_statements_for_rounds_far_ahead_do_not_accumulate() -> None:
+    """One Byzantine replica signing votes and timeouts for ever-higher rounds must not grow the
+    aggregators or the equivocation detector without bound."""
+    r = replica(0)
+    r.start()
+    ahead = r.config.max_rounds_ahead
+    b = W.block(1, W.genesis)
+    for k in range(1, 21):
+        far = 1 + ahead + k
+        out = r.on_message(3, W.vote(3, far, b.id))
+        assert "too far ahead" in of(out, Dropped)[0].reason
+        r.on_message(3, W.timeout(3, far, W.genesis_qc))
+    assert r.round == 1 and not r._votes._votes and not r._timeouts._timeouts
+    assert all(key[1] <= 1 + ahead for key in r.detector._seen)
+    r.on_message(3, W.vote(3, 1 + ahead, b.id))  # within the window: still collected
+    r.on_message(3, W.timeout(3, 1 + ahead, W.genesis_qc))
+    assert len(r._votes._votes) == 1 and r._timeouts.count(1 + ahead) == 1
