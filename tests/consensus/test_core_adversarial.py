@@ -243,6 +243,20 @@ def test_a_fetched_chain_with_a_forged_qc_is_dropped_whole_and_the_fetch_stays_o
     assert not of(r.on_blocks(3, [b2, b1]), Dropped) and b2.id in r.tree  # the honest answer
 
 
+def test_a_fetched_chain_that_does_not_fit_together_is_dropped_whole() -> None:
+    """Only a quorum that signs anything can certify such a chain; still, nothing of it is kept."""
+    r = replica(0)
+    r.start()
+    b1 = W.block(1, W.genesis)
+    tall = Block(2, 5, W.qc(b1), 2, b"", b1.data_root)  # height 5 on top of height 1
+    b3 = W.block(3, tall)
+    out = r.on_message(3, W.proposal(b3))
+    assert of(out, FetchBlocks)[0].target == tall.id
+    before = snapshot(r)
+    out = r.on_blocks(3, [tall, b1])
+    assert "height" in of(out, Dropped)[0].reason and snapshot(r) == before
+
+
 def test_a_payload_that_does_not_fit_a_block_is_a_typed_local_error_and_changes_nothing() -> None:
     leader = replica(1)
     leader.start()
