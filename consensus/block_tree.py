@@ -19,6 +19,15 @@ class BlockTree:
         self._children: dict[BlockId, set[BlockId]] = {root.id: set()}
         self._qcs: dict[BlockId, QuorumCert] = {}
 
+    def copy(self) -> BlockTree:
+        """An independent copy (blocks themselves are immutable and shared)."""
+        other = BlockTree.__new__(BlockTree)
+        other.root = self.root
+        other._blocks = dict(self._blocks)
+        other._children = {k: set(v) for k, v in self._children.items()}
+        other._qcs = dict(self._qcs)
+        return other
+
     def __contains__(self, block_id: object) -> bool:
         return block_id in self._blocks
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import update_wrapper
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .actions import (
     Action,
@@ -75,6 +77,33 @@ class ReplicaConfig:
     # equivocation detector without bound. A replica further behind learns the round from the
     # certificates that timeouts and proposals carry, then collects normally.
     max_rounds_ahead: int = 1_000
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _all_or_nothing(
+    handler: Callable[Concatenate[Replica, P], R],
+) -> Callable[Concatenate[Replica, P], R]:
+    """One input is handled completely or not at all: if the handler raises (a bug, or a caller's
+    misuse), the replica's state is put back as it was before the input, so the I/O layer can drop
+    the input and carry on. Actions are only ever returned, never executed here, so an input whose
+    actions are lost with the exception changed nothing outside either. Evidence reported during
+    the input is forgotten (so it is reported again); verified knowledge kept in the equivocation
+    detector, the fetched-block cache and the signature cache stays: it is true whatever the
+    outcome."""
+
+    def guarded(self: Replica, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        saved = self._save()
+        try:
+            return handler(self, *args, **kwargs)
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    update_wrapper(guarded, handler)
+    return guarded
 
 
 @dataclass(slots=True)
@@ -152,6 +181,28 @@ class Replica:
         self._started = False
         self._pruned_below = 0
 
+    # -- all or nothing per input -------------------------------------------------------------
+
+    def _save(self) -> tuple[Any, ...]:
+        self.detector.begin()
+        return (
+            self.tree.copy(), self.safety, self._persisted, self.pacemaker.copy(),
+            self._votes.copy(), self._timeouts.copy(), dict(self._proposals),
+            dict(self._awaiting_payload), OrderedDict((k, list(v)) for k, v in self._pending.items()),
+            dict(self._fetching), self._proposal_context, self._proposed_round,
+            self._timed_out_round, self._pruned_below,
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        self.detector.rollback()
+        (
+            self.tree, self.safety, self._persisted, self.pacemaker,
+            self._votes, self._timeouts, self._proposals,
+            self._awaiting_payload, self._pending,
+            self._fetching, self._proposal_context, self._proposed_round,
+            self._timed_out_round, self._pruned_below,
+        ) = saved
+
     # -- read-only views -----------------------------------------------------------------------
 
     @property
@@ -196,6 +247,7 @@ class Replica:
             self._fetch(self.leaders.leader(high.round), high.block_id, out)
         return out
 
+    @_all_or_nothing
     def on_message(self, sender: ReplicaId, message: ConsensusMessage) -> list[Action]:
         out: list[Action] = []
         try:
@@ -214,6 +266,7 @@ class Replica:
             out.append(Dropped(sender, type(message).__name__, str(exc)))
         return out
 
+    @_all_or_nothing
     def on_timeout(self, round: int) -> list[Action]:
         out: list[Action] = []
         if round != self.pacemaker.round:
@@ -224,6 +277,7 @@ class Replica:
         out.append(SetTimer(round, self.pacemaker.duration()))
         return out
 
+    @_all_or_nothing
     def on_payload_ready(self, round: int, payload: bytes, data_root: bytes) -> list[Action]:
         out: list[Action] = []
         ctx = self._proposal_context
@@ -248,6 +302,7 @@ class Replica:
         self._deliver_vote(vote, out)
         return out
 
+    @_all_or_nothing
     def on_payload_verified(self, block_id: BlockId, ok: bool, reason: str = "") -> list[Action]:
         out: list[Action] = []
         proposal = self._awaiting_payload.pop(block_id, None)
@@ -259,6 +314,7 @@ class Replica:
         self._try_vote(proposal, out)
         return out
 
+    @_all_or_nothing
     def on_blocks(self, sender: ReplicaId, blocks: Sequence[Block]) -> list[Action]:
         """Blocks answering a ``FetchBlocks``: a hash-linked chain, newest first."""
         out: list[Action] = []
@@ -268,6 +324,7 @@ class Replica:
             out.append(Dropped(sender, "Blocks", str(exc)))
         return out
 
+    @_all_or_nothing
     def on_synced(self, blocks: Sequence[Block], proof: CommitProof) -> list[Action]:
         """Committed blocks from a peer, oldest first, starting right above our root, with a commit
         proof for the last one. The proof's QC shows the last block is committed and hash links

@@ -303,3 +303,60 @@ def test_statements_for_rounds_far_ahead_do_not_accumulate() -> None:
     r.on_message(3, W.vote(3, 1 + ahead, b.id))  # within the window: still collected
     r.on_message(3, W.timeout(3, 1 + ahead, W.genesis_qc))
     assert len(r._votes._votes) == 1 and r._timeouts.count(1 + ahead) == 1
+
+
+def full_state(r: Replica) -> tuple[object, ...]:
+    return (*snapshot(r), r.pacemaker.round, r.pacemaker.consecutive_timeouts,
+            {k: dict(v) for k, v in r._votes._votes.items()}, set(r._votes._done),
+            {k: dict(v) for k, v in r._timeouts._timeouts.items()},
+            dict(r._proposals), dict(r._awaiting_payload), r._proposal_context, r._proposed_round,
+            r._timed_out_round)
+
+
+def test_an_unexpected_error_mid_input_leaves_the_replica_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vote completing QC(b2) commits b1; a bug raising after the commit must not leave the
+    tree committed without the Commit action ever reaching the node (a hole in its log)."""
+    r, b1, b2 = _voted_on_b1_b2()
+    r.on_message(1, W.vote(1, 2, b2.id))
+    before = full_state(r)
+
+    def bug() -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(r, "_after_commit", bug)
+    with pytest.raises(RuntimeError, match="injected"):
+        r.on_message(2, W.vote(2, 2, b2.id))
+    assert full_state(r) == before
+    monkeypatch.undo()
+    out = r.on_message(2, W.vote(2, 2, b2.id))  # the same input again, now handled in full
+    assert [c.block.id for c in of(out, Commit)] == [b1.id] and r.round == 3
+
+
+def test_an_unexpected_error_after_signing_a_vote_unsigns_nothing_that_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = replica(2)
+    r.start()
+    b1 = W.block(1, W.genesis)
+    r.on_message(1, W.proposal(b1))
+    before = full_state(r)
+    monkeypatch.setattr(r, "_deliver_vote", lambda vote, out: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError):
+        r.on_payload_verified(b1.id, True)
+    assert full_state(r) == before and r.safety.highest_voted_round == 0
+    monkeypatch.undo()
+    assert sent(r.on_payload_verified(b1.id, True), Vote)
+
+
+def test_evidence_found_by_an_input_that_then_fails_is_reported_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = replica(0)
+    r.start()
+    a = W.block(1, W.genesis, payload=b"a")
+    b = W.block(1, W.genesis, payload=b"b")
+    r.on_message(3, W.vote(3, 1, a.id))
+    monkeypatch.setattr(r, "_collect_vote", lambda vote, out: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError):
+        r.on_message(3, W.vote(3, 1, b.id))  # the evidence it found is lost with the exception
+    monkeypatch.undo()
+    out = r.on_message(3, W.vote(3, 1, b.id))
+    assert [e.evidence.offender for e in of(out, RecordEvidence)] == [3]
