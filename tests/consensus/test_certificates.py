@@ -16,7 +16,14 @@ from consensus.encoding import pack
 from consensus.errors import DecodeError, InvalidMessage
 from consensus.evidence import verify_evidence
 from consensus.messages import Evidence, EvidenceKind, QuorumCert, TimeoutCert, decode_message
-from consensus.validation import timeout_payload, verify_qc, verify_tc, verify_timeout
+from consensus.validation import (
+    timeout_payload,
+    verify_block_certificate,
+    verify_qc,
+    verify_tc,
+    verify_timeout,
+    verify_vote,
+)
 
 W = World.make(4)
 W7 = World.make(7)
@@ -80,6 +87,13 @@ def test_tc_whose_high_qc_is_forged_is_rejected() -> None:
         verify_tc(dataclasses.replace(tc, high_qc=under), W.verifier(), G())
 
 
+def test_tc_whose_high_qc_is_not_older_than_the_tc_is_rejected() -> None:
+    b2 = W.block(2, W.block(1, W.genesis))
+    same_round = W.tc(2, {0: W.qc(b2), 1: W.genesis_qc, 2: W.genesis_qc})  # every signature valid
+    with pytest.raises(InvalidMessage, match="older than the TC"):
+        verify_tc(same_round, W.verifier(), G())
+
+
 def test_tc_signer_outside_the_committee_is_rejected() -> None:
     tc = tc_of(W, 2, [0, 1, 2])
     outsider = TimeoutCert(2, tc.high_qc, (*tc.entries, (9, 0, tc.entries[0][2])))
@@ -116,6 +130,24 @@ def test_timeout_carrying_a_forged_tc_is_rejected() -> None:
     ):
         with pytest.raises(InvalidMessage):
             verify_timeout(W.timeout(3, 3, W.genesis_qc, bad), W.verifier(), G())
+
+
+def test_timeout_carrying_a_tc_for_another_round_is_rejected() -> None:
+    tc = tc_of(W, 1, [0, 1, 2])
+    with pytest.raises(InvalidMessage, match="previous round"):
+        verify_timeout(W.timeout(3, 3, W.genesis_qc, tc), W.verifier(), G())
+
+
+def test_statements_from_outside_the_committee_are_rejected_as_such() -> None:
+    b1 = W.block(1, W.genesis)
+    vote = W.vote(0, 1, b1.id)
+    with pytest.raises(InvalidMessage, match="not in the committee"):
+        verify_vote(dataclasses.replace(vote, voter=9), W.verifier())
+    timeout = W.timeout(0, 1, W.genesis_qc)
+    with pytest.raises(InvalidMessage, match="not in the committee"):
+        verify_timeout(dataclasses.replace(timeout, author=9), W.verifier(), G())
+    with pytest.raises(InvalidMessage, match="author 9 is not in the committee"):
+        verify_block_certificate(dataclasses.replace(b1, author=9), W.verifier(), G())
 
 
 # -- evidence ------------------------------------------------------------------------------------
