@@ -10,12 +10,13 @@ import dataclasses
 import pytest
 from consensus_factories import World
 
+from consensus.commit_proof import CommitProof, verify_commit_proof
 from consensus.committee import Committee
 from consensus.crypto import SignatureKind, Verifier
 from consensus.encoding import pack
 from consensus.errors import DecodeError, InvalidMessage
 from consensus.evidence import verify_evidence
-from consensus.messages import Evidence, EvidenceKind, QuorumCert, TimeoutCert, decode_message
+from consensus.messages import BlockHeader, Evidence, EvidenceKind, QuorumCert, TimeoutCert, decode_message
 from consensus.validation import (
     timeout_payload,
     verify_block_certificate,
@@ -168,3 +169,27 @@ def test_evidence_naming_one_block_twice_is_not_evidence() -> None:
         object.__setattr__(same, name, value)
     with pytest.raises(InvalidMessage, match="do not conflict"):
         verify_evidence(same, W.verifier())
+
+
+# -- commit proofs: a verifier trusts no header field, even under a quorum's signatures ----------
+
+def certified_proof(*headers: BlockHeader, qc_round: int | None = None) -> CommitProof:
+    """A proof whose QC a full quorum really signed, over whatever headers it is given."""
+    last = headers[-1]
+    r = last.round if qc_round is None else qc_round
+    votes = tuple((v, W.vote(v, r, last.id).signature) for v in (0, 1, 2))
+    return CommitProof(tuple(headers), QuorumCert(r, last.id, votes))
+
+
+def test_commit_proof_headers_must_chain_rounds_and_heights_and_the_qc_round() -> None:
+    b1, b2 = W.chain([1, 2])
+    h1, h2 = b1.header(), b2.header()
+    verify_commit_proof(certified_proof(h1, h2), b1.id, W.verifier(), G())
+    lying_round = dataclasses.replace(h2, parent_round=0)  # says its parent has round 0
+    with pytest.raises(InvalidMessage, match="not a parent chain"):
+        verify_commit_proof(certified_proof(h1, lying_round), b1.id, W.verifier(), G())
+    skipping = dataclasses.replace(h2, height=5)
+    with pytest.raises(InvalidMessage, match="heights"):
+        verify_commit_proof(certified_proof(h1, skipping), b1.id, W.verifier(), G())
+    with pytest.raises(InvalidMessage, match="does not certify"):
+        verify_commit_proof(certified_proof(h1, h2, qc_round=3), b1.id, W.verifier(), G())
