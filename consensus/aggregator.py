@@ -25,6 +25,12 @@ class VoteAggregator:
         del self._votes[key]
         return QuorumCert(vote.round, vote.block_id, tuple(sorted(bucket.items())))
 
+    def copy(self) -> VoteAggregator:
+        other = VoteAggregator(self._quorum)
+        other._votes = {k: dict(v) for k, v in self._votes.items()}
+        other._done = set(self._done)
+        return other
+
     def prune(self, below_round: int) -> None:
         self._votes = {k: v for k, v in self._votes.items() if k[0] >= below_round}
         self._done = {k for k in self._done if k[0] >= below_round}
@@ -55,6 +61,12 @@ class TimeoutAggregator:
 
     def count(self, round: int) -> int:
         return len(self._timeouts.get(round, ()))
+
+    def copy(self) -> TimeoutAggregator:
+        other = TimeoutAggregator(self._quorum)
+        other._timeouts = {k: dict(v) for k, v in self._timeouts.items()}
+        other._done = set(self._done)
+        return other
 
     def prune(self, below_round: int) -> None:
         self._timeouts = {r: v for r, v in self._timeouts.items() if r >= below_round}

@@ -6,7 +6,7 @@ prunes everything that does not descend from it.
 
 from __future__ import annotations
 
-from .errors import InvalidMessage, LocalProtocolError
+from .errors import InvalidMessage, LocalProtocolError, UnknownBlock
 from .messages import Block, BlockId, QuorumCert
 
 
@@ -18,6 +18,15 @@ class BlockTree:
         self._blocks: dict[BlockId, Block] = {root.id: root}
         self._children: dict[BlockId, set[BlockId]] = {root.id: set()}
         self._qcs: dict[BlockId, QuorumCert] = {}
+
+    def copy(self) -> BlockTree:
+        """An independent copy (blocks themselves are immutable and shared)."""
+        other = BlockTree.__new__(BlockTree)
+        other.root = self.root
+        other._blocks = dict(self._blocks)
+        other._children = {k: set(v) for k, v in self._children.items()}
+        other._qcs = dict(self._qcs)
+        return other
 
     def __contains__(self, block_id: object) -> bool:
         return block_id in self._blocks
@@ -38,14 +47,19 @@ class BlockTree:
         parent = self._blocks.get(block.parent_id)
         if parent is None:
             raise LocalProtocolError("insert: parent not in the tree")
-        if block.height != parent.height + 1:
-            raise InvalidMessage(f"block height {block.height} does not follow parent {parent.height}")
-        if block.round <= parent.round or block.qc.round != parent.round:
-            raise InvalidMessage("block round must exceed its parent's, and its QC certify the parent")
+        self.check_child(block, parent)
         self._blocks[block.id] = block
         self._children[block.id] = set()
         self._children[parent.id].add(block.id)
         return True
+
+    @staticmethod
+    def check_child(block: Block, parent: Block) -> None:
+        """Raises InvalidMessage unless ``block`` may sit under ``parent``."""
+        if block.height != parent.height + 1:
+            raise InvalidMessage(f"block height {block.height} does not follow parent {parent.height}")
+        if block.round <= parent.round or block.qc.round != parent.round:
+            raise InvalidMessage("block round must exceed its parent's, and its QC certify the parent")
 
     def record_qc(self, qc: QuorumCert) -> None:
         if qc.block_id in self._blocks:
@@ -55,9 +69,12 @@ class BlockTree:
         return self._qcs.get(block_id)
 
     def path_from_root(self, block_id: BlockId) -> list[Block]:
-        """Blocks strictly above the root up to ``block_id`` inclusive, oldest first."""
+        """Blocks strictly above the root up to ``block_id`` inclusive, oldest first. Raises
+        :class:`UnknownBlock` if the block is not in the tree (e.g. pruned by a commit)."""
         path: list[Block] = []
-        block = self._blocks[block_id]
+        block = self._blocks.get(block_id)
+        if block is None:
+            raise UnknownBlock(f"block {block_id.hex()[:12]} is not in the tree (pruned or never received)")
         while block.id != self.root.id:
             path.append(block)
             parent = self._blocks.get(block.parent_id)
@@ -70,7 +87,7 @@ class BlockTree:
     def extends_root(self, block_id: BlockId) -> bool:
         try:
             self.path_from_root(block_id)
-        except (KeyError, LocalProtocolError):
+        except (UnknownBlock, LocalProtocolError):
             return False
         return True
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import update_wrapper
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .actions import (
     Action,
@@ -34,7 +36,7 @@ from .aggregator import TimeoutAggregator, VoteAggregator
 from .block_tree import BlockTree
 from .commit_proof import CommitProof, proofs_for_chain, verify_commit_proof
 from .crypto import SignatureKind, Signer, Verifier
-from .errors import InvalidMessage, LocalProtocolError
+from .errors import DecodeError, InvalidMessage, LocalProtocolError
 from .evidence import EquivocationDetector, verify_evidence
 from .leader import LeaderSchedule
 from .messages import (
@@ -52,7 +54,7 @@ from .messages import (
     genesis_block,
 )
 from .pacemaker import Pacemaker, PacemakerConfig
-from .safety import SafetyRules, SafetyState
+from .safety import NotSafeToVote, SafetyRules, SafetyState
 from .validation import (
     timeout_payload,
     verify_block_certificate,
@@ -70,6 +72,38 @@ class ReplicaConfig:
     max_pending_proposals: int = 64
     max_fetched_blocks: int = 100_000
     evidence_window: int = 1_000
+    # Votes and timeouts are collected for at most this many rounds ahead of the current one, so a
+    # Byzantine peer signing statements for ever-higher rounds cannot grow the aggregators and the
+    # equivocation detector without bound. A replica further behind learns the round from the
+    # certificates that timeouts and proposals carry, then collects normally.
+    max_rounds_ahead: int = 1_000
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _all_or_nothing(
+    handler: Callable[Concatenate[Replica, P], R],
+) -> Callable[Concatenate[Replica, P], R]:
+    """One input is handled completely or not at all: if the handler raises (a bug, or a caller's
+    misuse), the replica's state is put back as it was before the input, so the I/O layer can drop
+    the input and carry on. Actions are only ever returned, never executed here, so an input whose
+    actions are lost with the exception changed nothing outside either. Evidence reported during
+    the input is forgotten (so it is reported again); verified knowledge kept in the equivocation
+    detector, the fetched-block cache and the signature cache stays: it is true whatever the
+    outcome."""
+
+    def guarded(self: Replica, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        saved = self._save()
+        try:
+            return handler(self, *args, **kwargs)
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    update_wrapper(guarded, handler)
+    return guarded
 
 
 @dataclass(slots=True)
@@ -116,10 +150,18 @@ class Replica:
         self.safety = safety or SafetyState.initial(
             QuorumCert(0, self.genesis.id, ())
         )
+        self.root_proof_error: str | None = None
         if root_proof is not None:
             # The certificate that committed our stored root; adopting it lets a restarted
-            # replica resume above its root even if its last persisted high QC is older.
-            self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
+            # replica resume above its root even if its last persisted high QC is older. It is
+            # verified first: a database written before synced blocks' QCs were checked may hold a
+            # forged one, which must not become the high QC.
+            try:
+                verify_commit_proof(root_proof, self.tree.root.id, verifier, self.genesis.id)
+            except InvalidMessage as exc:
+                self.root_proof_error = str(exc)
+            else:
+                self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
         self._persisted = self.safety
         for block in sorted(blocks, key=lambda b: b.height):
             if block.height > self.tree.root.height and block.parent_id in self.tree:
@@ -138,6 +180,28 @@ class Replica:
         self._timed_out_round = 0
         self._started = False
         self._pruned_below = 0
+
+    # -- all or nothing per input -------------------------------------------------------------
+
+    def _save(self) -> tuple[Any, ...]:
+        self.detector.begin()
+        return (
+            self.tree.copy(), self.safety, self._persisted, self.pacemaker.copy(),
+            self._votes.copy(), self._timeouts.copy(), dict(self._proposals),
+            dict(self._awaiting_payload), OrderedDict((k, list(v)) for k, v in self._pending.items()),
+            dict(self._fetching), self._proposal_context, self._proposed_round,
+            self._timed_out_round, self._pruned_below,
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        self.detector.rollback()
+        (
+            self.tree, self.safety, self._persisted, self.pacemaker,
+            self._votes, self._timeouts, self._proposals,
+            self._awaiting_payload, self._pending,
+            self._fetching, self._proposal_context, self._proposed_round,
+            self._timed_out_round, self._pruned_below,
+        ) = saved
 
     # -- read-only views -----------------------------------------------------------------------
 
@@ -183,6 +247,7 @@ class Replica:
             self._fetch(self.leaders.leader(high.round), high.block_id, out)
         return out
 
+    @_all_or_nothing
     def on_message(self, sender: ReplicaId, message: ConsensusMessage) -> list[Action]:
         out: list[Action] = []
         try:
@@ -201,6 +266,7 @@ class Replica:
             out.append(Dropped(sender, type(message).__name__, str(exc)))
         return out
 
+    @_all_or_nothing
     def on_timeout(self, round: int) -> list[Action]:
         out: list[Action] = []
         if round != self.pacemaker.round:
@@ -211,14 +277,19 @@ class Replica:
         out.append(SetTimer(round, self.pacemaker.duration()))
         return out
 
+    @_all_or_nothing
     def on_payload_ready(self, round: int, payload: bytes, data_root: bytes) -> list[Action]:
         out: list[Action] = []
         ctx = self._proposal_context
         if ctx is None or ctx.round != round or round != self.pacemaker.round:
             return out
+        try:
+            block = Block(round, ctx.parent.height + 1, ctx.qc, self.id, payload, data_root)
+        except DecodeError as exc:
+            raise LocalProtocolError(f"on_payload_ready: the payload does not fit a block: {exc}") from exc
         self._proposal_context = None
-        block = Block(round, ctx.parent.height + 1, ctx.qc, self.id, payload, data_root)
         if not self.rules.safe_to_vote(self.safety, block, ctx.tc):
+            self._refuse_vote(self.id, block, ctx.tc, out)
             return out
         proposal = Proposal(block, ctx.tc, self._signer.sign(SignatureKind.PROPOSAL, round, block.id))
         self.detector.observe(
@@ -231,6 +302,7 @@ class Replica:
         self._deliver_vote(vote, out)
         return out
 
+    @_all_or_nothing
     def on_payload_verified(self, block_id: BlockId, ok: bool, reason: str = "") -> list[Action]:
         out: list[Action] = []
         proposal = self._awaiting_payload.pop(block_id, None)
@@ -242,6 +314,7 @@ class Replica:
         self._try_vote(proposal, out)
         return out
 
+    @_all_or_nothing
     def on_blocks(self, sender: ReplicaId, blocks: Sequence[Block]) -> list[Action]:
         """Blocks answering a ``FetchBlocks``: a hash-linked chain, newest first."""
         out: list[Action] = []
@@ -251,10 +324,13 @@ class Replica:
             out.append(Dropped(sender, "Blocks", str(exc)))
         return out
 
+    @_all_or_nothing
     def on_synced(self, blocks: Sequence[Block], proof: CommitProof) -> list[Action]:
         """Committed blocks from a peer, oldest first, starting right above our root, with a commit
-        proof for the last one. The proof's QC shows the last block is committed; hash links show
-        the others are its ancestors, so no per-block certificate needs checking."""
+        proof for the last one. The proof's QC shows the last block is committed and hash links
+        show the others are its ancestors; but a block id does not cover its QC's signatures, and
+        the per-block proofs are built from those embedded QCs, so each is verified too (memoised)
+        and one bad QC refuses the whole answer before anything changes."""
         out: list[Action] = []
         try:
             self._on_synced(list(blocks), proof, out)
@@ -273,12 +349,16 @@ class Replica:
             if child.parent_id != parent.id or child.height != parent.height + 1:
                 raise InvalidMessage("synced blocks are not a hash-linked chain")
         verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)
+        for block in blocks:
+            verify_block_certificate(block, self._verifier, self.genesis.id)
+        proofs = proofs_for_chain(blocks, proof)
+        # validated: from here on nothing raises
         last = blocks[-1]
         if last.id in self.tree:
             self.tree.commit(last.id)
         else:
             self.tree = BlockTree(last)
-        for block, block_proof in zip(blocks, proofs_for_chain(blocks, proof), strict=True):
+        for block, block_proof in zip(blocks, proofs, strict=True):
             out.append(Commit(block, block_proof))
         self._after_commit()
         self._observe_qc_votes(proof.qc, out)
@@ -293,6 +373,9 @@ class Replica:
         verify_proposal(proposal, self._verifier, self.genesis.id)
         if block.author != self.leaders.leader(block.round):
             raise InvalidMessage(f"replica {block.author} is not the leader of round {block.round}")
+        parent = self.tree.get(block.parent_id)
+        if parent is not None:
+            BlockTree.check_child(block, parent)  # all checks before the first change of state
         self._observe(EvidenceKind.DOUBLE_PROPOSAL, block.round, block.author, block.id,
                       proposal.signature, out)
         self._observe_qc_votes(block.qc, out)
@@ -311,11 +394,12 @@ class Replica:
         block = proposal.block
         self._insert(block, out)
         self._proposals[block.id] = proposal
-        if block.round == self.pacemaker.round and self.rules.safe_to_vote(
-            self.safety, block, proposal.last_tc
-        ):
-            self._awaiting_payload[block.id] = proposal
-            out.append(VerifyPayload(block))
+        if block.round == self.pacemaker.round:
+            if self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
+                self._awaiting_payload[block.id] = proposal
+                out.append(VerifyPayload(block))
+            else:
+                self._refuse_vote(block.author, block, proposal.last_tc, out)
         self._accept_children(block.id, out)
 
     def _insert(self, block: Block, out: list[Action]) -> None:
@@ -349,9 +433,16 @@ class Replica:
         if block.round != self.pacemaker.round or block.id not in self.tree:
             return
         if not self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
+            self._refuse_vote(block.author, block, proposal.last_tc, out)
             return
         vote = self._sign_vote(block, out)
         self._deliver_vote(vote, out)
+
+    def _refuse_vote(
+        self, sender: ReplicaId, block: Block, tc: TimeoutCert | None, out: list[Action]
+    ) -> None:
+        reason = NotSafeToVote.of(self.safety, block, tc)
+        out.append(Dropped(sender, "NotSafeToVote", str(reason)))
 
     def _sign_vote(self, block: Block, out: list[Action]) -> Vote:
         out.append(PersistBlock(block))
@@ -372,6 +463,8 @@ class Replica:
     def _on_vote(self, vote: Vote, out: list[Action]) -> None:
         if vote.round + self.config.evidence_window < self.pacemaker.round:
             return
+        if vote.round > self.pacemaker.round + self.config.max_rounds_ahead:
+            raise InvalidMessage(f"vote for round {vote.round}, too far ahead of round {self.round}")
         verify_vote(vote, self._verifier)
         self._observe(EvidenceKind.DOUBLE_VOTE, vote.round, vote.voter, vote.block_id,
                       vote.signature, out)
@@ -400,6 +493,7 @@ class Replica:
             self._observe_qc(qc, out)
             target = qc.round + 1
         if tc is not None:
+            self._observe_qc_votes(tc.high_qc, out)  # a TC's QC is checked like any other (§6)
             self._observe_qc(tc.high_qc, out)
             self.safety = self.rules.observe_tc(self.safety, tc)
             if tc.round + 1 > target:
@@ -483,7 +577,8 @@ class Replica:
         verify_timeout(timeout, self._verifier, self.genesis.id)
         self._observe_qc_votes(timeout.high_qc, out)
         self._process_certificates(timeout.high_qc, timeout.last_tc, out)
-        self._collect_timeout(timeout, out)
+        if timeout.round <= self.pacemaker.round + self.config.max_rounds_ahead:
+            self._collect_timeout(timeout, out)
 
     def _collect_timeout(self, timeout: Timeout, out: list[Action]) -> None:
         tc = self._timeouts.add(timeout)
@@ -529,6 +624,12 @@ class Replica:
         for newer, older in itertools.pairwise(blocks):
             if newer.parent_id != older.id:
                 raise InvalidMessage("fetched blocks are not a hash-linked chain")
+            BlockTree.check_child(newer, older)
+        for block in blocks:  # all checks before the first change of state (memoised, not repeated)
+            verify_block_certificate(block, self._verifier, self.genesis.id)
+            parent = self.tree.get(block.parent_id)
+            if parent is not None:
+                BlockTree.check_child(block, parent)
         del self._fetching[head.id]
         for block in blocks:
             if len(self._fetched) >= self.config.max_fetched_blocks:
@@ -552,8 +653,7 @@ class Replica:
         for block in reversed(chain):
             self._fetched.pop(block.id, None)
             if block.id in self.tree or block.parent_id not in self.tree:
-                continue
-            verify_block_certificate(block, self._verifier, self.genesis.id)
+                continue  # (every fetched block's certificate was verified on arrival)
             self._observe_qc_votes(block.qc, out)
             self._insert(block, out)
             self._process_certificates(block.qc, None, out)

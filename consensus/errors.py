@@ -17,3 +17,11 @@ class InvalidMessage(ConsensusError):
 
 class LocalProtocolError(ConsensusError):
     """The caller used the core wrongly (a bug on our side, never a peer's input)."""
+
+
+class UnknownBlock(ConsensusError, KeyError):
+    """A block id that is not (or no longer) in the block tree: never received, or pruned by a
+    commit since the caller looked. The input that referred to it is stale; drop it. Also a
+    ``KeyError`` so that callers written against the old untyped lookup keep working."""
+
+    __str__ = ConsensusError.__str__

@@ -29,11 +29,23 @@ class EquivocationDetector:
 
     Bounded: statements for rounds below the pruning point are forgotten."""
 
-    __slots__ = ("_reported", "_seen")
+    __slots__ = ("_new_reports", "_reported", "_seen")
 
     def __init__(self) -> None:
         self._seen: dict[tuple[EvidenceKind, int, ReplicaId], tuple[BlockId, bytes]] = {}
         self._reported: set[tuple[EvidenceKind, int, ReplicaId]] = set()
+        self._new_reports: list[tuple[EvidenceKind, int, ReplicaId]] = []
+
+    def begin(self) -> None:
+        """Start remembering what is reported, so that :meth:`rollback` can take it back."""
+        self._new_reports = []
+
+    def rollback(self) -> None:
+        """Forget the reports made since :meth:`begin` (their evidence never left the core), so the
+        same equivocation is reported again when next seen. Remembered statements stay: they are
+        verified facts."""
+        self._reported.difference_update(self._new_reports)
+        self._new_reports = []
 
     def observe(
         self, kind: EvidenceKind, round: int, signer: ReplicaId, block_id: BlockId, signature: bytes
@@ -44,6 +56,7 @@ class EquivocationDetector:
         if first[0] == block_id or key in self._reported:
             return None
         self._reported.add(key)
+        self._new_reports.append(key)
         return Evidence.of(kind, signer, round, first, (block_id, signature))
 
     def prune(self, below_round: int) -> None:

@@ -32,6 +32,12 @@ class Pacemaker:
         self.consecutive_timeouts = 0
         self.entered_by_tc = False
 
+    def copy(self) -> Pacemaker:
+        other = Pacemaker(self.config, self.round)
+        other.consecutive_timeouts = self.consecutive_timeouts
+        other.entered_by_tc = self.entered_by_tc
+        return other
+
     def advance(self, new_round: int, *, by_tc: bool) -> bool:
         """Enter ``new_round`` if it is ahead; returns whether the round changed."""
         if new_round <= self.round:

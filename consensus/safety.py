@@ -69,6 +69,28 @@ class SafetyState:
         return cls.from_wire(unpack(data, max_size=1 << 20))
 
 
+@dataclass(frozen=True, slots=True)
+class NotSafeToVote:
+    """Why a vote was refused, for logs (after aptos' ``NotSafeToVote``): the block's round and
+    QC round, the TC's round if any, and the safety state the rule compared them with."""
+
+    round: int
+    qc_round: int
+    tc_round: int | None
+    highest_voted_round: int
+    recovery_floor: int
+
+    @classmethod
+    def of(cls, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> NotSafeToVote:
+        return cls(block.round, block.qc.round, None if last_tc is None else last_tc.round,
+                   state.highest_voted_round, state.recovery_floor)
+
+    def __str__(self) -> str:
+        tc = "none" if self.tc_round is None else str(self.tc_round)
+        return (f"not safe to vote: round {self.round}, qc round {self.qc_round}, tc round {tc}, "
+                f"highest voted round {self.highest_voted_round}, recovery floor {self.recovery_floor}")
+
+
 class SafetyRules:
     """The rules as pure functions of (state, input). Tests subclass this to weaken one rule and
     check that the property checkers notice (see tests/test_teeth.py)."""

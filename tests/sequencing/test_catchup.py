@@ -144,7 +144,6 @@ def rewritten(chain: SignedChain, request: SyncRequest) -> SyncResponse:
     return SyncResponse(blocks, good.proof, HEIGHT + 1)  # claims one more, to be asked first
 
 
-@pytest.mark.xfail(strict=True, reason="needs h/certs (the core verifying QCs embedded in synced blocks)")
 async def test_a_sync_peer_rewriting_embedded_qcs_gets_no_unverifiable_proof_stored(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
