@@ -184,10 +184,11 @@ class Node:
         except (MissingDatabase, CorruptDatabase) as exc:
             for store in stores:
                 store.close()
+            problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
             if not self.options.recover:
                 raise NodeStartError(
-                    f"{exc}. This replica may have signed messages before losing its database; "
-                    "starting it fresh could make it equivocate. Start it with --recover to rebuild "
+                    f"replica {self.id}: database {problem}. It may have signed messages before losing "
+                    "its database; starting it fresh could make it equivocate. Start it with --recover to rebuild "
                     "from peers (it stays silent until it is safe to sign)."
                 ) from None
             suffix = f".unreadable-{int(time.time())}"
