@@ -143,7 +143,8 @@ class _Wire:
 
 def _check_chain(identity: Identity, chain_id: Any) -> None:
     if chain_id != identity.chain_id:
-        raise HandshakeError(HandshakeFailure.CHAIN_ID, f"peer is on chain {chain_id!r}"[:200])
+        detail = f"chain id mismatch: expected {identity.chain_id!r}, got {chain_id!r}"
+        raise HandshakeError(HandshakeFailure.CHAIN_ID, detail[:200])
 
 
 def _check_member(identity: Identity, replica: Any) -> int:
