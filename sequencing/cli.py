@@ -42,6 +42,15 @@ def cmd_up(args: argparse.Namespace) -> int:
                               f"expected ID:MODE with MODE in {BYZANTINE_MODES}, got {spec!r}")
         config.replica(int(rid))
         byzantine.append((int(rid), mode))
+    if not args.reset:  # a replica that lost its key: say so here, before starting the others
+        from .keys import key_path
+        from .node import NodeStartError
+        from .replica_main import cluster_is_new, missing_key_problem
+
+        if not cluster_is_new(config):
+            for r in config.replicas:
+                if not key_path(config, r.id).exists():
+                    raise NodeStartError(missing_key_problem(config, r.id))
     options = LaunchOptions(duration=args.duration, json_path=args.json, load=args.load,
                             live=not args.no_live, reset=args.reset, log_level=args.log_level,
                             byzantine=tuple(byzantine))
@@ -204,11 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one clear line, not a traceback, for expected failures
+        from .harness import HarnessError
         from .keys import KeyFileError
         from .launcher import LaunchError
         from .node import NodeStartError
 
-        if isinstance(exc, (LaunchError, NodeStartError, KeyFileError, OSError)):
+        if isinstance(exc, (LaunchError, HarnessError, NodeStartError, KeyFileError, OSError)):
             print(f"ordo: {exc}", file=sys.stderr)
         else:
             raise

@@ -163,3 +163,19 @@ def test_a_port_in_use_is_one_line_naming_it(config_path: Path, port: str) -> No
     assert done.returncode == 2
     line = one_line(done.stderr)
     assert f"127.0.0.1:{number} ({port}" in line and "address already in use" in line
+
+
+def test_up_names_a_lost_key_before_starting_anything(config_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to recreate the key (and an empty database) for the replica; then a traceback."""
+    import sequencing.launcher
+
+    async def launched(*_: object) -> int:
+        raise AssertionError("ordo up started the cluster")
+
+    monkeypatch.setattr(sequencing.launcher, "launch", launched)
+    config = load_config(config_path)
+    init_new_cluster(config)
+    key_path(config, 1).unlink()
+    code, _, err = cli(capsys, "up", "--config", config_path, "--duration", "1")
+    assert code == 2 and "private key" in one_line(err) and not key_path(config, 1).exists()
