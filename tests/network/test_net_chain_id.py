@@ -27,3 +27,5 @@ async def test_the_listener_names_both_chain_ids() -> None:
             nursery.start_soon(side, right, lambda s: accept(s, ours[0], timeout=5))
     listener = next(e for e in errors if e.reason == HandshakeFailure.CHAIN_ID)
     assert listener.detail == f"chain id mismatch: expected {ours[0].chain_id!r}, got 'other-chain'"
+    dialer = next(e for e in errors if e.reason == HandshakeFailure.REFUSED)
+    assert "chain id mismatch: the peer is not on our chain 'other-chain'" in dialer.detail
