@@ -9,7 +9,10 @@ round among them (:func:`floor_from`): anything it may have signed before was at
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,6 +27,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REPORT_EVERY = 5.0  # seconds between "still waiting" lines
+
+
+def foreign_database(path: Path, chain_id: str, replica_id: int) -> str | None:
+    """What is wrong if the database at ``path`` belongs to another chain or replica (a wrong
+    cluster.toml or data_dir, which ``--recover`` must not "repair" by setting it aside); None if
+    it does not, or if it cannot tell."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            meta = dict(conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('chain_id', 'replica_id')").fetchall())
+    except sqlite3.Error:
+        return None
+    if meta.get("chain_id") not in (None, chain_id):
+        return f"chain id mismatch: expected {chain_id!r} (cluster.toml), got {meta['chain_id']!r} in {path}"
+    if meta.get("replica_id") not in (None, str(replica_id)):
+        return f"{path} is replica {meta['replica_id']}'s database, not replica {replica_id}'s"
+    return None
 
 
 def answers_needed(committee: Committee) -> int:

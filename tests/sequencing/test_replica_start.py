@@ -179,3 +179,17 @@ def test_up_names_a_lost_key_before_starting_anything(config_path: Path, monkeyp
     key_path(config, 1).unlink()
     code, _, err = cli(capsys, "up", "--config", config_path, "--duration", "1")
     assert code == 2 and "private key" in one_line(err) and not key_path(config, 1).exists()
+
+
+@pytest.mark.parametrize("recover", [False, True])
+def test_a_database_of_another_chain_is_a_chain_id_mismatch_not_a_lost_disk(config_path: Path, recover: bool) -> None:
+    """It used to advise --recover, which would have set the good database aside."""
+    config = load_config(config_path)
+    init_new_cluster(config)
+    config_path.write_text(config_path.read_text().replace('chain_id = "ordo-test"', 'chain_id = "typo-chain"'))
+    done = run_ordo("replica", "--config", config_path, "--id", "0", *(["--recover"] if recover else []))
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "chain id mismatch: expected 'typo-chain' (cluster.toml), got 'ordo-test'" in line
+    names = {p.name for p in config.replica_dir(0).iterdir()}
+    assert {"ordo.sqlite", "safety.sqlite"} <= names and not any("unreadable" in n for n in names)  # kept
