@@ -150,7 +150,8 @@ class _Wire:
 
 def _check_chain(identity: Identity, chain_id: Any) -> None:
     if chain_id != identity.chain_id:
-        raise HandshakeError(HandshakeFailure.CHAIN_ID, f"peer is on chain {chain_id!r}"[:200])
+        detail = f"chain id mismatch: expected {identity.chain_id!r}, got {chain_id!r}"
+        raise HandshakeError(HandshakeFailure.CHAIN_ID, detail[:200])
 
 
 def _check_member(identity: Identity, replica: Any) -> int:
@@ -203,7 +204,13 @@ async def dial(
 
     async def steps(wire: _Wire) -> int:
         await wire.send(["hello", PROTOCOL_VERSION, identity.chain_id, me, dialer_nonce])
-        welcome = await wire.receive("welcome", 6, versioned=True)
+        try:
+            welcome = await wire.receive("welcome", 6, versioned=True)
+        except HandshakeError as exc:
+            if exc.reason is HandshakeFailure.REFUSED and HandshakeFailure.CHAIN_ID.value in exc.detail:
+                detail = f"{exc.detail}: chain id mismatch: the peer is not on our chain {identity.chain_id!r}"
+                raise HandshakeError(HandshakeFailure.REFUSED, detail[:300]) from None
+            raise
         _, _, chain_id, listener_id, listener_nonce, signature = welcome
         _check_chain(identity, chain_id)
         listener_id = _check_member(identity, listener_id)

@@ -42,6 +42,15 @@ def cmd_up(args: argparse.Namespace) -> int:
                               f"expected ID:MODE with MODE in {BYZANTINE_MODES}, got {spec!r}")
         config.replica(int(rid))
         byzantine.append((int(rid), mode))
+    if not args.reset:  # a replica that lost its key: say so here, before starting the others
+        from .keys import key_path
+        from .node import NodeStartError
+        from .replica_main import cluster_is_new, missing_key_problem
+
+        if not cluster_is_new(config):
+            for r in config.replicas:
+                if not key_path(config, r.id).exists():
+                    raise NodeStartError(missing_key_problem(config, r.id))
     options = LaunchOptions(duration=args.duration, json_path=args.json, load=args.load,
                             live=not args.no_live, reset=args.reset, log_level=args.log_level,
                             byzantine=tuple(byzantine))
@@ -72,17 +81,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import key_path
+    from .keys import key_path, load_keypair, public_key_path, restore_public_key
+    from .node import DATABASE_FILES
     from .replica_main import init_replica_dir
 
     config = load_config(args.config)
     ids = [args.id] if args.id is not None else [r.id for r in config.replicas]
     for replica_id in ids:
-        config.replica(replica_id)
+        pinned = config.replica(replica_id).public_key
+        path = public_key_path(config, replica_id)
+        previous = path.read_text().strip() if path.exists() else None
+        had_state = any((config.replica_dir(replica_id) / name).exists() for name in DATABASE_FILES)
         created = init_replica_dir(config, replica_id)
-        public = (key_path(config, replica_id).parent / "public.key").read_text().strip()
+        restore_public_key(config, replica_id, load_keypair(key_path(config, replica_id)))
+        public = path.read_text().strip()
         state = "created" if created else "exists"
         print(f"replica {replica_id}: public_key = \"{public}\"  ({state}: {key_path(config, replica_id)})")
+        replaced = (previous not in (None, public)) or (pinned is not None and pinned.hex() != public)
+        if created and (replaced or had_state):
+            print(f"ordo: replica {replica_id} has a NEW key: the committee changes. Put this public_key "
+                  f"into its [[replica]] table in cluster.toml on every replica and restart them all; "
+                  "proofs signed with the old key no longer verify against the new committee",
+                  file=sys.stderr)
     return 0
 
 
@@ -193,10 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one clear line, not a traceback, for expected failures
+        from .harness import HarnessError
+        from .keys import KeyFileError
         from .launcher import LaunchError
         from .node import NodeStartError
 
-        if isinstance(exc, (LaunchError, NodeStartError, OSError)):
+        if isinstance(exc, (LaunchError, HarnessError, NodeStartError, KeyFileError, OSError)):
             print(f"ordo: {exc}", file=sys.stderr)
         else:
             raise

@@ -79,7 +79,11 @@ def _payload(text: str, as_hex: bool, what: str) -> bytes:
         if not as_hex:
             return data
     if not as_hex:
-        return text.encode()
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a non-UTF-8 argument arrives as lone surrogates
+            raise CliError(f"{what} is not UTF-8 text; give its bytes as hex with --hex, or on stdin with -",
+                           EXIT_UNREADABLE) from None
     cleaned = "".join(text.split()).removeprefix("0x")
     try:
         return bytes.fromhex(cleaned)
@@ -388,23 +392,64 @@ def _check_one(encoded: bytes, meta: dict[str, Any] | None, verifier: Any) -> st
             f"(evidence {evidence.id.hex()[:16]})")
 
 
-def cmd_evidence_verify(args: argparse.Namespace) -> int:
-    from consensus.crypto import Verifier
+def _evidence_verifier(args: argparse.Namespace, offenders: set[int]) -> tuple[Any, str]:
+    """The committee's keys to check evidence with, and a description of where they came from:
+    --chain-id with --public-key (the offender's key), else the cluster file --config."""
+    from consensus.committee import Committee
+    from consensus.crypto import KeyPair, Verifier
 
     from .keys import committee_of
 
+    if args.public_key is not None or args.chain_id is not None:
+        if args.public_key is None or args.chain_id is None:
+            raise CliError("--public-key and --chain-id go together (the offender's key and the chain id)",
+                           EXIT_UNREADABLE)
+        try:
+            key = bytes.fromhex(args.public_key.removeprefix("0x"))
+        except ValueError:
+            raise CliError("--public-key is not hex", EXIT_UNREADABLE) from None
+        if len(key) != 32 or len(offenders) != 1:
+            raise CliError("--public-key must be 32 bytes (64 hex digits) and FILE must name one offender",
+                           EXIT_UNREADABLE)
+        offender = offenders.pop()
+        if not 0 <= offender < 1024:
+            raise CliError(f"evidence names replica {offender}, not a committee member", EXIT_FAIL)
+        # only the offender's key is checked; the other slots hold keys nobody has
+        keys = [key if i == offender else KeyPair.from_seed(b"ordo/unused/%d" % i).public
+                for i in range(offender + 1)]
+        return Verifier(Committee(args.chain_id, tuple(keys))), (
+            f"public key {key.hex()[:16]}... on chain {args.chain_id!r}")
+    if not args.config.exists():
+        raise CliError(f"evidence verify needs the committee's keys: {args.config} not found; pass "
+                       "--config CLUSTER_TOML, or --chain-id ID --public-key HEX (the offender's key)",
+                       EXIT_UNREADABLE)
+    config = load_config(args.config)
+    return Verifier(committee_of(config)), f"{config.size}-replica committee of chain {config.chain_id!r}"
+
+
+def _offender(encoded: bytes) -> int | None:
+    from consensus.encoding import unpack
+    from consensus.errors import ConsensusError
+
+    try:
+        wire = unpack(encoded, max_size=4096)
+    except ConsensusError:
+        return None
+    return wire[1] if isinstance(wire, list) and len(wire) == 7 and isinstance(wire[1], int) else None
+
+
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
     try:
         pieces = _read_evidence(args.file)
+        offenders = {o for _, encoded, _ in pieces if (o := _offender(encoded)) is not None}
+        verifier, against = _evidence_verifier(args, offenders)
     except CliError as exc:
         print(f"ordo: {exc}", file=sys.stderr)
         return exc.code
-    config = load_config(args.config)
-    verifier = Verifier(committee_of(config))
     worst = EXIT_OK
     for label, encoded, meta in pieces:
         try:
-            print(f"{label}: {_check_one(encoded, meta, verifier)} — checked against the "
-                  f"{config.size}-replica committee of chain {config.chain_id!r}")
+            print(f"{label}: {_check_one(encoded, meta, verifier)} — checked against the {against}")
         except CliError as exc:
             print(f"ordo: {label}: {exc}", file=sys.stderr)
             worst = max(worst, exc.code)
@@ -480,12 +525,17 @@ def add_client_commands(sub: Any) -> None:
     q.set_defaults(func=cmd_evidence_list)
     q = esub.add_parser("verify", help="verify evidence offline (exit 0 valid, 1 invalid, 2 unreadable)",
                         description="Check evidence from FILE against the committee's public keys in "
-                                    "--config, without contacting any replica. FILE holds evidence hex, or "
+                                    "--config (or the offender's --public-key with --chain-id), without "
+                                    "contacting any replica. FILE holds evidence hex, or "
                                     "JSON as served by /v1/evidence (one object or the list); - reads "
                                     "stdin. Exit 0 only if every piece is valid, 1 if any is invalid, 2 if "
                                     "the input cannot be read.")
     q.add_argument("--config", "-c", type=Path, default=Path(DEFAULT_CONFIG),
                    help=f"cluster file with the committee's keys (default: {DEFAULT_CONFIG})")
+    q.add_argument("--chain-id", default=None, metavar="ID",
+                   help="instead of --config: the chain id the evidence was signed on (with --public-key)")
+    q.add_argument("--public-key", default=None, metavar="HEX",
+                   help="instead of --config: the offender's public key, as published for the committee")
     q.add_argument("file", metavar="FILE", help="evidence file (hex or JSON), or - for stdin")
     q.set_defaults(func=cmd_evidence_verify)
 

@@ -197,7 +197,11 @@ class OrdoClient(_Base):
                         _raise_for(response)
                     down_since, attempt = None, 0
                     for line in response.iter_lines():
-                        proof = sub.feed(line)
+                        try:
+                            proof = sub.feed(line)
+                        except ProofFailed as exc:
+                            self._run(self._explain_op(exc))
+                            raise
                         if proof is not None and (include_empty or proof.transactions):
                             yield proof
                 problem: Exception = Unavailable("the server closed the stream")
@@ -306,7 +310,11 @@ class AsyncOrdoClient(_Base):
                         _raise_for(response)
                     down_since, attempt = None, 0
                     async for line in response.aiter_lines():
-                        proof = sub.feed(line)
+                        try:
+                            proof = sub.feed(line)
+                        except ProofFailed as exc:
+                            await self._run(self._explain_op(exc))
+                            raise
                         if proof is not None and (include_empty or proof.transactions):
                             yield proof
                 problem: Exception = Unavailable("the server closed the stream")

@@ -324,6 +324,20 @@ class _Base:
         config = load_config(path)
         return config.api_url(replica), committee_of(config)
 
+    def _explain_op(self, failure: ProofFailed) -> Op[None]:
+        """A proof failed to verify: if the replica serves another chain than the committee's,
+        raise that (a wrong chain id otherwise shows only as "invalid signature")."""
+        if self._verifier is None:
+            return
+        try:
+            theirs = (yield from self._status_op()).get("chain_id")
+        except OrdoError:
+            return
+        ours = self._verifier.chain_id
+        if isinstance(theirs, str) and theirs != ours:
+            raise ProofFailed(f"chain id mismatch: expected {ours!r} (the committee's), got {theirs!r} "
+                              f"from {self.base_url} ({failure})") from None
+
     def _unavailable(self, exc: Exception) -> Unavailable:
         reason = str(exc) or type(exc).__name__
         return Unavailable(f"cannot reach {self.base_url}: {reason}")
@@ -426,7 +440,11 @@ class _Base:
         body = _obj((yield from self._call(_get(f"/v1/bundles/{bundle_id}"))))
         if body.get("status") != "committed":
             return None
-        return _parse_bundle_proof(body, bundle_id, verifier)
+        try:
+            return _parse_bundle_proof(body, bundle_id, verifier)
+        except ProofFailed as exc:
+            yield from self._explain_op(exc)
+            raise
 
     def _wait_for_bundle_op(self, bundle_id: str, timeout: float, verify: bool) -> Op[BundleProof]:
         return (yield from self._wait_op(f"bundle {bundle_id}", timeout,
@@ -439,14 +457,22 @@ class _Base:
             proof = SliceProof.from_json(body)
         except InvalidProof as exc:
             raise ProofFailed(str(exc)) from None
-        _check_slice(proof, rollup_id, height, verifier)
+        try:
+            _check_slice(proof, rollup_id, height, verifier)
+        except ProofFailed as exc:
+            yield from self._explain_op(exc)
+            raise
         return proof
 
     def _evidence_op(self, offender: int | None, verify: bool) -> Op[list[EvidenceRecord]]:
         verifier = self.verifier(verify)
         params = {} if offender is None else {"offender": str(offender)}
         records = _evidence_records((yield from self._call(_get("/v1/evidence", params=params))))
-        _verify_evidence(records, verifier)
+        try:
+            _verify_evidence(records, verifier)
+        except ProofFailed as exc:
+            yield from self._explain_op(exc)
+            raise
         return records
 
     def _metrics_op(self) -> Op[str]:

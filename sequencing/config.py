@@ -18,8 +18,10 @@ MAX_ROLLUP_ID = 2**32 - 1
 
 
 class ConfigError(Exception):
+    """``key`` is empty for a problem with the whole file (missing, unreadable, not TOML)."""
+
     def __init__(self, path: Path | str, key: str, problem: str) -> None:
-        super().__init__(f"{path}: {key}: {problem}")
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
         self.path, self.key, self.problem = str(path), key, problem
 
 
@@ -97,13 +99,20 @@ class ClusterConfig:
 def load_config(path: Path | str) -> ClusterConfig:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(path, "-", "file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "-", f"not valid TOML: {exc}") from None
+        raise ConfigError(path, "", "file not found") from None
     except OSError as exc:
-        raise ConfigError(path, "-", f"cannot read: {exc.strerror}") from None
+        raise ConfigError(path, "", f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                                    "save it as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
     return parse_config(raw, path)
 
 

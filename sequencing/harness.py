@@ -19,7 +19,7 @@ import httpx
 import trio
 
 from .config import ClusterConfig, load_config
-from .replica_main import init_replica_dir
+from .replica_main import init_new_cluster
 
 STARTUP_TIMEOUT = 60.0
 # Timing for throwaway clusters (tests, fault scripts): short timeouts, no idle pause.
@@ -118,7 +118,7 @@ class LocalCluster:
     # -- processes -----------------------------------------------------------------------------
 
     def prepare(self) -> list[int]:
-        return [r.id for r in self.config.replicas if init_replica_dir(self.config, r.id)]
+        return init_new_cluster(self.config)  # keys only for a new cluster: a lost one is refused
 
     async def start(self, replica_id: int, *extra: str) -> None:
         if replica_id in self.processes and self.processes[replica_id].returncode is None:

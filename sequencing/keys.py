@@ -61,6 +61,13 @@ def ensure_keypair(config: ClusterConfig, replica_id: int) -> tuple[KeyPair, boo
     return key, True
 
 
+def restore_public_key(config: ClusterConfig, replica_id: int, key: KeyPair) -> None:
+    """Write ``public.key`` from the private key if it is missing (a backup of ``key`` alone)."""
+    path = public_key_path(config, replica_id)
+    if not path.exists():
+        path.write_text(key.public.hex() + "\n")
+
+
 def committee_of(config: ClusterConfig) -> Committee:
     """Public keys from cluster.toml, falling back to ``public.key`` files in the data dir."""
     keys = []
@@ -74,7 +81,8 @@ def committee_of(config: ClusterConfig) -> Committee:
         except (OSError, ValueError):
             raise ConfigError(
                 config.path, f"replica[id={r.id}].public_key",
-                f"not set, and no readable {path} (run `ordo keygen --config {config.path} --id {r.id}`)",
+                f"not set, and no readable {path}: put replica {r.id}'s public key into cluster.toml "
+                f"or restore that file (for a new cluster: `ordo keygen --config {config.path}`)",
             ) from None
     try:
         return Committee(config.chain_id, tuple(keys))

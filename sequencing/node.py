@@ -59,7 +59,7 @@ from .mempool import Mempool
 from .metrics import NodeMetrics
 from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
 from .peer_service import PeerService
-from .recovery import recovery_floor
+from .recovery import foreign_database, recovery_floor
 from .round_timer import RoundTimer
 from .storage import CommitRecord, CorruptDatabase, MissingDatabase, Storage
 from .transactions import Item, item_txs
@@ -189,10 +189,15 @@ class Node:
         except (MissingDatabase, CorruptDatabase) as exc:
             for store in stores:
                 store.close()
+            problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
+            foreign = foreign_database(path, self.config.chain_id, self.id)
+            if foreign is not None:
+                raise NodeStartError(f"replica {self.id}: {foreign}: wrong cluster.toml or data_dir? "
+                                     "(not a lost disk: --recover would set this database aside)") from None
             if not self.options.recover:
                 raise NodeStartError(
-                    f"{exc}. This replica may have signed messages before losing its database; "
-                    "starting it fresh could make it equivocate. Start it with --recover to rebuild "
+                    f"replica {self.id}: database {problem}. It may have signed messages before losing "
+                    "its database; starting it fresh could make it equivocate. Start it with --recover to rebuild "
                     "from peers (it stays silent until it is safe to sign)."
                 ) from None
             suffix = f".unreadable-{int(time.time())}"

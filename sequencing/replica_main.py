@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
+from consensus.crypto import KeyPair
+
 from .api import serve_api
 from .config import ClusterConfig, load_config
-from .keys import ensure_keypair, key_path, load_keypair
+from .keys import KeyFileError, ensure_keypair, key_path, load_keypair, restore_public_key
 from .node import DATABASE_FILES, Node, NodeOptions, NodeStartError
 from .storage import Storage
 
+E = TypeVar("E", bound=BaseException)
+
 
 def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:
-    """Create the key and an empty database for a replica that has neither (first start of a new
-    cluster). Returns True if it created them. A key without a database is left alone: that is a
-    lost disk, which only ``--recover`` may repair."""
+    """``ordo keygen``: create the key and, where missing, an empty database. Returns True if it
+    created a key. A new key never signed anything, so a fresh safety state is safe with it."""
     if key_path(config, replica_id).exists():
         return False
     ensure_keypair(config, replica_id)
@@ -32,8 +38,40 @@ def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:
     return True
 
 
-async def run_replica(config: ClusterConfig, replica_id: int, options: NodeOptions) -> None:
-    key = load_keypair(key_path(config, replica_id))
+def cluster_is_new(config: ClusterConfig) -> bool:
+    """A cluster that was never created: cluster.toml pins no public key and no replica has a key,
+    a public key or a database under the data directory."""
+    if any(r.public_key is not None for r in config.replicas):
+        return False
+    names = ("key", "public.key", *DATABASE_FILES)
+    return not any((config.replica_dir(r.id) / name).exists() for r in config.replicas for name in names)
+
+
+def init_new_cluster(config: ClusterConfig) -> list[int]:
+    """``ordo up`` and the test harness: create every replica's key and empty databases if (and
+    only if) the cluster is new (:func:`cluster_is_new`); returns the replicas initialised. Any
+    other missing key is for the operator to restore (the replica refuses to start)."""
+    if not cluster_is_new(config):
+        return []
+    return [r.id for r in config.replicas if init_replica_dir(config, r.id)]
+
+
+def missing_key_problem(config: ClusterConfig, replica_id: int) -> str:
+    """One line: what is missing and how to restore it (docs/OPERATIONS.md, "Lost key")."""
+    path = key_path(config, replica_id)
+    where = f"--config {config.path}"
+    if cluster_is_new(config):
+        return (f"replica {replica_id}: no key at {path}: this cluster was never created; run "
+                f"`ordo keygen {where}` (or `ordo up {where}`) first")
+    has_db = all((config.replica_dir(replica_id) / name).exists() for name in DATABASE_FILES)
+    restore = "start it again" if has_db else "start it with --recover (its database is gone too)"
+    return (f"replica {replica_id}: private key {path} is missing, so it cannot sign as replica "
+            f"{replica_id}; restore the key file from a backup and {restore}, or, if the key is lost "
+            f"for good, run `ordo keygen {where} --id {replica_id}` and put the new public key into "
+            f"cluster.toml on every replica (docs/OPERATIONS.md, \"Lost key\")")
+
+
+async def run_replica(config: ClusterConfig, replica_id: int, key: KeyPair, options: NodeOptions) -> None:
     node = Node(config, replica_id, key, options)
     me = config.replica(replica_id)
     async with trio.open_nursery() as nursery:
@@ -84,6 +122,7 @@ def crash_hook_from_env() -> Callable[[str], None] | None:
 
 
 def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str, byzantine: str | None = None) -> int:
+    """Run the replica; raises NodeStartError (one line for the CLI, exit 2) if it cannot start."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format=f"%(asctime)s replica-{replica_id} %(levelname)s %(name)s: %(message)s",
@@ -91,10 +130,72 @@ def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str, b
     )
     config = load_config(config_path)
     config.replica(replica_id)
-    if not key_path(config, replica_id).exists():
-        if recover:
-            raise NodeStartError(f"{key_path(config, replica_id)}: no key to recover with")
-        init_replica_dir(config, replica_id)
+    key = _own_key(config, replica_id)
+    check_ports_free(config, replica_id)
     options = NodeOptions(recover=recover, storage_crash_hook=crash_hook_from_env(), byzantine=byzantine)
-    trio.run(run_replica, config, replica_id, options)
+    try:
+        trio.run(run_replica, config, replica_id, key, options)
+    except BaseExceptionGroup as group:
+        refusal = _first_leaf(group, NodeStartError)
+        if refusal is None:
+            bind = _first_leaf(group, OSError)
+            if bind is None or bind.errno not in _BIND_ERRORS:
+                raise
+            refusal = NodeStartError(f"replica {replica_id}: cannot listen: {bind.strerror or bind}")
+        raise refusal from None
     return 0
+
+
+def _own_key(config: ClusterConfig, replica_id: int) -> KeyPair:
+    """The replica's private key; never created here (only ``ordo keygen`` and a new cluster's
+    ``ordo up`` make keys). Restores a missing ``public.key`` from it."""
+    path = key_path(config, replica_id)
+    if not path.exists():
+        raise NodeStartError(missing_key_problem(config, replica_id))
+    try:
+        key = load_keypair(path)
+    except KeyFileError as exc:
+        raise NodeStartError(f"replica {replica_id}: {exc}") from None
+    restore_public_key(config, replica_id, key)
+    return key
+
+
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def check_ports_free(config: ClusterConfig, replica_id: int) -> None:
+    """Bind each of the replica's three ports once, as the servers will, so that a port in use is
+    one line naming it rather than a traceback from deep inside the servers."""
+    me = config.replica(replica_id)
+    ports = (("peer_port", me.host, me.peer_port), ("api_port", me.host, me.api_port),
+             ("admin_port", "127.0.0.1", me.admin_port))
+    for name, host, port in ports:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            problem = f"{name}: cannot resolve host {host!r}: {exc.strerror}"
+            raise NodeStartError(f"replica {replica_id}: {problem}") from None
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(address)
+                except OSError as exc:
+                    if exc.errno not in _BIND_ERRORS:
+                        raise
+                    raise NodeStartError(
+                        f"replica {replica_id}: cannot listen on {host}:{port} ({name} in {config.path}): "
+                        f"{(exc.strerror or str(exc)).lower()} (another replica or program holds it; stop "
+                        f"that or change {name})"
+                    ) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_leaf(exc, kind)
+            if found is not None:
+                return found
+        elif isinstance(exc, kind):
+            return exc
+    return None

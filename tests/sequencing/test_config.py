@@ -46,7 +46,7 @@ def test_defaults_and_relative_data_dir(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text,key,problem",
     [
-        ("not toml [", "-", "not valid TOML"),
+        ("not toml [", "", "not valid TOML"),
         ("[[replica]]\nid = 0\npeer_port = 1\napi_port = 2\n", "cluster", "missing [cluster]"),
         (GOOD.replace('chain_id = "t"', "chain_id = 5"), "cluster.chain_id", "must be str"),
         (GOOD.replace('chain_id = "t"', 'chain_id = ""'), "cluster.chain_id", "1-64 printable"),
@@ -71,12 +71,26 @@ def test_each_mistake_names_file_key_and_problem(tmp_path: Path, text: str, key:
         load_config(path)
     assert err.value.path == str(path) and err.value.key == key
     assert problem in err.value.problem
-    assert str(err.value).startswith(f"{path}: {key}: ")
+    assert str(err.value).startswith(f"{path}: {key}: " if key else f"{path}: not valid TOML")
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="file not found"):
+    with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "nope.toml")
+    assert str(err.value) == f"{tmp_path / 'nope.toml'}: file not found"  # was "...: -: file not found"
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_bytes(GOOD.replace('"t"', '"caf\xe9"').encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: not UTF-8 text (byte 0xe9 at offset ")
+
+
+def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read: is a directory"):
+        load_config(tmp_path)
 
 
 def test_keys_are_private_and_feed_the_committee(tmp_path: Path) -> None:
