@@ -15,6 +15,7 @@ import trio
 from .harness import LocalCluster, ReplicaExit
 
 POLL_INTERVAL = 0.2
+REFUSED_TO_START = 2  # the CLI's exit code for "refused before doing anything" (docs/OPERATIONS.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +61,15 @@ class Supervisor:
         entry = {**exited.to_json(), "at_s": round(now - self._started, 1), "restart_in_s": None}
         record.exits.append(entry)
         print(f"ordo: replica {exited.replica} {exited.describe()}\n{exited.log_tail}", file=self.out, flush=True)
-        if len(recent) >= self.policy.max_restarts:
+        if exited.returncode == REFUSED_TO_START:
+            record.state = "gave up"
+            record.gave_up_reason = (f"refused to start ({exited.last_line}); a restart would be refused "
+                                     "the same way, so it is not restarted")
+        elif len(recent) >= self.policy.max_restarts:
             record.state = "gave up"
             record.gave_up_reason = (f"{exited.describe()} after {len(recent)} restarts within "
                                      f"{self.policy.window:.0f} s; not restarting it again")
+        if record.state == "gave up":
             print(f"ordo: replica {exited.replica} {record.gave_up_reason}", file=self.out, flush=True)
             return
         delay = self.policy.delay(len(recent))

@@ -87,3 +87,18 @@ async def test_restarts_older_than_the_window_no_longer_count(autojump_clock: tr
     report = supervisor.report()["1"]
     assert report["state"] == "running" and report["restarts"] >= 5
     assert all(e["restart_in_s"] == 1.0 for e in report["exits"])
+
+
+async def test_a_replica_that_refused_to_start_is_not_restarted(autojump_clock: trio.testing.MockClock) -> None:
+    """Exit code 2 means the replica refused before doing anything (a lost key, a bad config): a
+    restart would be refused the same way, so the supervisor reports it and leaves it down."""
+    cluster = FakeCluster({})
+    out = io.StringIO()
+    supervisor = Supervisor(cluster, out=out)  # type: ignore[arg-type]
+    cluster.pending.append((trio.current_time(), ReplicaExit(1, 2, "header\nordo: no key at data/replica-1/key")))
+    await run_for(supervisor, 60.0)
+    assert cluster.starts == []
+    report = supervisor.report()["1"]
+    assert report["state"] == "gave up" and report["restarts"] == 0
+    assert "refused to start" in report["gave_up"] and "no key" in report["gave_up"]
+    assert "not restarted" in out.getvalue()
