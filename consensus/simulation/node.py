@@ -68,6 +68,7 @@ class Disk:
 
     safety: SafetyState | None = None
     blocks: list[Block] = field(default_factory=list)
+    proofs: list[CommitProof] = field(default_factory=list)  # proofs[i] is blocks[i]'s
     by_id: dict[BlockId, Block] = field(default_factory=dict)
     last_proof: CommitProof | None = None
     committed_txs: set[bytes] = field(default_factory=set)
@@ -77,6 +78,7 @@ class Disk:
         if self.blocks and block.parent_id != self.blocks[-1].id:
             raise AssertionError("committed block does not extend the stored log")
         self.blocks.append(block)
+        self.proofs.append(proof)
         self.by_id[block.id] = block
         self.last_proof = proof
         self.committed_txs.update(decode_payload(block.payload))

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..leader import FunctionSchedule, LeaderSchedule, RoundRobin
 from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
+from .lying import QcForger, StaleQcLeader, TcForger, UnderQuorumQcLeader
 from .network import LinkConfig
 from .node import SimNode
 from .simulator import SimConfig, Simulator
@@ -18,7 +20,18 @@ STRATEGIES: dict[str, type[SimNode]] = {
     "silent": SilentNode,
     "equivocate": EquivocatingLeader,
     "double-vote": DoubleVoter,
+    "stale-qc": StaleQcLeader,
+    "forge-tc": TcForger,
+    "forge-qc": QcForger,
+    "short-qc": UnderQuorumQcLeader,
 }
+
+
+def leader_schedule(n: int, span: int) -> LeaderSchedule:
+    """Round-robin, each leader keeping ``span`` consecutive rounds."""
+    if span == 1:
+        return RoundRobin(n)
+    return FunctionSchedule(lambda r: (r // span) % n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,7 @@ class Schedule:
     gst: float = 5.0
     window: float = 10.0
     link: LinkConfig = LinkConfig(min_delay=0.01, max_delay=0.05)
+    leader_span: int = 1
 
 
 @dataclass(slots=True)
@@ -89,6 +103,7 @@ def run_schedule(
         ),
         strategies=strategies,
         rules=rules,
+        leaders=leader_schedule(schedule.n, schedule.leader_span),
     )
     for fault in schedule.faults:
         if fault.at < schedule.gst:

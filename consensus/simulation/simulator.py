@@ -120,6 +120,7 @@ class Simulator:
         self._uncommitted: dict[bytes, None] = {}
         self.commit_times: dict[BlockId, float] = {}
         self.validity_scan: dict[int, Any] = {}  # checker bookkeeping (see checker.check_validity)
+        self.proof_scan: dict[int, Any] = {}  # and checker.check_proofs
         self._started = False
 
     # -- views ---------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from dataclasses import replace
 
 from consensus.actions import Action, Commit, PersistSafety
 from consensus.commit_proof import CommitProof
+from consensus.committee import Committee
 from consensus.core import Replica
+from consensus.crypto import SignatureKind, Verifier
 from consensus.messages import Block, QuorumCert, TimeoutCert
 from consensus.safety import SafetyRules, SafetyState
 from consensus.simulation.node import SimNode
@@ -113,3 +115,50 @@ class TcForgettingNode(SimNode):
         if isinstance(action, PersistSafety):
             action = PersistSafety(replace(action.state, high_tc=None))
         return super().handle(action)
+
+
+# -- certificate checks (overridden at the verifier, so they do not depend on how the core calls it)
+
+
+class _BlindVerifier(Verifier):
+    """Accepts every signature of the given kinds, checks the others."""
+
+    def __init__(self, inner: Verifier, kinds: frozenset[SignatureKind]) -> None:
+        self.committee = inner.committee
+        self._inner = inner
+        self._kinds = kinds
+
+    def verify(self, signer, kind, round, payload, signature):  # type: ignore[no-untyped-def]
+        if kind in self._kinds:
+            return self.committee.contains(signer)
+        return self._inner.verify(signer, kind, round, payload, signature)
+
+
+class _LaxQuorumCommittee(Committee):
+    @property
+    def quorum(self) -> int:
+        return super().quorum - 1
+
+
+def blind_replica(*kinds: SignatureKind) -> type[Replica]:
+    """A replica that never checks signatures of ``kinds`` (TIMEOUT: TC entries and timeouts;
+    VOTE: QC signatures and votes). Its own aggregation is unchanged."""
+
+    class Blind(Replica):
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(**kwargs)
+            self._verifier = _BlindVerifier(self._verifier, frozenset(kinds))
+
+    Blind.__name__ = "Blind" + "".join(k.name.title() for k in kinds) + "Replica"
+    return Blind
+
+
+class UnderQuorumReplica(Replica):
+    """Accepts QCs and TCs one signature short of a quorum (its own vote and timeout aggregation
+    still waits for a full quorum)."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        c = self.committee
+        lax = _LaxQuorumCommittee(c.chain_id, c.public_keys)
+        self._verifier = Verifier(lax)

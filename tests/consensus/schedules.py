@@ -44,9 +44,19 @@ def faults(draw: st.DrawFn, n: int, byzantine: set[int]) -> tuple[Fault, ...]:
 
 
 @st.composite
-def schedules(draw: st.DrawFn, n: int, strategies: tuple[str, ...] = tuple(STRATEGIES)) -> Schedule:
+def schedules(
+    draw: st.DrawFn,
+    n: int,
+    strategies: tuple[str, ...] = tuple(STRATEGIES),
+    *,
+    min_byzantine: int = 0,
+    leader_spans: tuple[int, ...] = (1, 1, 2),
+) -> Schedule:
+    """A seed, up to f Byzantine replicas with strategies, timed faults before GST, and a
+    round-robin leader schedule whose leaders keep 1 or 2 consecutive rounds (the lying leaders
+    in consensus/simulation/lying.py need two)."""
     f = (n - 1) // 3
-    byz_ids = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=f))
+    byz_ids = draw(st.lists(st.integers(0, n - 1), unique=True, min_size=min_byzantine, max_size=f))
     byzantine = {i: draw(st.sampled_from(strategies)) for i in byz_ids}
     return Schedule(
         n=n,
@@ -55,4 +65,5 @@ def schedules(draw: st.DrawFn, n: int, strategies: tuple[str, ...] = tuple(STRAT
         faults=draw(faults(n, set(byz_ids))),
         gst=GST,
         window=8.0,
+        leader_span=draw(st.sampled_from(leader_spans)),
     )

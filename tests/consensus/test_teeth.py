@@ -6,6 +6,7 @@ inputs and asserts it is clean."""
 
 from __future__ import annotations
 
+import pytest
 from broken import (
     AcceptAnyPayloadNode,
     IgnoreTcReplica,
@@ -15,10 +16,15 @@ from broken import (
     NoLockRules,
     NoRoundCheckRules,
     OneChainReplica,
+    UnderQuorumReplica,
+    blind_replica,
     node_with,
 )
+from hypothesis import Phase, given, settings
 from lock_attack import run_lock_attack
+from schedules import schedules
 
+from consensus.crypto import SignatureKind
 from consensus.messages import Block
 from consensus.simulation import (
     DoubleVoter,
@@ -67,6 +73,59 @@ def test_lock_rule_removed_is_caught_as_a_fork() -> None:
     assert invariants(run_lock_attack()) == set(), "the correct rules must survive the attack"
     broken = run_lock_attack(rules=NoLockRules)
     assert "agreement" in invariants(broken)
+
+
+def test_lock_rule_removed_is_found_by_random_search() -> None:
+    """Not only the scripted attack: seeded hypothesis search over fault schedules (partitions,
+    crashes, loss, leader spans of 1 or 2) with one stale-QC leader finds a conflicting commit
+    when the lock rule is gone (in the 14th example today; bounded at 60). The property tests run
+    the same adversary against the correct rules."""
+
+    @settings(max_examples=60, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
+    @given(schedules(4, strategies=("stale-qc",), min_byzantine=1, leader_spans=(1, 2)))
+    def no_conflicting_commit(schedule: Schedule) -> None:
+        result = run_schedule(schedule, rules=NoLockRules)
+        assert "agreement" not in {v.invariant for v in result.violations}
+
+    with pytest.raises(AssertionError):
+        no_conflicting_commit()
+
+
+@pytest.mark.slow
+def test_lock_rule_removed_is_found_among_all_adversaries_slow() -> None:
+    """The same, with the property tests' own generator: every strategy, every leader span."""
+
+    @settings(max_examples=1500, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
+    @given(schedules(4))
+    def no_conflicting_commit(schedule: Schedule) -> None:
+        result = run_schedule(schedule, rules=NoLockRules)
+        assert "agreement" not in {v.invariant for v in result.violations}
+
+    with pytest.raises(AssertionError):
+        no_conflicting_commit()
+
+
+# -- certificate checks against lying replicas ---------------------------------------------------
+# Each lying strategy (consensus/simulation/lying.py) against the correct code and against a
+# replica missing the one check that stops it.
+
+LIARS = [
+    ("forge-tc", node_with(blind_replica(SignatureKind.TIMEOUT)), "agreement"),
+    ("forge-qc", node_with(blind_replica(SignatureKind.VOTE)), "proof"),
+    ("short-qc", node_with(UnderQuorumReplica), "proof"),
+]
+
+
+@pytest.mark.parametrize("strategy,broken,invariant", LIARS, ids=[s for s, _, _ in LIARS])
+def test_lying_leader_breaks_a_replica_missing_a_certificate_check(
+    strategy: str, broken: type[SimNode], invariant: str
+) -> None:
+    for byzantine in (0, 3):
+        schedule = Schedule(n=4, seed=byzantine, byzantine={byzantine: strategy}, leader_span=2)
+        correct = run_schedule(schedule)
+        assert correct.violations == [] and correct.rounds_to_commit_after_gst is not None
+        found = {v.invariant for v in run_schedule(schedule, node_factory=broken).violations}
+        assert invariant in found, (strategy, byzantine, found)
 
 
 def test_one_chain_commit_is_caught_on_a_lossy_network() -> None:
