@@ -273,3 +273,63 @@ class UnderQuorumQcLeader(QcForger):
     """``QcForger`` with a genuine QC one vote short of a quorum."""
 
     under_quorum = True
+
+
+class TimeoutForger(Liar):
+    """Every timeout it sends carries certificates that lie. Odd rounds: a forged TC with a
+    forged high QC (see ``_forged``). Even rounds: genuine but stale certificates, the lowest
+    QC and the oldest TC it has seen."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_tc: TimeoutCert | None = None
+        self.first_qc: QuorumCert | None = None
+
+    def deliver(self, sender: ReplicaId, message: ConsensusMessage) -> None:
+        if isinstance(message, Proposal):
+            if message.block.qc.round > 0 and self.first_qc is None:
+                self.first_qc = message.block.qc
+            if message.last_tc is not None and self.first_tc is None:
+                self.first_tc = message.last_tc
+        super().deliver(sender, message)
+
+    def broadcast(self, message: ConsensusMessage) -> None:
+        if not isinstance(message, Timeout) or message.author != self.replica_id:
+            super().broadcast(message)
+            return
+        r = message.round
+        if r % 2:
+            lie = self._forged(r) or message
+        else:
+            stale_qc = self.first_qc if self.first_qc is not None else message.high_qc
+            if stale_qc.round >= r:
+                stale_qc = message.high_qc
+            lie = self.timeout(r, stale_qc, self.first_tc)
+        self.send_to(self.peers, lie)
+
+    def _forged(self, r: int) -> Timeout | None:
+        """A timeout two rounds past a block Y we make up on top of our high QC's block P, whose
+        TC is forged and certifies Y with a forged QC. A replica that takes it jumps past Y's
+        round, fetches Y when it leads (we serve it) and commits P on the forged QC."""
+        replica = self.replica
+        assert replica is not None
+        high = replica.high_qc
+        parent = replica.block(high.block_id)
+        if parent is None or high.round == 0:
+            return None
+        payload = encode_payload([])
+        made_up = Block(high.round + 1, parent.height + 1, high, self.replica_id, payload,
+                        hash_bytes(payload))
+        self.fork[made_up.id] = made_up
+        voters = sorted(self.sim.replica_ids)[: self.sim.committee.quorum]
+        qc = QuorumCert(made_up.round, made_up.id, tuple(
+            (v, self.vote_for(made_up).signature if v == self.replica_id else FORGED_SIGNATURE)
+            for v in voters
+        ))
+        round = max(r, made_up.round + 2)
+        entries = tuple(
+            (a, qc.round, self.timeout(round - 1, qc).signature if a == self.replica_id
+             else FORGED_SIGNATURE)
+            for a in voters
+        )
+        return self.timeout(round, high, TimeoutCert(round - 1, qc, entries))

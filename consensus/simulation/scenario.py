@@ -11,7 +11,7 @@ from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
-from .lying import QcForger, StaleQcLeader, TcForger, UnderQuorumQcLeader
+from .lying import QcForger, StaleQcLeader, TcForger, TimeoutForger, UnderQuorumQcLeader
 from .network import LinkConfig
 from .node import SimNode
 from .simulator import SimConfig, Simulator
@@ -24,6 +24,7 @@ STRATEGIES: dict[str, type[SimNode]] = {
     "forge-tc": TcForger,
     "forge-qc": QcForger,
     "short-qc": UnderQuorumQcLeader,
+    "forge-timeout": TimeoutForger,
 }
 
 
