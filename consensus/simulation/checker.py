@@ -150,10 +150,19 @@ class _ProofScan:
     violations: list[Violation] = field(default_factory=list)
 
 
+def check_crashes(sim: Simulator) -> list[Violation]:
+    """No honest replica died of an exception while handling an input."""
+    return [
+        Violation("crash", f"instance {node.instance}: {detail}")
+        for node in sim.honest
+        for detail in node.failures[:3]
+    ]
+
+
 def check_safety(sim: Simulator) -> list[Violation]:
     return (
         check_agreement(sim) + check_validity(sim) + check_evidence(sim) + check_persistence(sim)
-        + check_proofs(sim)
+        + check_proofs(sim) + check_crashes(sim)
     )
 
 

@@ -333,3 +333,20 @@ class TimeoutForger(Liar):
             for a in voters
         )
         return self.timeout(round, high, TimeoutCert(round - 1, qc, entries))
+
+
+class Withholder(SimNode):
+    """An honest leader except that it keeps each block's payload from the f replicas after it
+    for ``WITHHOLD_FOR`` seconds: they cannot vote, the others commit without them, and the
+    payload reaches them after its block was committed (the real node's crash, issue 8 item 1)."""
+
+    honest = False
+    WITHHOLD_FOR = 1.5
+
+    def broadcast(self, message: ConsensusMessage) -> None:
+        if isinstance(message, Proposal) and message.author == self.replica_id:
+            n = self.sim.config.n
+            for k in range(1, self.sim.committee.max_faulty + 1):
+                victim = (self.replica_id + k) % n
+                self.sim.withheld[(victim, message.block.id)] = self.sim.now + self.WITHHOLD_FOR
+        super().broadcast(message)

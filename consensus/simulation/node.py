@@ -5,7 +5,7 @@ safety state and committed blocks) and what the checkers look at (commits, evide
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -125,6 +125,7 @@ class SimNode:
         self.rounds_entered: list[tuple[float, int, bool]] = []
         self.max_round = 0
         self.unsafe_sends: list[str] = []
+        self.failures: list[str] = []  # exceptions that killed an incarnation (checker: "crash")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -156,18 +157,77 @@ class SimNode:
     # -- inputs --------------------------------------------------------------------------------
 
     def deliver(self, sender: ReplicaId, message: ConsensusMessage) -> None:
-        if self.replica is None:
+        replica = self.replica
+        if replica is None:
             return
         self._witness(message)
-        self.execute(self.replica.on_message(sender, message))
+        self._guarded(lambda: replica.on_message(sender, message))
 
     def fire_timer(self, round: int) -> None:
-        if self.replica is not None:
-            self.execute(self.replica.on_timeout(round))
+        replica = self.replica
+        if replica is not None:
+            self._guarded(lambda: replica.on_timeout(round))
 
     def deliver_blocks(self, sender: ReplicaId, blocks: list[Block]) -> None:
-        if self.replica is not None:
-            self.execute(self.replica.on_blocks(sender, blocks))
+        replica = self.replica
+        if replica is not None:
+            self._guarded(lambda: replica.on_blocks(sender, blocks))
+
+    def _guarded(self, step: Callable[[], Iterable[Action]]) -> None:
+        """Run one input to completion. An exception ends this incarnation as it would end a real
+        process (the "crash" checker reports it); the simulator's own assertions propagate."""
+        try:
+            self.execute(step())
+        except AssertionError:
+            raise
+        except Exception as exc:
+            self.failures.append(f"t={self.sim.now:.3f} {type(exc).__name__}: {exc}")
+            self.sim.crash(self.instance)
+
+    # -- payloads withheld by a Byzantine leader -------------------------------------------------
+
+    def _verify_payload(self, block: Block) -> list[Action]:
+        replica = self.replica
+        assert replica is not None
+        release = self.sim.withheld.get((self.replica_id, block.id))
+        if release is not None and release > self.sim.now:
+            incarnation = self.incarnation
+            self.sim.at(release, lambda _s: self.payload_arrived(block, incarnation))
+            return []
+        ok, reason = self.check_payload(block)
+        return replica.on_payload_verified(block.id, ok, reason)
+
+    def payload_arrived(self, block: Block, incarnation: int) -> None:
+        """A withheld payload arrives late. By now its block may be committed and pruned, or
+        abandoned; checking it against its chain then would ask the tree for a block it no longer
+        has (the real node's crash, issue 8 item 1), so a late payload for such a block is
+        dropped."""
+        replica = self.replica
+        if replica is None or incarnation != self.incarnation:
+            return
+        if not self.late_payload_usable(block):
+            self.dropped["late payload"] += 1
+            return
+        self._guarded(lambda: self._late_check(block))
+
+    def late_payload_usable(self, block: Block) -> bool:
+        replica = self.replica
+        assert replica is not None
+        return (
+            block.id in replica.tree
+            and block.height > replica.committed.height
+            and replica.tree.extends_root(block.id)
+        )
+
+    def _late_check(self, block: Block) -> list[Action]:
+        replica = self.replica
+        assert replica is not None
+        chain = replica.tree.path_from_root(block.id)
+        earlier = {tx for b in chain[:-1] for tx in decode_payload(b.payload)}
+        if earlier.intersection(decode_payload(block.payload)):
+            return replica.on_payload_verified(block.id, False, "payload repeats an ancestor's tx")
+        ok, reason = self.check_payload(block)
+        return replica.on_payload_verified(block.id, ok, reason)
 
     def serve_blocks(self, target: BlockId, above_height: int, limit: int) -> list[Block]:
         """Answer a fetch from memory and disk: ``target``'s chain above a height, newest first."""
@@ -260,8 +320,7 @@ class SimNode:
             payload = self.build_payload(action)
             return replica.on_payload_ready(action.round, payload, hash_bytes(payload))
         elif isinstance(action, VerifyPayload):
-            ok, reason = self.check_payload(action.block)
-            return replica.on_payload_verified(action.block.id, ok, reason)
+            return self._verify_payload(action.block)
         elif isinstance(action, Dropped):
             self.dropped[action.reason.split(":")[0]] += 1
         elif isinstance(action, RoundEntered):

@@ -11,7 +11,14 @@ from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
-from .lying import QcForger, StaleQcLeader, TcForger, TimeoutForger, UnderQuorumQcLeader
+from .lying import (
+    QcForger,
+    StaleQcLeader,
+    TcForger,
+    TimeoutForger,
+    UnderQuorumQcLeader,
+    Withholder,
+)
 from .network import LinkConfig
 from .node import SimNode
 from .simulator import SimConfig, Simulator
@@ -25,6 +32,7 @@ STRATEGIES: dict[str, type[SimNode]] = {
     "forge-qc": QcForger,
     "short-qc": UnderQuorumQcLeader,
     "forge-timeout": TimeoutForger,
+    "withhold": Withholder,
 }
 
 

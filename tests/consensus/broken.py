@@ -162,3 +162,11 @@ class UnderQuorumReplica(Replica):
         c = self.committee
         lax = _LaxQuorumCommittee(c.chain_id, c.public_keys)
         self._verifier = Verifier(lax)
+
+
+class UncheckedLatePayloadNode(SimNode):
+    """Checks a late (withheld) payload against its chain without asking whether its block is
+    still in the tree, as ordo's node did (issue 8 item 1)."""
+
+    def late_payload_usable(self, block: Block) -> bool:
+        return True

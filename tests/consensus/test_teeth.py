@@ -16,6 +16,7 @@ from broken import (
     NoLockRules,
     NoRoundCheckRules,
     OneChainReplica,
+    UncheckedLatePayloadNode,
     UnderQuorumReplica,
     blind_replica,
     node_with,
@@ -132,6 +133,17 @@ def test_lying_replica_breaks_a_replica_missing_a_certificate_check(
         assert correct.violations == [] and correct.rounds_to_commit_after_gst is not None
         found = {v.invariant for v in run_schedule(schedule, node_factory=broken).violations}
         assert invariants & found, (strategy, byzantine, found)
+
+
+def test_withheld_payload_arriving_after_its_commit_crashes_a_replica_that_does_not_check() -> None:
+    """The real node's crash (issue 8 item 1) in the simulator: a leader withholds each payload
+    from f replicas; it arrives after the block was committed and pruned. The correct late path
+    drops it; checking it against a chain the tree no longer has kills the replica."""
+    schedule = Schedule(n=4, seed=1, byzantine={0: "withhold"})
+    correct = run_schedule(schedule)
+    assert correct.violations == [] and correct.sim.nodes[1].dropped["late payload"] > 0
+    found = [str(v) for v in run_schedule(schedule, node_factory=UncheckedLatePayloadNode).violations]
+    assert any(v.startswith("crash:") and "KeyError" in v for v in found), found
 
 
 def test_one_chain_commit_is_caught_on_a_lossy_network() -> None:

@@ -31,7 +31,7 @@ def scenarios(
 
 # Lying twins (consensus/simulation/lying.py): both instances of the twin run the strategy. The
 # lying leaders act when they lead two rounds in a row, which keep_leader makes common.
-LIARS = ("stale-qc", "forge-tc", "forge-qc", "short-qc", "forge-timeout")
+LIARS = ("stale-qc", "forge-tc", "forge-qc", "short-qc", "forge-timeout", "withhold")
 LIAR_SAMPLES = int(os.environ.get("ORDO_TWINS_LIAR_SAMPLES", "25"))
 # A scenario in which a stale-QC twin forks replicas that lack the lock rule (found by
 # test_twins_search_finds_the_missing_lock_slow; seed 2026, keep_leader 0.4).
