@@ -42,6 +42,7 @@ from ..messages import (
     Vote,
 )
 from ..safety import SafetyRules, SafetyState
+from .sync import CatchUp
 
 if TYPE_CHECKING:
     from .simulator import Simulator
@@ -91,6 +92,7 @@ class SimNode:
     honest = True
     replica_class: type[Replica] = Replica
     persist_blocks = True  # tests switch it off to show a full restart then stalls
+    catchup_class: type[CatchUp] = CatchUp
 
     def __init__(
         self,
@@ -126,6 +128,7 @@ class SimNode:
         self.max_round = 0
         self.unsafe_sends: list[str] = []
         self.failures: list[str] = []  # exceptions that killed an incarnation (checker: "crash")
+        self.catchup = self.catchup_class(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -161,19 +164,19 @@ class SimNode:
         if replica is None:
             return
         self._witness(message)
-        self._guarded(lambda: replica.on_message(sender, message))
+        self.run_guarded(lambda: replica.on_message(sender, message))
 
     def fire_timer(self, round: int) -> None:
         replica = self.replica
         if replica is not None:
-            self._guarded(lambda: replica.on_timeout(round))
+            self.run_guarded(lambda: replica.on_timeout(round))
 
     def deliver_blocks(self, sender: ReplicaId, blocks: list[Block]) -> None:
         replica = self.replica
         if replica is not None:
-            self._guarded(lambda: replica.on_blocks(sender, blocks))
+            self.run_guarded(lambda: replica.on_blocks(sender, blocks))
 
-    def _guarded(self, step: Callable[[], Iterable[Action]]) -> None:
+    def run_guarded(self, step: Callable[[], Iterable[Action]]) -> None:
         """Run one input to completion. An exception ends this incarnation as it would end a real
         process (the "crash" checker reports it); the simulator's own assertions propagate."""
         try:
@@ -208,7 +211,7 @@ class SimNode:
         if not self.late_payload_usable(block):
             self.dropped["late payload"] += 1
             return
-        self._guarded(lambda: self._late_check(block))
+        self.run_guarded(lambda: self._late_check(block))
 
     def late_payload_usable(self, block: Block) -> bool:
         replica = self.replica
@@ -237,6 +240,18 @@ class SimNode:
             out.append(block)
             block = self._lookup(block.parent_id)
         return out
+
+    def status_height(self) -> int:
+        """The committed height this replica claims when a peer asks (catch-up)."""
+        return len(self.disk.blocks)
+
+    def serve_sync(self, from_height: int, limit: int) -> tuple[list[Block], CommitProof] | None:
+        """Committed blocks from ``from_height`` on, with the commit proof of the last."""
+        start = from_height - 1
+        blocks = self.disk.blocks[start : start + limit]
+        if start < 0 or not blocks:
+            return None
+        return blocks, self.disk.proofs[start + len(blocks) - 1]
 
     def _lookup(self, block_id: BlockId) -> Block | None:
         if self.replica is not None:

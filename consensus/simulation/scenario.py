@@ -12,8 +12,10 @@ from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
 from .lying import (
+    HeightLiar,
     QcForger,
     StaleQcLeader,
+    SyncRewriter,
     TcForger,
     TimeoutForger,
     UnderQuorumQcLeader,
@@ -21,7 +23,9 @@ from .lying import (
 )
 from .network import LinkConfig
 from .node import SimNode
-from .simulator import SimConfig, Simulator
+from .simulator import FETCH_LIMIT, SimConfig, Simulator
+
+SYNC_FETCH_LIMIT = 4
 
 STRATEGIES: dict[str, type[SimNode]] = {
     "silent": SilentNode,
@@ -33,6 +37,8 @@ STRATEGIES: dict[str, type[SimNode]] = {
     "short-qc": UnderQuorumQcLeader,
     "forge-timeout": TimeoutForger,
     "withhold": Withholder,
+    "height-liar": HeightLiar,
+    "sync-rewrite": SyncRewriter,
 }
 
 
@@ -76,6 +82,7 @@ class Schedule:
     window: float = 10.0
     link: LinkConfig = LinkConfig(min_delay=0.01, max_delay=0.05)
     leader_span: int = 1
+    sync_interval: float | None = None  # catch-up (sync.py) besides fetching
 
 
 @dataclass(slots=True)
@@ -109,6 +116,9 @@ def run_schedule(
             pacemaker=PacemakerConfig(base_timeout=0.4, backoff=1.5, max_timeout=2.0),
             tx_interval=0.05,
             max_txs_per_block=4,
+            sync_interval=schedule.sync_interval,
+            # with catch-up on, fetching serves only short gaps (a long one is caught up)
+            fetch_limit=FETCH_LIMIT if schedule.sync_interval is None else SYNC_FETCH_LIMIT,
         ),
         strategies=strategies,
         rules=rules,
