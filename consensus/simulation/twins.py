@@ -22,8 +22,8 @@ from ..safety import SafetyRules
 from .checker import Violation, check_safety
 from .network import LinkConfig
 from .node import SimNode
-from .scenario import STRATEGIES
-from .simulator import SimConfig, Simulator
+from .scenario import STRATEGIES, SYNC_FETCH_LIMIT
+from .simulator import FETCH_LIMIT, SimConfig, Simulator
 
 Partition = tuple[frozenset[int], ...]
 
@@ -134,10 +134,12 @@ def run_twins(
     max_time: float = 60.0,
     byzantine: str | None = None,
     node_factory: type[SimNode] | None = None,
+    sync_interval: float | None = None,
 ) -> TwinsResult:
     """Run one scenario to ``len(rounds) + extra_rounds`` rounds (healed after the scenario).
     ``byzantine`` names a strategy (scenario.STRATEGIES) that both instances of every twin run
-    instead of the honest code; ``node_factory`` replaces the honest replicas' code."""
+    instead of the honest code; ``node_factory`` replaces the honest replicas' code;
+    ``sync_interval`` turns catch-up on (see scenario.run_schedule)."""
     leaders = FixedSchedule(
         {r: plan.leader for r, plan in enumerate(scenario.rounds, start=1)}, RoundRobin(scenario.n)
     )
@@ -149,6 +151,8 @@ def run_twins(
         pacemaker=PacemakerConfig(base_timeout=0.5, backoff=1.0, max_timeout=0.5),
         tx_interval=0.05,
         max_txs_per_block=2,
+        sync_interval=sync_interval,
+        fetch_limit=FETCH_LIMIT if sync_interval is None else SYNC_FETCH_LIMIT,
     )
     strategies: dict[int, type[SimNode]] = {}
     if node_factory is not None:
