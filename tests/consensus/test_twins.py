@@ -127,7 +127,7 @@ def test_twins_search_finds_the_missing_lock_slow() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", LIARS)
 def test_one_lying_twin_many_scenarios_slow(strategy: str) -> None:
-    count = int(os.environ.get("ORDO_TWINS_LIAR_SLOW_SAMPLES", "1000"))
+    count = int(os.environ.get("ORDO_TWINS_LIAR_SLOW_SAMPLES", "500"))
     for scenario in scenarios((0,), count, seed=777, rounds=10, keep_leader=0.4):
         result = run_twins(scenario, byzantine=strategy, sync_interval=SYNC.get(strategy))
         assert result.violations == [], f"{scenario.describe()}: {[str(v) for v in result.violations]}"
