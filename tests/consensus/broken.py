@@ -13,7 +13,7 @@ from consensus.committee import Committee
 from consensus.core import Replica
 from consensus.crypto import SignatureKind, Verifier
 from consensus.errors import InvalidMessage
-from consensus.messages import Block, QuorumCert, ReplicaId, TimeoutCert
+from consensus.messages import Block, QuorumCert, ReplicaId, Timeout, TimeoutCert
 from consensus.safety import SafetyRules, SafetyState
 from consensus.simulation.node import SimNode
 from consensus.simulation.sync import CatchUp
@@ -213,3 +213,12 @@ class TrustingSyncReplica(Replica):
         self._after_commit()
         self._observe_qc_votes(proof.qc, out)
         self._process_certificates(proof.qc, None, out)
+
+
+class NoLastTcCheckReplica(Replica):
+    """Verifies a timeout but not the TC it carries (nor that TC's high QC), then acts on it."""
+
+    def _on_timeout_message(self, timeout: Timeout, out: list[Action]) -> None:
+        super()._on_timeout_message(replace(timeout, last_tc=None), out)
+        if timeout.last_tc is not None and timeout.round + 1 >= self.pacemaker.round:
+            self._process_certificates(None, timeout.last_tc, out)
