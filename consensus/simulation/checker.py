@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..commit_proof import verify_commit_proof
-from ..crypto import Verifier
 from ..errors import InvalidMessage
 from ..evidence import verify_evidence
 from ..messages import genesis_block
@@ -83,7 +82,7 @@ def check_evidence(sim: Simulator) -> list[Violation]:
     """Every recorded evidence verifies offline and accuses a replica that really equivocated
     (never an honest one); every equivocation an honest replica witnessed was recorded."""
     out: list[Violation] = []
-    verifier = Verifier(sim.committee)
+    verifier = sim.checker_verifier
     honest_ids = {n.replica_id for n in sim.honest} - sim.faulty_ids
     for node in sim.honest:
         for evidence in node.evidence:
@@ -126,7 +125,7 @@ def check_proofs(sim: Simulator) -> list[Violation]:
     """Every block an honest replica committed is stored with a commit proof that verifies with
     the committee's keys alone (what a rollup checks). A replica that took a forged or
     under-quorum QC commits with a proof that does not. Incremental, like ``check_validity``."""
-    verifier = Verifier(sim.committee, sim.cache)
+    verifier = sim.checker_verifier
     genesis_id = genesis_block(sim.committee.chain_id).id
     out: list[Violation] = []
     for node in sim.honest:

@@ -124,6 +124,7 @@ class Simulator:
         self.commit_times: dict[BlockId, float] = {}
         self.validity_scan: dict[int, Any] = {}  # checker bookkeeping (see checker.check_validity)
         self.proof_scan: dict[int, Any] = {}  # and checker.check_proofs
+        self.checker_verifier = Verifier(self.committee, self.cache)  # built once: checkers run often
         # (victim replica, block) -> when the block's payload reaches the victim (lying.Withholder)
         self.withheld: dict[tuple[ReplicaId, BlockId], float] = {}
         self._started = False

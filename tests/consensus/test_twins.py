@@ -33,7 +33,7 @@ def scenarios(
 # lying leaders act when they lead two rounds in a row, which keep_leader makes common.
 LIARS = ("stale-qc", "forge-tc", "forge-qc", "short-qc", "forge-timeout", "withhold", "height-liar")
 SYNC = {"height-liar": 0.3}  # catch-up on for the strategies that lie to it
-LIAR_SAMPLES = int(os.environ.get("ORDO_TWINS_LIAR_SAMPLES", "25"))
+LIAR_SAMPLES = int(os.environ.get("ORDO_TWINS_LIAR_SAMPLES", "20"))
 # A scenario in which a stale-QC twin forks replicas that lack the lock rule (found by
 # test_twins_search_finds_the_missing_lock_slow; seed 2026, keep_leader 0.4).
 PINNED_LOCK_BREAK = (2026, 4)
