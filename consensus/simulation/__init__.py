@@ -12,16 +12,8 @@ from .checker import (
     check_validity,
     committed_rounds,
 )
-from .lying import (
-    HeightLiar,
-    QcForger,
-    StaleQcLeader,
-    SyncRewriter,
-    TcForger,
-    TimeoutForger,
-    UnderQuorumQcLeader,
-    Withholder,
-)
+from .lying import QcForger, StaleQcLeader, TcForger, TimeoutForger, UnderQuorumQcLeader
+from .lying_peers import HeightLiar, SyncRewriter, Withholder
 from .network import LinkConfig, SimNetwork
 from .node import Disk, SimNode, decode_payload, encode_payload
 from .simulator import SimConfig, Simulator

@@ -11,16 +11,8 @@ from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
-from .lying import (
-    HeightLiar,
-    QcForger,
-    StaleQcLeader,
-    SyncRewriter,
-    TcForger,
-    TimeoutForger,
-    UnderQuorumQcLeader,
-    Withholder,
-)
+from .lying import QcForger, StaleQcLeader, TcForger, TimeoutForger, UnderQuorumQcLeader
+from .lying_peers import HeightLiar, SyncRewriter, Withholder
 from .network import LinkConfig
 from .node import SimNode
 from .simulator import FETCH_LIMIT, SimConfig, Simulator
