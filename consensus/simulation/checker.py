@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..crypto import Verifier
+from ..commit_proof import verify_commit_proof
 from ..errors import InvalidMessage
 from ..evidence import verify_evidence
+from ..messages import genesis_block
 from .node import SimNode, decode_payload
 from .simulator import Simulator
 
@@ -81,7 +82,7 @@ def check_evidence(sim: Simulator) -> list[Violation]:
     """Every recorded evidence verifies offline and accuses a replica that really equivocated
     (never an honest one); every equivocation an honest replica witnessed was recorded."""
     out: list[Violation] = []
-    verifier = Verifier(sim.committee)
+    verifier = sim.checker_verifier
     honest_ids = {n.replica_id for n in sim.honest} - sim.faulty_ids
     for node in sim.honest:
         for evidence in node.evidence:
@@ -120,8 +121,48 @@ def check_persistence(sim: Simulator) -> list[Violation]:
     ]
 
 
+def check_proofs(sim: Simulator) -> list[Violation]:
+    """Every block an honest replica committed is stored with a commit proof that verifies with
+    the committee's keys alone (what a rollup checks). A replica that took a forged or
+    under-quorum QC commits with a proof that does not. Incremental, like ``check_validity``."""
+    verifier = sim.checker_verifier
+    genesis_id = genesis_block(sim.committee.chain_id).id
+    out: list[Violation] = []
+    for node in sim.honest:
+        state = sim.proof_scan.setdefault(node.instance, _ProofScan())
+        disk = node.disk
+        for block, proof in zip(disk.blocks[state.scanned:], disk.proofs[state.scanned:], strict=True):
+            try:
+                verify_commit_proof(proof, block.id, verifier, genesis_id)
+            except InvalidMessage as exc:
+                if len(state.violations) < 3:
+                    detail = f"instance {node.instance} stored an invalid proof for height {block.height}: {exc}"
+                    state.violations.append(Violation("proof", detail))
+        state.scanned = len(disk.blocks)
+        out.extend(state.violations)
+    return out
+
+
+@dataclass(slots=True)
+class _ProofScan:
+    scanned: int = 0
+    violations: list[Violation] = field(default_factory=list)
+
+
+def check_crashes(sim: Simulator) -> list[Violation]:
+    """No honest replica died of an exception while handling an input."""
+    return [
+        Violation("crash", f"instance {node.instance}: {detail}")
+        for node in sim.honest
+        for detail in node.failures[:3]
+    ]
+
+
 def check_safety(sim: Simulator) -> list[Violation]:
-    return check_agreement(sim) + check_validity(sim) + check_evidence(sim) + check_persistence(sim)
+    return (
+        check_agreement(sim) + check_validity(sim) + check_evidence(sim) + check_persistence(sim)
+        + check_proofs(sim) + check_crashes(sim)
+    )
 
 
 def committed_rounds(sim: Simulator) -> int:

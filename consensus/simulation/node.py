@@ -5,7 +5,7 @@ safety state and committed blocks) and what the checkers look at (commits, evide
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,7 @@ from ..messages import (
     Vote,
 )
 from ..safety import SafetyRules, SafetyState
+from .sync import CatchUp
 
 if TYPE_CHECKING:
     from .simulator import Simulator
@@ -68,6 +69,7 @@ class Disk:
 
     safety: SafetyState | None = None
     blocks: list[Block] = field(default_factory=list)
+    proofs: list[CommitProof] = field(default_factory=list)  # proofs[i] is blocks[i]'s
     by_id: dict[BlockId, Block] = field(default_factory=dict)
     last_proof: CommitProof | None = None
     committed_txs: set[bytes] = field(default_factory=set)
@@ -77,6 +79,7 @@ class Disk:
         if self.blocks and block.parent_id != self.blocks[-1].id:
             raise AssertionError("committed block does not extend the stored log")
         self.blocks.append(block)
+        self.proofs.append(proof)
         self.by_id[block.id] = block
         self.last_proof = proof
         self.committed_txs.update(decode_payload(block.payload))
@@ -89,6 +92,7 @@ class SimNode:
     honest = True
     replica_class: type[Replica] = Replica
     persist_blocks = True  # tests switch it off to show a full restart then stalls
+    catchup_class: type[CatchUp] = CatchUp
 
     def __init__(
         self,
@@ -123,6 +127,8 @@ class SimNode:
         self.rounds_entered: list[tuple[float, int, bool]] = []
         self.max_round = 0
         self.unsafe_sends: list[str] = []
+        self.failures: list[str] = []  # exceptions that killed an incarnation (checker: "crash")
+        self.catchup = self.catchup_class(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -154,18 +160,77 @@ class SimNode:
     # -- inputs --------------------------------------------------------------------------------
 
     def deliver(self, sender: ReplicaId, message: ConsensusMessage) -> None:
-        if self.replica is None:
+        replica = self.replica
+        if replica is None:
             return
         self._witness(message)
-        self.execute(self.replica.on_message(sender, message))
+        self.run_guarded(lambda: replica.on_message(sender, message))
 
     def fire_timer(self, round: int) -> None:
-        if self.replica is not None:
-            self.execute(self.replica.on_timeout(round))
+        replica = self.replica
+        if replica is not None:
+            self.run_guarded(lambda: replica.on_timeout(round))
 
     def deliver_blocks(self, sender: ReplicaId, blocks: list[Block]) -> None:
-        if self.replica is not None:
-            self.execute(self.replica.on_blocks(sender, blocks))
+        replica = self.replica
+        if replica is not None:
+            self.run_guarded(lambda: replica.on_blocks(sender, blocks))
+
+    def run_guarded(self, step: Callable[[], Iterable[Action]]) -> None:
+        """Run one input to completion. An exception ends this incarnation as it would end a real
+        process (the "crash" checker reports it); the simulator's own assertions propagate."""
+        try:
+            self.execute(step())
+        except AssertionError:
+            raise
+        except Exception as exc:
+            self.failures.append(f"t={self.sim.now:.3f} {type(exc).__name__}: {exc}")
+            self.sim.crash(self.instance)
+
+    # -- payloads withheld by a Byzantine leader -------------------------------------------------
+
+    def _verify_payload(self, block: Block) -> list[Action]:
+        replica = self.replica
+        assert replica is not None
+        release = self.sim.withheld.get((self.replica_id, block.id))
+        if release is not None and release > self.sim.now:
+            incarnation = self.incarnation
+            self.sim.at(release, lambda _s: self.payload_arrived(block, incarnation))
+            return []
+        ok, reason = self.check_payload(block)
+        return replica.on_payload_verified(block.id, ok, reason)
+
+    def payload_arrived(self, block: Block, incarnation: int) -> None:
+        """A withheld payload arrives late. By now its block may be committed and pruned, or
+        abandoned; checking it against its chain then would ask the tree for a block it no longer
+        has (the real node's crash, issue 8 item 1), so a late payload for such a block is
+        dropped."""
+        replica = self.replica
+        if replica is None or incarnation != self.incarnation:
+            return
+        if not self.late_payload_usable(block):
+            self.dropped["late payload"] += 1
+            return
+        self.run_guarded(lambda: self._late_check(block))
+
+    def late_payload_usable(self, block: Block) -> bool:
+        replica = self.replica
+        assert replica is not None
+        return (
+            block.id in replica.tree
+            and block.height > replica.committed.height
+            and replica.tree.extends_root(block.id)
+        )
+
+    def _late_check(self, block: Block) -> list[Action]:
+        replica = self.replica
+        assert replica is not None
+        chain = replica.tree.path_from_root(block.id)
+        earlier = {tx for b in chain[:-1] for tx in decode_payload(b.payload)}
+        if earlier.intersection(decode_payload(block.payload)):
+            return replica.on_payload_verified(block.id, False, "payload repeats an ancestor's tx")
+        ok, reason = self.check_payload(block)
+        return replica.on_payload_verified(block.id, ok, reason)
 
     def serve_blocks(self, target: BlockId, above_height: int, limit: int) -> list[Block]:
         """Answer a fetch from memory and disk: ``target``'s chain above a height, newest first."""
@@ -175,6 +240,18 @@ class SimNode:
             out.append(block)
             block = self._lookup(block.parent_id)
         return out
+
+    def status_height(self) -> int:
+        """The committed height this replica claims when a peer asks (catch-up)."""
+        return len(self.disk.blocks)
+
+    def serve_sync(self, from_height: int, limit: int) -> tuple[list[Block], CommitProof] | None:
+        """Committed blocks from ``from_height`` on, with the commit proof of the last."""
+        start = from_height - 1
+        blocks = self.disk.blocks[start : start + limit]
+        if start < 0 or not blocks:
+            return None
+        return blocks, self.disk.proofs[start + len(blocks) - 1]
 
     def _lookup(self, block_id: BlockId) -> Block | None:
         if self.replica is not None:
@@ -258,8 +335,7 @@ class SimNode:
             payload = self.build_payload(action)
             return replica.on_payload_ready(action.round, payload, hash_bytes(payload))
         elif isinstance(action, VerifyPayload):
-            ok, reason = self.check_payload(action.block)
-            return replica.on_payload_verified(action.block.id, ok, reason)
+            return self._verify_payload(action.block)
         elif isinstance(action, Dropped):
             self.dropped[action.reason.split(":")[0]] += 1
         elif isinstance(action, RoundEntered):

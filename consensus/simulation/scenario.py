@@ -6,19 +6,39 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..leader import FunctionSchedule, LeaderSchedule, RoundRobin
 from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
+from .lying import QcForger, StaleQcLeader, TcForger, TimeoutForger, UnderQuorumQcLeader
+from .lying_peers import HeightLiar, SyncRewriter, Withholder
 from .network import LinkConfig
 from .node import SimNode
-from .simulator import SimConfig, Simulator
+from .simulator import FETCH_LIMIT, SimConfig, Simulator
+
+SYNC_FETCH_LIMIT = 4
 
 STRATEGIES: dict[str, type[SimNode]] = {
     "silent": SilentNode,
     "equivocate": EquivocatingLeader,
     "double-vote": DoubleVoter,
+    "stale-qc": StaleQcLeader,
+    "forge-tc": TcForger,
+    "forge-qc": QcForger,
+    "short-qc": UnderQuorumQcLeader,
+    "forge-timeout": TimeoutForger,
+    "withhold": Withholder,
+    "height-liar": HeightLiar,
+    "sync-rewrite": SyncRewriter,
 }
+
+
+def leader_schedule(n: int, span: int) -> LeaderSchedule:
+    """Round-robin, each leader keeping ``span`` consecutive rounds."""
+    if span == 1:
+        return RoundRobin(n)
+    return FunctionSchedule(lambda r: (r // span) % n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,8 @@ class Schedule:
     gst: float = 5.0
     window: float = 10.0
     link: LinkConfig = LinkConfig(min_delay=0.01, max_delay=0.05)
+    leader_span: int = 1
+    sync_interval: float | None = None  # catch-up (sync.py) besides fetching
 
 
 @dataclass(slots=True)
@@ -86,9 +108,13 @@ def run_schedule(
             pacemaker=PacemakerConfig(base_timeout=0.4, backoff=1.5, max_timeout=2.0),
             tx_interval=0.05,
             max_txs_per_block=4,
+            sync_interval=schedule.sync_interval,
+            # with catch-up on, fetching serves only short gaps (a long one is caught up)
+            fetch_limit=FETCH_LIMIT if schedule.sync_interval is None else SYNC_FETCH_LIMIT,
         ),
         strategies=strategies,
         rules=rules,
+        leaders=leader_schedule(schedule.n, schedule.leader_span),
     )
     for fault in schedule.faults:
         if fault.at < schedule.gst:

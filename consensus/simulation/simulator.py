@@ -30,6 +30,7 @@ from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .network import LinkConfig, SimNetwork
 from .node import SimNode
+from .sync import SYNC_BATCH
 
 NodeFactory = Callable[..., SimNode]
 FETCH_LIMIT = 256
@@ -41,7 +42,7 @@ class InFlight:
     deliver_at: float
     src: int
     dst: int
-    kind: str  # "msg" | "fetch" | "blocks"
+    kind: str  # "msg" | "fetch" | "blocks" | "status?" | "status" | "sync?" | "synced"
     body: Any
 
 
@@ -57,6 +58,8 @@ class SimConfig:
     persist_safety: bool = True
     wire_encoding: bool = False
     manual: bool = False
+    sync_interval: float | None = None  # catch-up ticks (see sync.py); None: fetch only
+    fetch_limit: int = FETCH_LIMIT  # blocks per fetch answer; small makes long gaps need catch-up
 
 
 def committee_keys(n: int, chain_id: str) -> list[KeyPair]:
@@ -120,6 +123,10 @@ class Simulator:
         self._uncommitted: dict[bytes, None] = {}
         self.commit_times: dict[BlockId, float] = {}
         self.validity_scan: dict[int, Any] = {}  # checker bookkeeping (see checker.check_validity)
+        self.proof_scan: dict[int, Any] = {}  # and checker.check_proofs
+        self.checker_verifier = Verifier(self.committee, self.cache)  # built once: checkers run often
+        # (victim replica, block) -> when the block's payload reaches the victim (lying.Withholder)
+        self.withheld: dict[tuple[ReplicaId, BlockId], float] = {}
         self._started = False
 
     # -- views ---------------------------------------------------------------------------------
@@ -146,6 +153,8 @@ class Simulator:
         self._started = True
         if self.config.tx_interval is not None and not self.config.manual:
             self._push(self.now, "client", None)
+        if self.config.sync_interval is not None and not self.config.manual:
+            self._push(self.now + self.config.sync_interval, "sync", None)
         for node in self.nodes:
             node.start()
 
@@ -201,6 +210,12 @@ class Simulator:
                 self._push(self.now + interval, "client", None)
         elif kind == "call":
             ref(self)
+        elif kind == "sync":
+            for node in self.nodes:
+                if node.alive:
+                    node.catchup.tick()
+            assert self.config.sync_interval is not None
+            self._push(self.now + self.config.sync_interval, "sync", None)
 
     # -- manual driving ------------------------------------------------------------------------
 
@@ -264,6 +279,16 @@ class Simulator:
         for dst in self.instances_of.get(peer, ())[:1]:
             self._transmit(node.instance, dst, "fetch", (target, above))
 
+    def ask_statuses(self, node: SimNode) -> None:
+        for peer in self.replica_ids:
+            if peer != node.replica_id:
+                for dst in self.instances_of.get(peer, ())[:1]:
+                    self._transmit(node.instance, dst, "status?", None)
+
+    def request_sync(self, node: SimNode, peer: ReplicaId, from_height: int) -> None:
+        for dst in self.instances_of.get(peer, ())[:1]:
+            self._transmit(node.instance, dst, "sync?", from_height)
+
     def _transmit(self, src: int, dst: int, kind: str, body: Any) -> None:
         for delay in self.network.delays(src, dst, body, self.now):
             self._enqueue(src, dst, kind, body, delay)
@@ -287,11 +312,21 @@ class Simulator:
             dst.deliver(src.replica_id, item.body)
         elif item.kind == "fetch":
             target, above = item.body
-            blocks = dst.serve_blocks(target, above, FETCH_LIMIT)
+            blocks = dst.serve_blocks(target, above, self.config.fetch_limit)
             if blocks:
                 self._transmit(item.dst, item.src, "blocks", blocks)
         elif item.kind == "blocks":
             dst.deliver_blocks(src.replica_id, item.body)
+        elif item.kind == "status?":
+            self._transmit(item.dst, item.src, "status", dst.status_height())
+        elif item.kind == "status":
+            dst.catchup.on_status(src.replica_id, item.body)
+        elif item.kind == "sync?":
+            answer = dst.serve_sync(item.body, SYNC_BATCH)
+            if answer is not None:
+                self._transmit(item.dst, item.src, "synced", answer)
+        elif item.kind == "synced":
+            dst.catchup.on_blocks(src.replica_id, *item.body)
 
     def schedule_timer(self, node: SimNode, round: int, duration: float, token: int) -> None:
         self.timers[node.instance] = (round, token)

@@ -21,7 +21,9 @@ from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
 from .checker import Violation, check_safety
 from .network import LinkConfig
-from .simulator import SimConfig, Simulator
+from .node import SimNode
+from .scenario import STRATEGIES, SYNC_FETCH_LIMIT
+from .simulator import FETCH_LIMIT, SimConfig, Simulator
 
 Partition = tuple[frozenset[int], ...]
 
@@ -97,7 +99,11 @@ def generate_scenarios(
     seed: int,
     keep_partition: float = 0.6,
     separate_twins: float = 0.85,
+    keep_leader: float = 0.0,
 ) -> Iterator[TwinsScenario]:
+    """``keep_leader``: chance that a round keeps the previous round's leader (the lying leaders
+    of lying.py act when they lead two rounds in a row); 0 draws nothing extra, so scenarios
+    generated before it existed are unchanged."""
     rng = random.Random(seed)
     for index in range(count):
         plans: list[RoundPlan] = []
@@ -105,7 +111,10 @@ def generate_scenarios(
         for _ in range(rounds):
             if plans and rng.random() >= keep_partition:
                 partition = _random_partition(rng, n, twins, separate_twins)
-            plans.append(RoundPlan(rng.randrange(n), partition))
+            if plans and keep_leader and rng.random() < keep_leader:
+                plans.append(RoundPlan(plans[-1].leader, partition))
+            else:
+                plans.append(RoundPlan(rng.randrange(n), partition))
         yield TwinsScenario(n, tuple(sorted(twins)), tuple(plans), seed * 1_000_003 + index)
 
 
@@ -123,8 +132,14 @@ def run_twins(
     rules: Callable[[], SafetyRules] | None = None,
     extra_rounds: int = 6,
     max_time: float = 60.0,
+    byzantine: str | None = None,
+    node_factory: type[SimNode] | None = None,
+    sync_interval: float | None = None,
 ) -> TwinsResult:
-    """Run one scenario to ``len(rounds) + extra_rounds`` rounds (healed after the scenario)."""
+    """Run one scenario to ``len(rounds) + extra_rounds`` rounds (healed after the scenario).
+    ``byzantine`` names a strategy (scenario.STRATEGIES) that both instances of every twin run
+    instead of the honest code; ``node_factory`` replaces the honest replicas' code;
+    ``sync_interval`` turns catch-up on (see scenario.run_schedule)."""
     leaders = FixedSchedule(
         {r: plan.leader for r, plan in enumerate(scenario.rounds, start=1)}, RoundRobin(scenario.n)
     )
@@ -136,8 +151,15 @@ def run_twins(
         pacemaker=PacemakerConfig(base_timeout=0.5, backoff=1.0, max_timeout=0.5),
         tx_interval=0.05,
         max_txs_per_block=2,
+        sync_interval=sync_interval,
+        fetch_limit=FETCH_LIMIT if sync_interval is None else SYNC_FETCH_LIMIT,
     )
-    sim = Simulator(config, twins=scenario.twins, leaders=leaders, rules=rules)
+    strategies: dict[int, type[SimNode]] = {}
+    if node_factory is not None:
+        strategies = dict.fromkeys(range(scenario.n), node_factory)
+    if byzantine is not None:
+        strategies.update(dict.fromkeys(scenario.twins, STRATEGIES[byzantine]))
+    sim = Simulator(config, twins=scenario.twins, leaders=leaders, rules=rules, strategies=strategies)
     plans = scenario.rounds
 
     def partition_filter(src: int, dst: int, body: Any, now: float) -> bool:

@@ -3,14 +3,20 @@ tests can show that the property checkers notice."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 from consensus.actions import Action, Commit, PersistSafety
-from consensus.commit_proof import CommitProof
+from consensus.block_tree import BlockTree
+from consensus.commit_proof import CommitProof, proofs_for_chain, verify_commit_proof
+from consensus.committee import Committee
 from consensus.core import Replica
-from consensus.messages import Block, QuorumCert, TimeoutCert
+from consensus.crypto import SignatureKind, Verifier
+from consensus.errors import InvalidMessage
+from consensus.messages import Block, QuorumCert, ReplicaId, Timeout, TimeoutCert
 from consensus.safety import SafetyRules, SafetyState
 from consensus.simulation.node import SimNode
+from consensus.simulation.sync import CatchUp
 
 
 class NoRoundCheckRules(SafetyRules):
@@ -113,3 +119,106 @@ class TcForgettingNode(SimNode):
         if isinstance(action, PersistSafety):
             action = PersistSafety(replace(action.state, high_tc=None))
         return super().handle(action)
+
+
+# -- certificate checks (overridden at the verifier, so they do not depend on how the core calls it)
+
+
+class _BlindVerifier(Verifier):
+    """Accepts every signature of the given kinds, checks the others."""
+
+    def __init__(self, inner: Verifier, kinds: frozenset[SignatureKind]) -> None:
+        self.committee = inner.committee
+        self._inner = inner
+        self._kinds = kinds
+
+    def verify(self, signer, kind, round, payload, signature):  # type: ignore[no-untyped-def]
+        if kind in self._kinds:
+            return self.committee.contains(signer)
+        return self._inner.verify(signer, kind, round, payload, signature)
+
+
+class _LaxQuorumCommittee(Committee):
+    @property
+    def quorum(self) -> int:
+        return super().quorum - 1
+
+
+def blind_replica(*kinds: SignatureKind) -> type[Replica]:
+    """A replica that never checks signatures of ``kinds`` (TIMEOUT: TC entries and timeouts;
+    VOTE: QC signatures and votes). Its own aggregation is unchanged."""
+
+    class Blind(Replica):
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(**kwargs)
+            self._verifier = _BlindVerifier(self._verifier, frozenset(kinds))
+
+    Blind.__name__ = "Blind" + "".join(k.name.title() for k in kinds) + "Replica"
+    return Blind
+
+
+class UnderQuorumReplica(Replica):
+    """Accepts QCs and TCs one signature short of a quorum (its own vote and timeout aggregation
+    still waits for a full quorum)."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        c = self.committee
+        lax = _LaxQuorumCommittee(c.chain_id, c.public_keys)
+        self._verifier = Verifier(lax)
+
+
+class UncheckedLatePayloadNode(SimNode):
+    """Checks a late (withheld) payload against its chain without asking whether its block is
+    still in the tree, as ordo's node did (issue 8 item 1)."""
+
+    def late_payload_usable(self, block: Block) -> bool:
+        return True
+
+
+class TrustingCatchUp(CatchUp):
+    """Keeps asking the peer with the highest claimed height, however often it fails to answer
+    (sequencing/catchup.py before issue 8 item 3)."""
+
+    def distrust(self, peer: ReplicaId) -> None:
+        return
+
+
+class TrustingCatchUpNode(SimNode):
+    catchup_class = TrustingCatchUp
+
+
+class TrustingSyncReplica(Replica):
+    """Adopts synced blocks with commit proofs built from the QCs embedded in them, none of them
+    verified (consensus/core.py before issue 8 item 2; the body is that version's)."""
+
+    def _on_synced(self, blocks: list[Block], proof: CommitProof, out: list[Action]) -> None:
+        root = self.tree.root
+        blocks = [b for b in blocks if b.height > root.height]
+        if not blocks:
+            return
+        if blocks[0].parent_id != root.id or blocks[0].height != root.height + 1:
+            raise InvalidMessage("synced blocks do not start right above our committed block")
+        for parent, child in itertools.pairwise(blocks):
+            if child.parent_id != parent.id or child.height != parent.height + 1:
+                raise InvalidMessage("synced blocks are not a hash-linked chain")
+        verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)
+        last = blocks[-1]
+        if last.id in self.tree:
+            self.tree.commit(last.id)
+        else:
+            self.tree = BlockTree(last)
+        for block, block_proof in zip(blocks, proofs_for_chain(blocks, proof), strict=True):
+            out.append(Commit(block, block_proof))
+        self._after_commit()
+        self._observe_qc_votes(proof.qc, out)
+        self._process_certificates(proof.qc, None, out)
+
+
+class NoLastTcCheckReplica(Replica):
+    """Verifies a timeout but not the TC it carries (nor that TC's high QC), then acts on it."""
+
+    def _on_timeout_message(self, timeout: Timeout, out: list[Action]) -> None:
+        super()._on_timeout_message(replace(timeout, last_tc=None), out)
+        if timeout.last_tc is not None and timeout.round + 1 >= self.pacemaker.round:
+            self._process_certificates(None, timeout.last_tc, out)

@@ -9,6 +9,11 @@ from consensus.simulation.scenario import STRATEGIES, Fault, Schedule
 
 GST = 4.0
 
+# Strategies that break today's core: kept out of the default draw until the fix lands (each has
+# a strict xfail test in test_teeth.py that starts passing then).
+AWAITING_FIX = {"sync-rewrite": "issue 8 item 2 (helper certs)"}
+DEFAULT_STRATEGIES = tuple(s for s in STRATEGIES if s not in AWAITING_FIX)
+
 
 @st.composite
 def links(draw: st.DrawFn) -> LinkConfig:
@@ -44,9 +49,19 @@ def faults(draw: st.DrawFn, n: int, byzantine: set[int]) -> tuple[Fault, ...]:
 
 
 @st.composite
-def schedules(draw: st.DrawFn, n: int, strategies: tuple[str, ...] = tuple(STRATEGIES)) -> Schedule:
+def schedules(
+    draw: st.DrawFn,
+    n: int,
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
+    *,
+    min_byzantine: int = 0,
+    leader_spans: tuple[int, ...] = (1, 1, 2),
+) -> Schedule:
+    """A seed, up to f Byzantine replicas with strategies, timed faults before GST, and a
+    round-robin leader schedule whose leaders keep 1 or 2 consecutive rounds (the lying leaders
+    in consensus/simulation/lying.py need two), and catch-up on or off."""
     f = (n - 1) // 3
-    byz_ids = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=f))
+    byz_ids = draw(st.lists(st.integers(0, n - 1), unique=True, min_size=min_byzantine, max_size=f))
     byzantine = {i: draw(st.sampled_from(strategies)) for i in byz_ids}
     return Schedule(
         n=n,
@@ -55,4 +70,6 @@ def schedules(draw: st.DrawFn, n: int, strategies: tuple[str, ...] = tuple(STRAT
         faults=draw(faults(n, set(byz_ids))),
         gst=GST,
         window=8.0,
+        leader_span=draw(st.sampled_from(leader_spans)),
+        sync_interval=draw(st.sampled_from([None, 0.3])),
     )

@@ -1,6 +1,9 @@
 """Safety and liveness over hypothesis-generated fault schedules, n = 4 and n = 7, with up to f
-Byzantine replicas (silent, equivocating leader, double voter) plus partitions, crash/restart,
-loss, duplication and reordering (random delays) before GST."""
+Byzantine replicas (silent, equivocating leader, double voter, and the liars of
+consensus/simulation/lying.py and lying_peers.py: stale-QC leader, forged TC / QC / timeout certificates,
+under-quorum QC, payload withholding, height liar) plus partitions, crash/restart, loss,
+duplication and reordering (random delays) before GST, leaders keeping 1 or 2 rounds, and
+catch-up on or off."""
 
 from __future__ import annotations
 

@@ -10,12 +10,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from consensus.simulation import DoubleVoter, EquivocatingLeader, SimConfig, Simulator, check_safety
+from consensus.simulation.lying import StaleQcLeader, TimeoutForger, UnderQuorumQcLeader
 from consensus.simulation.node import SimNode
+from consensus.simulation.scenario import leader_schedule
 
+# Strategies that act on messages alone (the manual simulator runs no scheduled calls, so the
+# forgers that act after a delay and the payload withholder would be inert here).
 STRATEGIES: dict[str, type[SimNode] | None] = {
     "none": None,
     "equivocate": EquivocatingLeader,
     "double-vote": DoubleVoter,
+    "stale-qc": StaleQcLeader,
+    "short-qc": UnderQuorumQcLeader,
+    "forge-timeout": TimeoutForger,
 }
 
 
@@ -28,14 +35,15 @@ class ConsensusMachine(RuleBasedStateMachine):
         byzantine=st.sampled_from(sorted(STRATEGIES)),
         who=st.integers(0, 6),
         seed=st.integers(0, 2**16),
+        span=st.sampled_from([1, 2]),
     )
-    def setup(self, n: int, byzantine: str, who: int, seed: int) -> None:
+    def setup(self, n: int, byzantine: str, who: int, seed: int, span: int = 1) -> None:
         factory = STRATEGIES[byzantine]
         strategies = {i: self.node_factory for i in range(n)}
         if factory is not None:
             strategies[who % n] = factory
         self.sim = Simulator(SimConfig(n=n, seed=seed, manual=True, tx_interval=None),
-                             strategies=strategies)
+                             strategies=strategies, leaders=leader_schedule(n, span))
         self.sim.submit(3)
         self.sim.start()
 

@@ -8,6 +8,7 @@ import os
 import time
 
 import pytest
+from broken import NoLockRules
 
 from consensus.simulation.twins import TwinsScenario, generate_scenarios, run_twins
 
@@ -20,8 +21,22 @@ PINNED = [(7, 1), (7, 9), (7, 53), (7, 64)]
 PINNED_VIOLATING = [(7, 11), (7, 16)]
 
 
-def scenarios(twins: tuple[int, ...], count: int, seed: int, rounds: int = 8) -> list[TwinsScenario]:
-    return list(generate_scenarios(n=4, twins=twins, rounds=rounds, count=count, seed=seed))
+def scenarios(
+    twins: tuple[int, ...], count: int, seed: int, rounds: int = 8, keep_leader: float = 0.0
+) -> list[TwinsScenario]:
+    return list(generate_scenarios(
+        n=4, twins=twins, rounds=rounds, count=count, seed=seed, keep_leader=keep_leader
+    ))
+
+
+# Lying twins (consensus/simulation/lying.py): both instances of the twin run the strategy. The
+# lying leaders act when they lead two rounds in a row, which keep_leader makes common.
+LIARS = ("stale-qc", "forge-tc", "forge-qc", "short-qc", "forge-timeout", "withhold", "height-liar")
+SYNC = {"height-liar": 0.3}  # catch-up on for the strategies that lie to it
+LIAR_SAMPLES = int(os.environ.get("ORDO_TWINS_LIAR_SAMPLES", "20"))
+# A scenario in which a stale-QC twin forks replicas that lack the lock rule (found by
+# test_twins_search_finds_the_missing_lock_slow; seed 2026, keep_leader 0.4).
+PINNED_LOCK_BREAK = (2026, 4)
 
 
 def test_one_twin_never_breaks_safety() -> None:
@@ -77,3 +92,42 @@ def test_one_twin_many_scenarios_slow() -> None:
         result = run_twins(scenario)
         assert result.violations == [], scenario.describe()
     print(f"twins slow: {count} scenarios x 10 rounds in {time.perf_counter() - started:.1f}s")
+
+
+@pytest.mark.parametrize("strategy", LIARS)
+def test_one_lying_twin_never_breaks_safety(strategy: str) -> None:
+    committed = 0
+    for scenario in scenarios((0,), LIAR_SAMPLES, seed=31, keep_leader=0.4):
+        result = run_twins(scenario, byzantine=strategy, sync_interval=SYNC.get(strategy))
+        assert result.violations == [], f"{scenario.describe()}: {[str(v) for v in result.violations]}"
+        committed += max(result.honest_heights) > 0
+    assert committed > LIAR_SAMPLES // 2
+
+
+def test_pinned_stale_qc_twin_forks_replicas_without_the_lock_rule() -> None:
+    seed, index = PINNED_LOCK_BREAK
+    scenario = scenarios((0,), index + 1, seed=seed, keep_leader=0.4)[index]
+    assert run_twins(scenario, byzantine="stale-qc").violations == [], scenario.describe()
+    broken = run_twins(scenario, byzantine="stale-qc", rules=NoLockRules)
+    assert any(v.invariant == "agreement" for v in broken.violations), scenario.describe()
+
+
+@pytest.mark.slow
+def test_twins_search_finds_the_missing_lock_slow() -> None:
+    """Twins with a stale-QC twin find the lock rule's removal (3 in the first 100 today)."""
+    found = [
+        scenario.describe()
+        for scenario in scenarios((0,), 300, seed=2026, keep_leader=0.4)
+        if any(v.invariant == "agreement"
+               for v in run_twins(scenario, byzantine="stale-qc", rules=NoLockRules).violations)
+    ]
+    assert found, "300 scenarios with a stale-QC twin found no fork without the lock rule"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", LIARS)
+def test_one_lying_twin_many_scenarios_slow(strategy: str) -> None:
+    count = int(os.environ.get("ORDO_TWINS_LIAR_SLOW_SAMPLES", "500"))
+    for scenario in scenarios((0,), count, seed=777, rounds=10, keep_leader=0.4):
+        result = run_twins(scenario, byzantine=strategy, sync_interval=SYNC.get(strategy))
+        assert result.violations == [], f"{scenario.describe()}: {[str(v) for v in result.violations]}"
