@@ -4,8 +4,8 @@ a peer claims at least ``SYNC_LAG`` more than it has, asks that peer for committ
 its own with the commit proof of the last (``Replica.on_synced``).
 
 Claims are unverified, so a peer that claims a height and then does not answer within
-``PATIENCE`` ticks is skipped for ``SUSPECT_TICKS`` ticks and the next-best claim is tried (a
-lying peer must not stall catch-up: issue 8 item 3).
+``PATIENCE`` ticks, or whose answer the core refuses, is skipped for ``SUSPECT_TICKS`` ticks and
+the next-best claim is tried (a lying peer must not stall catch-up: issue 8 item 3).
 """
 
 from __future__ import annotations
@@ -76,5 +76,9 @@ class CatchUp:
             return
         before = replica.committed.height
         node.run_guarded(lambda: replica.on_synced(blocks, proof))
-        if node.replica is not None:
-            self.blocks_synced += max(0, node.replica.committed.height - before)
+        if node.replica is None:
+            return
+        gained = max(0, node.replica.committed.height - before)
+        self.blocks_synced += gained
+        if not gained and any(b.height > before for b in blocks):
+            self.distrust(sender)  # an answer the core refused (like catchup.py's "not_adopted")

@@ -9,12 +9,6 @@ from consensus.simulation.scenario import STRATEGIES, Fault, Schedule
 
 GST = 4.0
 
-# Strategies that break today's core: kept out of the default draw until the fix lands (each has
-# a strict xfail test in test_teeth.py that starts passing then).
-AWAITING_FIX = {"sync-rewrite": "issue 8 item 2 (helper certs)"}
-DEFAULT_STRATEGIES = tuple(s for s in STRATEGIES if s not in AWAITING_FIX)
-
-
 @st.composite
 def links(draw: st.DrawFn) -> LinkConfig:
     lo = draw(st.floats(0.0, 0.1))
@@ -24,7 +18,6 @@ def links(draw: st.DrawFn) -> LinkConfig:
         drop=draw(st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.6])),
         duplicate=draw(st.sampled_from([0.0, 0.1, 0.4])),
     )
-
 
 @st.composite
 def faults(draw: st.DrawFn, n: int, byzantine: set[int]) -> tuple[Fault, ...]:
@@ -47,12 +40,11 @@ def faults(draw: st.DrawFn, n: int, byzantine: set[int]) -> tuple[Fault, ...]:
             out.append(Fault(at, kind))
     return tuple(sorted(out, key=lambda f: f.at))
 
-
 @st.composite
 def schedules(
     draw: st.DrawFn,
     n: int,
-    strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
+    strategies: tuple[str, ...] = tuple(STRATEGIES),
     *,
     min_byzantine: int = 0,
     leader_spans: tuple[int, ...] = (1, 1, 2),
