@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .api_limits import ApiGuard, serve_guarded
 from .api_views import (
     ApiError,
     block_view,
@@ -358,6 +359,7 @@ def build_admin_app(node: Node) -> Starlette:
 
 async def serve_api(node: Node, host: str, port: int, admin_port: int,
                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The public API behind the admission limits of api_limits, and the admin API."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -370,8 +372,8 @@ async def serve_api(node: Node, host: str, port: int, admin_port: int,
         c.keep_alive_timeout = 30
         return c
 
-    bind_host = f"[{host}]" if ":" in host else host
+    guard = ApiGuard(node.limits, node.metrics.registry)
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve, build_app(node), config(f"{bind_host}:{port}"))
+        await nursery.start(partial(serve_guarded, build_app(node), config(""), guard, (host, port)))
         await nursery.start(serve, build_admin_app(node), config(f"127.0.0.1:{admin_port}"))
         task_status.started()

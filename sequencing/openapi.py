@@ -12,7 +12,6 @@ from typing import Any
 
 from .config import Limits
 
-MAX_BODY = 32 * 1024 * 1024  # mirrors sequencing.api.MAX_BODY (asserted by the tests)
 MAX_REPLICA_ID = 1023
 HEX64 = "^[0-9a-fA-F]{64}$"
 LOWER_HEX64 = "^[0-9a-f]{64}$"
@@ -38,17 +37,19 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
 ALLOW = {"Allow": {"description": "the methods this path accepts", "schema": {"type": "string"}}}
 
 BAD_REQUEST = _error("invalid parameter or body; `error` names the problem, `detail` explains it")
-TOO_LARGE = _error(f"request body over {MAX_BODY} bytes")
 BUSY = _error("mempool full (`error` = `busy`): retry after `Retry-After` seconds", RETRY_AFTER)
 STARTING = _error("the replica is still starting (`error` = `starting`)")
 NOT_ALLOWED = _error("method not allowed on this path (`error` = `method_not_allowed`)", ALLOW)
 NOT_FOUND = _error("not found (`error` = `not_found`)")
+RATE_LIMITED = _error("too many requests from this client address (`error` = `rate_limited`): retry after "
+                      "`Retry-After` seconds; malformed requests use up the allowance fastest", RETRY_AFTER)
+BODY_TIMEOUT = _error("the request body did not arrive in time (`error` = `body_timeout`)")
 
 
 def _get(op_id: str, summary: str, responses: dict[str, Any], parameters: list[dict[str, Any]] | None = None,
          tags: list[str] | None = None, description: str | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "summary": summary, "tags": tags or ["query"],
-                          "responses": {**responses, "405": NOT_ALLOWED}}
+                          "responses": {**responses, "405": NOT_ALLOWED, "429": RATE_LIMITED}}
     if parameters:
         op["parameters"] = parameters
     if description:
@@ -56,10 +57,11 @@ def _get(op_id: str, summary: str, responses: dict[str, Any], parameters: list[d
     return op
 
 
-def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any],
+def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any], limits: Limits,
           description: str | None = None) -> dict[str, Any]:
-    op = _get(op_id, summary, {**responses, "400": BAD_REQUEST, "413": TOO_LARGE}, tags=["submit"],
-              description=description)
+    too_large = _error(f"request body over {limits.api_max_body_bytes} bytes (`error` = `too_large`)")
+    op = _get(op_id, summary, {"400": BAD_REQUEST, **responses, "408": BODY_TIMEOUT, "413": too_large},
+              tags=["submit"], description=description)
     op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return op
 
@@ -264,14 +266,15 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
         "/v1/transactions": {"post": _post(
             "submitTransaction", "submit one transaction", _ref("TxSubmission"),
             {"202": _json(_ref("Submitted"), "queued (`status` = `pending`)"), "200": ok_tx, "503": BUSY},
-            description="The id is a digest of (rollup_id, payload): resubmitting is deduplicated. A payload "
+            limits, description="The id is a digest of (rollup_id, payload): resubmitting is deduplicated. A payload "
                         "over max_tx_bytes or a rollup id out of range is 400 `invalid_transaction`.")},
         "/v1/transactions/batch": {"post": _post(
             "submitTransactions", "submit many independent transactions in one request (bulk path)",
             _ref("BatchSubmission"),
             {"200": _json(_ref("BatchResult"), "per-entry result; `Retry-After` is set when the mempool "
                           "filled part-way (later entries are rejected as busy)", RETRY_AFTER),
-             "503": _json(_ref("BatchResult"), "mempool full before any entry was taken", RETRY_AFTER)})},
+             "503": _json(_ref("BatchResult"), "mempool full before any entry was taken", RETRY_AFTER)},
+            limits)},
         "/v1/transactions/{tx_id}": {"get": _get(
             "transactionStatus", "where a transaction is: committed (height, rollup, position) or pending",
             {"200": _json(_ref("TxStatus"), "committed or pending"),
@@ -281,7 +284,7 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
             "submitBundle", "submit an atomic bundle (2..max_bundle_txs transactions, any rollups)",
             _ref("BundleSubmission"),
             {"202": _json(_ref("BundleSubmitted"), "queued"), "200": ok_bundle, "503": BUSY},
-            description="All transactions land in the same block, in order, or none does.")},
+            limits, description="All transactions land in the same block, in order, or none does.")},
         "/v1/bundles/{bundle_id}": {"get": _get(
             "bundleStatus", "a bundle's state; once committed, with a bundle proof",
             {"200": _json(_ref("BundleStatus"), "committed (with `proof`) or pending"),

@@ -206,6 +206,19 @@ async def test_busy_submissions_are_retried_then_reported() -> None:
     assert exc.value.retry_after == 0
 
 
+async def test_rate_limited_submissions_are_retried_after_retry_after() -> None:
+    seen: list[httpx.Request] = []
+    limited = error(429, "rate_limited", {"Retry-After": "0"})
+    transport = scripted([limited, accepted], seen)
+    async with AsyncOrdoClient("http://replica", retry=FAST_RETRY, transport=transport) as client:
+        assert await client.submit(1, b"x") == Transaction(1, b"x").id.hex()
+    assert len(seen) == 2
+    transport = scripted([error(429, "rate_limited", {"Retry-After": "3"})], [])
+    with OrdoClient("http://replica", transport=transport) as sync, pytest.raises(Busy) as exc:
+        sync.status()
+    assert exc.value.retry_after == 3
+
+
 async def test_batch_entries_rejected_as_busy_are_resent() -> None:
     ids = [Transaction(1, bytes([i])).id.hex() for i in range(4)]
     first = httpx.Response(200, headers={"Retry-After": "0"}, json={
