@@ -13,7 +13,7 @@ from sequencing import api
 from sequencing.config import Limits
 from sequencing.openapi import OPENAPI, openapi_document
 
-ERROR_BODIES = {"Error", "TxStatus", "BundleStatus", "BatchResult"}
+ERROR_BODIES = {"Error", "BatchError", "TxStatus", "BundleStatus", "BatchResult"}
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
