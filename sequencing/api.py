@@ -94,7 +94,11 @@ async def read_json(request: Request) -> Any:
 
 
 def parse_int(raw: str, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
-    """A decimal integer in [lo, hi]: ASCII digits only (no sign, spaces or underscores)."""
+    """A decimal integer in [lo, hi]: ASCII digits only (no sign, spaces or underscores); an
+    integral decimal such as ``5047.0`` counts, as JSON Schema's ``integer`` says."""
+    whole, dot, fraction = raw.partition(".")
+    if dot and fraction and fraction.strip("0") == "":
+        raw = whole
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise ApiError(400, "invalid_parameter", f"{name} must be a non-negative integer, got {raw[:40]!r}")
     value = int(raw)

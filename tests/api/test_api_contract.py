@@ -69,6 +69,14 @@ async def test_an_integral_float_rollup_id_is_an_integer(http: httpx.AsyncClient
         assert refused.status_code == 400, (bad, refused.text)
 
 
+async def test_integral_decimals_in_paths_and_queries_are_integers(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/v1/rollups/1.0/slices/1")).json()["rollup_id"] == 1
+    assert (await http.get("/v1/blocks/1.00")).json()["height"] == 1
+    assert (await http.get("/v1/evidence?offender=0.0")).status_code == 200
+    for bad in ("1.5", "1.", "1e0", ".0"):
+        assert (await http.get(f"/v1/blocks/{bad}")).status_code == 400, bad
+
+
 async def test_other_methods_on_the_batch_path_are_405(http: httpx.AsyncClient) -> None:
     for method in ("GET", "HEAD", "PUT", "DELETE"):
         response = await http.request(method, BATCH)
