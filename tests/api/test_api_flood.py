@@ -7,7 +7,9 @@ to ~3 blocks/s on the development machine, as the issue reported (51 -> 7)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -74,3 +76,35 @@ async def test_api_flood_leaves_the_block_rate_within_2x(default_limits_cluster:
         with trio.fail_after(15):
             while await committed_height(http, target) < await committed_height(http, observer) - 5:
                 await trio.sleep(0.2)
+
+
+def rss_mb(cluster: ClusterThread, replica: int) -> float:
+    pid = cluster.harness.processes[replica].pid
+    for line in open(f"/proc/{pid}/status").read().splitlines():  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_31_mb_batch_is_refused_before_it_costs_memory(default_limits_cluster: ClusterThread) -> None:
+    """The issue's valid 31 MB batch raised a replica's RSS from 128 to 234 MB for good."""
+    cluster = default_limits_cluster
+    limit = cluster.config.limits.api_max_body_bytes
+    entry = {"rollup_id": 3, "payload": "ab" * 3000}
+    count = 31 * 1024 * 1024 // len(json.dumps(entry))
+    body = json.dumps({"transactions": [{**entry, "payload": f"{i:08x}" + entry["payload"]}
+                                        for i in range(count)]}).encode()
+    assert len(body) > 30 * 1024 * 1024
+    before = rss_mb(cluster, 2)
+    async with httpx.AsyncClient(base_url=cluster.api(2), timeout=30) as http:
+        declared = await http.post("/v1/transactions/batch", content=body,
+                                   headers={"content-type": "application/json"})
+        assert declared.status_code == 413 and declared.json()["error"] == "too_large"
+
+        async def chunks() -> Any:  # no Content-Length: refused once the stream passes the cap
+            for i in range(0, len(body), 1 << 20):
+                yield body[i:i + (1 << 20)]
+
+        streamed = await http.post("/v1/transactions/batch", content=chunks())
+        assert streamed.status_code == 413 and f"{limit} bytes" in streamed.json()["detail"]
+    assert rss_mb(cluster, 2) - before < 40, (before, rss_mb(cluster, 2))
