@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
@@ -174,3 +175,36 @@ async def test_connections_over_the_cap_are_refused_at_accept() -> None:
         for stream in [*kept[1:], extra, again]:
             await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_the_harness_resends_a_rate_limited_request(tmp_path: Any) -> None:
+    import httpx
+
+    from sequencing.harness import LocalCluster, write_local_config
+
+    answers = [httpx.Response(429, headers={"retry-after": "0"}, json={"error": "rate_limited", "detail": ""}),
+               httpx.Response(200, json={"status": "committed"})]
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    cluster = LocalCluster(write_local_config(tmp_path))
+    await cluster.client.aclose()
+    cluster.client = httpx.AsyncClient(transport=httpx.MockTransport(respond))
+    response = await cluster.get(0, "/v1/transactions/" + "ab" * 32)
+    assert response.status_code == 200 and len(seen) == 2
+    await cluster.client.aclose()
+
+
+def test_api_limits_are_read_from_cluster_toml(tmp_path: Any) -> None:
+    from sequencing.config import ConfigError, load_config
+    from sequencing.harness import write_local_config
+
+    path = write_local_config(tmp_path, limits={"api_client_rate": 7, "api_max_body_bytes": 200_000})
+    limits = load_config(path).limits
+    assert limits.api_client_rate == 7 and limits.api_max_body_bytes == 200_000
+    path = write_local_config(tmp_path, limits={"api_max_body_bytes": 1000})
+    with pytest.raises(ConfigError, match="api_max_body_bytes"):
+        load_config(path)
