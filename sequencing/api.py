@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .api_limits import ApiGuard, serve_guarded
+from .api_limits import ApiGuard
+from .api_serve import serve_guarded
 from .api_views import (
     ApiError,
     block_view,

@@ -15,7 +15,8 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 
 from sequencing import api
-from sequencing.api_limits import TARPIT, ApiGuard, ConnectionGate, TokenBuckets, serve_guarded
+from sequencing.api_limits import TARPIT, ApiGuard, ConnectionGate, TokenBuckets
+from sequencing.api_serve import serve_guarded
 from sequencing.config import Limits
 
 Message = dict[str, Any]
