@@ -62,8 +62,9 @@ def sync_flow(cluster: ClusterThread) -> None:
         many = fresh_rollup()
         items = [(many, b"many-%d-" % i + tag()) for i in range(30)]
         before = client.status()["committed_height"] + 1
-        with pytest.raises(ValueError, match="empty"):  # refused before anything is sent
+        with pytest.raises(ClientError) as refused:  # an entry breaking the schema refuses its batch
             client.submit_many([*items, (many, b"")])
+        assert refused.value.code == "invalid_batch" and "entry 30" in refused.value.detail
         result = client.submit_many([*items, items[0]])
         assert result.accepted == 30 and result.duplicates == 1 and result.ids[30] == result.ids[0]
         assert result.rejected == []
