@@ -20,6 +20,7 @@ connection caps are applied by :mod:`sequencing.api_serve`, which serves the gua
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -31,12 +32,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from .api_views import ApiError
 from .config import Limits
 
+log = logging.getLogger(__name__)
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+LOG_EVERY = 10.0
+LOGGED = frozenset({"connections", "client_connections", "rate_limited", "too_large", "body_timeout"})
 TARPIT = 1.0  # how long a 429, or a connection refused at accept, is held back (s)
 MAX_TRACKED_CLIENTS = 65_536
 BLAMED = frozenset({400, 405, 408, 413})  # answers that say the request itself was bad
@@ -115,9 +120,18 @@ class ApiGuard:
                                "an error, by reason", ["reason"], registry=registry)
         gauge = Gauge("ordo_api_connections", "Open connections to the public API", registry=registry)
         gauge.set_function(lambda: self.gate.open)
+        self._unlogged: dict[str, int] = {}
+        self._logged_at: dict[str, float] = {}
 
     def count(self, reason: str) -> None:
         self.refused.labels(reason).inc()
+        if reason in LOGGED:  # surfaced in the log too, at most once per LOG_EVERY seconds per reason
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+            now = self.clock()
+            if now - self._logged_at.get(reason, -LOG_EVERY) >= LOG_EVERY:
+                log.warning("public API refused %d request(s)/connection(s) (%s) in the last %.0f s",
+                            self._unlogged.pop(reason), reason, LOG_EVERY)
+                self._logged_at[reason] = now
 
     def wrap(self, app: AsgiApp) -> AsgiApp:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:

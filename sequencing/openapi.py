@@ -398,7 +398,9 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                            "bundles, read per-rollup slices with proofs checkable against the committee's "
                            "public keys, follow a rollup's sub-log, and inspect evidence and metrics. "
                            'Every error is JSON {"error": code, "detail": text}. Unknown paths are 404 '
-                           "`not_found`; a method a path does not take is 405 `method_not_allowed`.",
+                           "`not_found`; a method a path does not take is 405 `method_not_allowed`. Each client "
+                           "address has a request allowance (429 `rate_limited` with `Retry-After` beyond "
+                           "it; malformed requests use it up fastest) and a cap on open connections.",
         },
         "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"}],
         "paths": paths,

@@ -67,7 +67,8 @@ def refused(registry: CollectorRegistry, reason: str) -> float:
     return registry.get_sample_value("ordo_api_refused_total", {"reason": reason}) or 0.0
 
 
-async def test_over_the_rate_is_429_with_retry_after(autojump_clock: trio.testing.MockClock) -> None:
+async def test_over_the_rate_is_429_with_retry_after(autojump_clock: trio.testing.MockClock,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     app, _, registry = guarded_app(api_client_rate=2, api_client_burst=3)
     for _ in range(3):
         assert (await call(app, "GET", "/status"))[0] == 200
@@ -77,6 +78,7 @@ async def test_over_the_rate_is_429_with_retry_after(autojump_clock: trio.testin
     assert int(headers["retry-after"]) >= 1
     assert trio.current_time() - begin >= TARPIT, "a 429 is held back"
     assert refused(registry, "rate_limited") == 1
+    assert "refused 1 request(s)/connection(s) (rate_limited)" in caplog.text, "surfaced in the log"
     # another client is not affected; the first one is served again once its bucket refills
     assert (await call(app, "GET", "/status", client="10.0.0.2"))[0] == 200
     await trio.sleep(1)
