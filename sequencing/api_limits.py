@@ -146,7 +146,7 @@ class ApiGuard:
         wait = self.buckets.take(client, self.clock())
         if wait > 0:
             await trio.sleep(TARPIT)
-            retry = str(max(1, math.ceil(wait - TARPIT)))
+            retry = str(max(0, math.ceil(wait - TARPIT)))  # the hold already covered TARPIT of the wait
             await _answer(send, 429, "rate_limited", f"over {self.limits.api_client_rate} requests/s from "
                           f"{client}; retry after {retry} s", {"retry-after": retry})
             self.count(REASONS[429])

@@ -52,8 +52,8 @@ class Limits:
     # the public API's admission control (sequencing/api_limits.py, docs/OPERATIONS.md)
     api_max_connections: int = 256
     api_max_connections_per_client: int = 32
-    api_client_rate: int = 1_000
-    api_client_burst: int = 2_000
+    api_client_rate: int = 200
+    api_client_burst: int = 400
     api_error_cost: int = 50
     api_max_body_bytes: int = 10 * 1024 * 1024
     api_body_timeout: int = 10

@@ -1,5 +1,5 @@
-"""A malformed-JSON flood over many keep-alive connections (raw sockets, so the flooder itself stays
-cheap), and the cluster's block rate measured from a replica's /status."""
+"""A request flood (malformed JSON, or valid cheap requests) over many keep-alive connections (raw
+sockets, so the flooder itself stays cheap), and the cluster's block rate measured from a replica's /status."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import trio
 
 MALFORMED = (b"POST /v1/transactions HTTP/1.1\r\nHost: replica\r\nContent-Type: application/json\r\n"
              b"Content-Length: 9\r\n\r\n{not json")
+STATUS = b"GET /status HTTP/1.1\r\nHost: replica\r\n\r\n"  # valid and cheap: volume alone
 
 
 @dataclass
@@ -44,7 +45,7 @@ async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> int | 
     return status
 
 
-async def _flood_connection(host: str, port: int, stats: FloodStats) -> None:
+async def _flood_connection(host: str, port: int, request: bytes, stats: FloodStats) -> None:
     while True:
         try:
             stream = await trio.open_tcp_stream(host, port)
@@ -56,7 +57,7 @@ async def _flood_connection(host: str, port: int, stats: FloodStats) -> None:
         try:
             async with stream:
                 while True:
-                    await stream.send_all(MALFORMED)
+                    await stream.send_all(request)
                     status = await _read_response(stream, buffer)
                     if status is None:
                         break
@@ -67,12 +68,12 @@ async def _flood_connection(host: str, port: int, stats: FloodStats) -> None:
         await trio.sleep(0.05)  # a closed connection is reopened, as a persistent attacker would
 
 
-async def flood(host: str, port: int, connections: int, seconds: float) -> FloodStats:
+async def flood(host: str, port: int, connections: int, seconds: float, request: bytes = MALFORMED) -> FloodStats:
     stats = FloodStats()
     with trio.move_on_after(seconds):
         async with trio.open_nursery() as nursery:
             for _ in range(connections):
-                nursery.start_soon(_flood_connection, host, port, stats)
+                nursery.start_soon(_flood_connection, host, port, request, stats)
     return stats
 
 

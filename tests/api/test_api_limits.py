@@ -75,7 +75,7 @@ async def test_over_the_rate_is_429_with_retry_after(autojump_clock: trio.testin
     begin = trio.current_time()
     status, headers, body = await call(app, "GET", "/status")
     assert status == 429 and body["error"] == "rate_limited"
-    assert int(headers["retry-after"]) >= 1
+    assert headers["retry-after"] == "0", "the 1 s hold covered the 0.5 s to the next token"
     assert trio.current_time() - begin >= TARPIT, "a 429 is held back"
     assert refused(registry, "rate_limited") == 1
     assert "refused 1 request(s)/connection(s) (rate_limited)" in caplog.text, "surfaced in the log"
@@ -92,6 +92,10 @@ async def test_malformed_requests_drain_the_bucket_faster(autojump_clock: trio.t
     assert (await call(app, "POST", "/v1/transactions", **bad))[0] == 400  # 20 tokens - 2 * (1 + 9) = 0
     assert (await call(app, "GET", "/status"))[0] == 429
     assert refused(registry, "bad_request") == 2 and refused(registry, "rate_limited") == 1
+    app, _, _ = guarded_app(api_client_rate=1, api_client_burst=20, api_error_cost=30)
+    assert (await call(app, "POST", "/v1/transactions", **bad))[0] == 400  # 20 - 1 - 30 = -11
+    status, headers, _ = await call(app, "GET", "/status")  # 12 s to the next token, 1 s of it held
+    assert status == 429 and headers["retry-after"] == "11"
 
 
 async def test_declared_body_over_the_cap_is_413_before_reading() -> None:
