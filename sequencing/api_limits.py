@@ -153,7 +153,7 @@ class ApiGuard:
             return
         limit = self.limits.api_max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and (not declared.isdigit() or len(declared) > 18 or int(declared) > limit):
             status = 413 if declared.isdigit() else 400
             await _answer(send, status, "too_large" if status == 413 else "invalid_request",
                           f"request body over {limit} bytes" if status == 413 else "bad Content-Length",
