@@ -2,8 +2,8 @@
 the replica's trio loop with the API).
 
 - Connections: at most ``api_max_connections`` open at once, and ``api_max_connections_per_client``
-  per source address; a connection over either cap is answered 503 a second after accept (no
-  HTTP parsing) and closed, so a client reconnecting in a loop costs one accept per second.
+  per source address; a connection over either cap is answered 503 five seconds after accept (no
+  HTTP parsing) and closed, so a client reconnecting in a loop costs few accepts.
 - Rate: a token bucket per source address (``api_client_rate`` tokens/s, ``api_client_burst``).
   A request costs one token; an answer that blames the request (400, 405, 408, 413) costs
   ``api_error_cost`` more, so a flood of malformed input is throttled hardest. A client out of
@@ -42,7 +42,7 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOG_EVERY = 10.0
 LOGGED = frozenset({"connections", "client_connections", "rate_limited", "too_large", "body_timeout"})
-TARPIT = 1.0  # how long a 429, or a connection refused at accept, is held back (s)
+TARPIT = 1.0  # how long a 429 is held back (s)
 MAX_TRACKED_CLIENTS = 65_536
 BLAMED = frozenset({400, 405, 408, 413})  # answers that say the request itself was bad
 REASONS = {0: "no_response", 400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "body_timeout",

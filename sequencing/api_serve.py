@@ -11,8 +11,9 @@ from typing import Any
 
 import trio
 
-from .api_limits import TARPIT, ApiGuard, AsgiApp
+from .api_limits import ApiGuard, AsgiApp
 
+REFUSAL_HOLD = 5.0  # a connection over the caps is answered (503) and closed this long after accept
 REFUSED_AT_ACCEPT = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
                      b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s")
 
@@ -24,8 +25,8 @@ def refusal_bytes(reason: str) -> bytes:
 
 class GuardedListener(trio.abc.Listener[trio.SocketStream]):
     """A TCP listener that refuses connections over the gate's caps at accept. A refused
-    connection is answered after TARPIT (up to as many at once as the gate's total cap; beyond
-    that at once), so that a client reconnecting in a loop costs one accept per second per socket."""
+    connection is answered after REFUSAL_HOLD (up to as many at once as the gate's total cap;
+    beyond that at once), so that a client reconnecting in a loop costs few accepts per socket."""
 
     def __init__(self, inner: trio.SocketListener, guard: ApiGuard, clients: dict[trio.SocketStream, str],
                  nursery: trio.Nursery) -> None:
@@ -48,7 +49,7 @@ class GuardedListener(trio.abc.Listener[trio.SocketStream]):
             self.guard.count(reason)
             if self.held < self.guard.gate.total:
                 self.held += 1
-                self.nursery.start_soon(self._refuse, stream, reason, TARPIT)
+                self.nursery.start_soon(self._refuse, stream, reason, REFUSAL_HOLD)
             else:
                 await self._refuse(stream, reason, 0.0)
 

@@ -47,8 +47,10 @@ async def refusals(http: httpx.AsyncClient, url: str) -> dict[str, float]:
     return out
 
 
-@pytest.mark.parametrize(("request_bytes", "answer", "reason"), [(MALFORMED, 400, "bad_request"), (STATUS, 200, None)],
-                         ids=["malformed-json", "valid-status"])
+# the valid-request flood has the thinner margin (0.65-0.95 of the unflooded rate under load): slow profile
+@pytest.mark.parametrize(("request_bytes", "answer", "reason"), [
+    pytest.param(MALFORMED, 400, "bad_request", id="malformed-json"),
+    pytest.param(STATUS, 200, None, id="valid-status", marks=pytest.mark.slow)])
 async def test_api_flood_leaves_the_block_rate_within_2x(default_limits_cluster: ClusterThread, request_bytes: bytes,
                                                         answer: int, reason: str | None) -> None:
     cluster = default_limits_cluster
