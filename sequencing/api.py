@@ -21,16 +21,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .api_limits import ApiGuard
+from .api_serve import serve_guarded
 from .api_views import (
     ApiError,
     block_view,
     bundle_proof,
     is_hex,
+    parse_batch,
     parse_item,
     parse_items,
     slice_proof,
 )
-from .mempool import MempoolFull
+from .mempool import AlreadySubmitted, MempoolFull
 from .openapi import openapi_document
 from .transactions import Bundle, InvalidTransaction
 
@@ -44,8 +47,9 @@ SUBSCRIPTION_KEEPALIVE = 15.0
 SKIP_EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def error(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+          extra: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
 def handle_errors(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -53,13 +57,22 @@ def handle_errors(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
         try:
             return await fn(request)
         except ApiError as exc:
-            return error(exc.status, exc.code, exc.detail)
+            return error(exc.status, exc.code, exc.detail, exc.headers, exc.extra)
+        except AlreadySubmitted as exc:
+            return error(409, "conflict", str(exc))
         except InvalidTransaction as exc:
             return error(400, "invalid_transaction", str(exc))
         except MempoolFull as exc:
             return error(503, "busy", str(exc), {"Retry-After": "1"})
+        except Exception:  # one request's unexpected failure is logged and answered, never fatal
+            log.exception("API %s %s failed", request.method, request.url.path)
+            return error(500, "internal_error", "the replica failed to handle this request; see its log")
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def read_json(request: Request) -> Any:
@@ -74,7 +87,7 @@ async def read_json(request: Request) -> Any:
             raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(b"".join(chunks), parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and ints over 4300 digits
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from None
     except RecursionError:
@@ -82,7 +95,11 @@ async def read_json(request: Request) -> Any:
 
 
 def parse_int(raw: str, name: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
-    """A decimal integer in [lo, hi]: ASCII digits only (no sign, spaces or underscores)."""
+    """A decimal integer in [lo, hi]: ASCII digits only (no sign, spaces or underscores); an
+    integral decimal such as ``5047.0`` counts, as JSON Schema's ``integer`` says."""
+    whole, dot, fraction = raw.partition(".")
+    if dot and fraction and fraction.strip("0") == "":
+        raw = whole
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise ApiError(400, "invalid_parameter", f"{name} must be a non-negative integer, got {raw[:40]!r}")
     value = int(raw)
@@ -104,6 +121,9 @@ def query_int(request: Request, name: str, default: int, lo: int = 0, hi: int = 
 
 def hex_id(request: Request, name: str) -> bytes:
     raw = request.path_params[name]
+    if name == "tx_id" and raw == "batch":  # GET /v1/transactions/batch is a method error, not a bad id
+        raise ApiError(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}",
+                       headers={"Allow": "POST"})
     if len(raw) != 64 or not is_hex(raw):
         raise ApiError(400, "invalid_parameter", f"{name} must be 64 hex digits (32 bytes), got {raw[:80]!r}")
     return bytes.fromhex(raw)
@@ -151,23 +171,17 @@ def build_app(node: Node) -> Starlette:
 
     @handle_errors
     async def submit_many(request: Request) -> Response:
-        body = await read_json(request)
-        if not isinstance(body, dict) or set(body) != {"transactions"}:
-            raise ApiError(400, "invalid_batch", 'expected {"transactions": [...]} and no other field')
-        raw = body["transactions"]
-        if not isinstance(raw, list) or len(raw) > limits.submit_max_batch:
-            raise ApiError(400, "invalid_batch", f"transactions must be a list of at most {limits.submit_max_batch}")
+        entries = parse_batch(await read_json(request), limits)
         ids: list[str | None] = []
         rejected: list[dict[str, Any]] = []
         duplicates = 0
         busy = False
-        for index, entry in enumerate(raw):
-            if busy:
-                rejected.append({"index": index, "error": "mempool full; retry later"})
+        for index, tx in enumerate(entries):
+            if busy or isinstance(tx, str):
+                rejected.append({"index": index, "error": tx if isinstance(tx, str) else "mempool full; retry later"})
                 ids.append(None)
                 continue
             try:
-                tx = parse_item(entry, limits)
                 if not node.submit(tx):
                     duplicates += 1
                 ids.append(tx.id.hex())
@@ -358,6 +372,7 @@ def build_admin_app(node: Node) -> Starlette:
 
 async def serve_api(node: Node, host: str, port: int, admin_port: int,
                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The public API behind the admission limits of api_limits, and the admin API."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -370,8 +385,8 @@ async def serve_api(node: Node, host: str, port: int, admin_port: int,
         c.keep_alive_timeout = 30
         return c
 
-    bind_host = f"[{host}]" if ":" in host else host
+    guard = ApiGuard(node.limits, node.metrics.registry)
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve, build_app(node), config(f"{bind_host}:{port}"))
+        await nursery.start(partial(serve_guarded, build_app(node), config(""), guard, (host, port)))
         await nursery.start(serve, build_admin_app(node), config(f"127.0.0.1:{admin_port}"))
         task_status.started()

@@ -11,7 +11,7 @@ call says ``verify=False``), so a rollup needs to trust no replica::
         ...
 
 Failures are typed, never raw httpx exceptions: :class:`ClientError` (4xx: the server's ``error``
-code and ``detail``; :class:`NotFound` for 404), :class:`Busy` (503, with ``retry_after``; busy
+code and ``detail``; :class:`NotFound` for 404), :class:`Busy` (503 or 429, with ``retry_after``; busy
 submissions are first retried with backoff), :class:`ProofFailed` (a proof that does not verify,
 or a response that contradicts the request), :class:`SubscriptionGap` (a stream skipped or
 repeated a height), :class:`Unavailable` (cannot reach the replica), :class:`CommitTimeout`

@@ -102,7 +102,7 @@ def _raise_for(response: httpx.Response, *, not_found_ok: bool = False) -> Any:
     code, detail = "error", response.text[:200]
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         code, detail = body["error"], str(body.get("detail", ""))
-    if status == 503:
+    if status in (429, 503):  # rate limited, or mempool full: both say when to retry
         raise Busy(detail, _retry_after(response))
     if status == 404:
         raise NotFound(status, code, detail)

@@ -35,7 +35,8 @@ class NotFound(ClientError):
 
 
 class Busy(OrdoError):
-    """503: the replica is busy (mempool full, or not yet durable); retry after ``retry_after`` s."""
+    """503: the replica is busy (mempool full, or not yet durable), or 429: this client sent too
+    many requests; retry after ``retry_after`` s."""
 
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(f"replica busy: {detail} (retry after {retry_after:g}s)")
@@ -108,7 +109,7 @@ class EvidenceRecord:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How busy (503) submissions are retried: ``attempts`` retries, exponential backoff from
+    """How busy (503, 429) submissions are retried: ``attempts`` retries, exponential backoff from
     ``base`` capped at ``cap`` seconds, never sooner than the server's Retry-After (when <= cap)."""
 
     attempts: int = 5

@@ -51,6 +51,14 @@ class Limits:
     evidence_max_age_rounds: int = 10_000
     evidence_max_per_offender: int = 8
     submit_max_batch: int = 10_000
+    # the public API's admission control (sequencing/api_limits.py, docs/OPERATIONS.md)
+    api_max_connections: int = 256
+    api_max_connections_per_client: int = 32
+    api_client_rate: int = 200
+    api_client_burst: int = 400
+    api_error_cost: int = 50
+    api_max_body_bytes: int = 10 * 1024 * 1024
+    api_body_timeout: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
         raise ConfigError(path, "limits.batch_max_txs", "must be <= limits.block_max_txs (a batch must fit a block)")
     if limits.max_bundle_txs > limits.batch_max_txs:
         raise ConfigError(path, "limits.max_bundle_txs", "must be <= limits.batch_max_txs (a bundle must fit a batch)")
+    if limits.api_max_body_bytes < 2 * limits.max_tx_bytes + 1024:
+        raise ConfigError(path, "limits.api_max_body_bytes", "must fit one transaction: >= 2 * max_tx_bytes + 1024")
     replicas = _replicas(raw, path)
     _reject_unknown(raw, {"cluster", "timing", "limits", "replica"}, "", path)
     return ClusterConfig(path, chain_id, data_dir, replicas, timing, limits)

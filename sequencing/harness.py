@@ -250,10 +250,22 @@ class LocalCluster:
         return {rid: await self.status(rid) for rid in self.ids}
 
     async def get(self, replica_id: int, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.get(f"{self.api(replica_id)}{path}", **kwargs)
+        return await self._honouring_429(lambda: self.client.get(f"{self.api(replica_id)}{path}", **kwargs))
 
     async def post(self, replica_id: int, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.post(f"{self.api(replica_id)}{path}", **kwargs)
+        return await self._honouring_429(lambda: self.client.post(f"{self.api(replica_id)}{path}", **kwargs))
+
+    async def _honouring_429(self, send: Any, attempts: int = 10) -> httpx.Response:
+        """A request rate-limited by the API's admission control (429) is resent after Retry-After:
+        sequential checks (one GET per acknowledged tx) can outrun a replica's per-address rate."""
+        response: httpx.Response = await send()
+        for _ in range(attempts):
+            if response.status_code != 429:
+                break
+            retry_after = response.headers.get("retry-after", "1")
+            await trio.sleep(min(5.0, float(retry_after) if retry_after.isdigit() else 1.0))
+            response = await send()
+        return response
 
     async def set_faults(self, replica_id: int, rules: dict[str, Any], *, replace: bool = False) -> Any:
         method = "PUT" if replace else "PATCH"

@@ -17,6 +17,10 @@ class MempoolFull(Exception):
         super().__init__(f"mempool full: {reason}; retry later")
 
 
+class AlreadySubmitted(InvalidTransaction):
+    """A bundle carries a transaction that was already submitted (the API answers 409)."""
+
+
 class Mempool:
     def __init__(self, limits: Limits, *, remember: int = 1_000_000) -> None:
         self.limits = limits
@@ -48,7 +52,7 @@ class Mempool:
 
     def add(self, item: Item) -> bool:
         """Queue a validated item; False if it is a duplicate of one seen recently. A bundle that
-        repeats a transaction already submitted is refused (InvalidTransaction): the block split
+        repeats a transaction already submitted is refused (AlreadySubmitted): the block split
         would have to drop the whole bundle to keep that transaction from committing twice."""
         if self.seen(item.id):
             return False
@@ -56,7 +60,7 @@ class Mempool:
         if isinstance(item, Bundle):
             for tx in members:
                 if self.seen(tx.id):
-                    raise InvalidTransaction(
+                    raise AlreadySubmitted(
                         f"transaction {tx.id.hex()[:16]} of this bundle was already submitted; "
                         "a bundle must carry new transactions"
                     )

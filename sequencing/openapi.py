@@ -12,7 +12,6 @@ from typing import Any
 
 from .config import Limits
 
-MAX_BODY = 32 * 1024 * 1024  # mirrors sequencing.api.MAX_BODY (asserted by the tests)
 MAX_REPLICA_ID = 1023
 HEX64 = "^[0-9a-fA-F]{64}$"
 LOWER_HEX64 = "^[0-9a-f]{64}$"
@@ -38,17 +37,19 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
 ALLOW = {"Allow": {"description": "the methods this path accepts", "schema": {"type": "string"}}}
 
 BAD_REQUEST = _error("invalid parameter or body; `error` names the problem, `detail` explains it")
-TOO_LARGE = _error(f"request body over {MAX_BODY} bytes")
 BUSY = _error("mempool full (`error` = `busy`): retry after `Retry-After` seconds", RETRY_AFTER)
 STARTING = _error("the replica is still starting (`error` = `starting`)")
 NOT_ALLOWED = _error("method not allowed on this path (`error` = `method_not_allowed`)", ALLOW)
 NOT_FOUND = _error("not found (`error` = `not_found`)")
+RATE_LIMITED = _error("too many requests from this client address (`error` = `rate_limited`): retry after "
+                      "`Retry-After` seconds; malformed requests use up the allowance fastest", RETRY_AFTER)
+BODY_TIMEOUT = _error("the request body did not arrive in time (`error` = `body_timeout`)")
 
 
 def _get(op_id: str, summary: str, responses: dict[str, Any], parameters: list[dict[str, Any]] | None = None,
          tags: list[str] | None = None, description: str | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": op_id, "summary": summary, "tags": tags or ["query"],
-                          "responses": {**responses, "405": NOT_ALLOWED}}
+                          "responses": {**responses, "405": NOT_ALLOWED, "429": RATE_LIMITED}}
     if parameters:
         op["parameters"] = parameters
     if description:
@@ -56,18 +57,50 @@ def _get(op_id: str, summary: str, responses: dict[str, Any], parameters: list[d
     return op
 
 
-def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any],
+def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any], limits: Limits,
           description: str | None = None) -> dict[str, Any]:
-    op = _get(op_id, summary, {**responses, "400": BAD_REQUEST, "413": TOO_LARGE}, tags=["submit"],
-              description=description)
+    too_large = _error(f"request body over {limits.api_max_body_bytes} bytes (`error` = `too_large`)")
+    op = _get(op_id, summary, {"400": BAD_REQUEST, **responses, "408": BODY_TIMEOUT, "413": too_large},
+              tags=["submit"], description=description)
     op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return op
+
+
+def _proof_schemas(id64: dict[str, Any]) -> dict[str, Any]:
+    """The commit proof's wire form (consensus.commit_proof.CommitProof.to_wire(), bytes as hex)."""
+    count = {"type": "integer", "minimum": 0}
+    signature = {"type": "string", "pattern": "^[0-9a-f]{128}$", "description": "Ed25519 signature"}
+    author = {"type": "integer", "minimum": 0, "maximum": MAX_REPLICA_ID}
+    return {
+        "BlockHeader": {
+            "type": "array", "minItems": 7, "maxItems": 7, "items": False,
+            "description": "[round, height, parent_id, parent_round, author, payload_hash, data_root]; the "
+                           "block id is the digest of this list (PROTOCOL.md section 2)",
+            "prefixItems": [count, count, id64, count, author, id64, id64]},
+        "WireQC": {
+            "type": "array", "minItems": 3, "maxItems": 3, "items": False,
+            "description": "[round, block_id, [[voter, signature], ...]], voters ascending, a quorum of them",
+            "prefixItems": [count, id64, {"type": "array", "items": {
+                "type": "array", "minItems": 2, "maxItems": 2, "items": False,
+                "prefixItems": [author, signature]}}]},
+        "CommitProof": {
+            "type": "array", "minItems": 2, "maxItems": 2, "items": False,
+            "description": "[[header, ...], qc]: a parent chain of headers from the committed block (first) "
+                           "whose last two headers have consecutive rounds, and a QC certifying the last "
+                           "(the 2-chain rule). Verify with the committee's public keys "
+                           "(consensus.commit_proof.verify_commit_proof).",
+            "prefixItems": [{"type": "array", "minItems": 2, "maxItems": 4096, "items": _ref("BlockHeader")},
+                            _ref("WireQC")]},
+    }
 
 
 def _schemas(limits: Limits) -> dict[str, Any]:
     hex_payload = {"type": "string", "minLength": 2, "maxLength": 2 * limits.max_tx_bytes,
                    "pattern": "^([0-9a-fA-F]{2})+$", "description": "the payload bytes as hex"}
     rollup_id = {"type": "integer", "minimum": 0, "maximum": limits.max_rollup_id}
+    rejected = {"type": "array", "description": "the refused entries, by index", "items": {
+        "type": "object", "required": ["index", "error"],
+        "properties": {"index": {"type": "integer", "minimum": 0}, "error": {"type": "string"}}}}
     id64 = {"type": "string", "pattern": LOWER_HEX64}
     height = {"type": "integer", "minimum": 1}
     qc = {"type": "object", "required": ["round", "block_id", "signers"], "properties": {
@@ -77,18 +110,28 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "prefixItems": [{"type": "integer", "minimum": 0}, {"type": "integer", "minimum": 0},
                                 {"type": "string", "pattern": LOWER_HEX64}],
                 "items": False, "minItems": 3, "maxItems": 3}
-    commit_proof = {
-        "type": "array", "minItems": 2, "maxItems": 2,
-        "description": "consensus.commit_proof.CommitProof.to_wire() with every byte string as hex: "
-                       "[[header, ...], qc]; the first header is the block's, the QC certifies the last "
-                       "(2-chain rule). Verify with the committee's public keys.",
-    }
+    commit_proof = _ref("CommitProof")
     return {
+        **_proof_schemas(id64),
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {
             "error": {"type": "string", "description": "machine-readable code, e.g. invalid_json, "
                       "invalid_transaction, invalid_bundle, invalid_batch, invalid_parameter, too_large, "
                       "not_found, method_not_allowed, busy, starting"},
             "detail": {"type": "string", "description": "what is wrong, for a person"}}},
+        "BatchError": {
+            "type": "object", "required": ["error", "detail"],
+            "description": "a batch refused whole; when entries break the TxSubmission schema, `rejected` "
+                           "names every one of them",
+            "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rejected": rejected}},
+        "SliceEvent": {
+            "type": "object", "required": ["id", "event", "data"],
+            "description": "one server-sent event of /v1/rollups/{rollup_id}/subscribe, as its fields: "
+                           "`id: <height>`, `event: slice`, `data: <SliceProof as one line of JSON>`",
+            "properties": {
+                "id": {"type": "string", "pattern": "^[1-9][0-9]*$", "description": "the slice's height"},
+                "event": {"const": "slice"},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": _ref("SliceProof")}}},
         "TxSubmission": {
             "type": "object", "additionalProperties": False, "required": ["rollup_id"],
             "description": 'one transaction: exactly one of "payload" (hex) or "data" (UTF-8 text) '
@@ -96,7 +139,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "properties": {"rollup_id": rollup_id, "payload": hex_payload,
                            "data": {"type": "string", "minLength": 1, "maxLength": limits.max_tx_bytes,
                                     "description": "the payload as UTF-8 text (at most max_tx_bytes "
-                                                   "bytes once encoded)"}},
+                                                   "bytes once encoded; a lone surrogate such as \\udab0 "
+                                                   "is refused)"}},
             "oneOf": [{"required": ["payload"]}, {"required": ["data"]}],
         },
         "BundleSubmission": {
@@ -111,8 +155,11 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "type": "object", "additionalProperties": False, "required": ["transactions"],
             "properties": {"transactions": {
                 "type": "array", "maxItems": limits.submit_max_batch, "items": _ref("TxSubmission"),
-                "description": "independent transactions; an invalid entry is reported in `rejected` "
-                               "and does not fail the others"}},
+                "description": "independent transactions. An entry that breaks TxSubmission refuses the "
+                               "whole batch (400, `rejected` names each such entry); an entry the schema "
+                               "allows but the replica refuses (UTF-8 over max_tx_bytes, a lone surrogate, "
+                               "mempool full) is reported in the result's `rejected` and does not fail the "
+                               "others"}},
         },
         "Submitted": {"type": "object", "required": ["id", "status"], "properties": {
             "id": id64, "status": {"enum": ["pending", "duplicate"]}}},
@@ -126,9 +173,7 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                 "duplicates": {"type": "integer", "minimum": 0},
                 "ids": {"type": "array", "items": {"oneOf": [id64, {"type": "null"}]},
                         "description": "one per entry, in order; null for a rejected entry"},
-                "rejected": {"type": "array", "items": {
-                    "type": "object", "required": ["index", "error"],
-                    "properties": {"index": {"type": "integer", "minimum": 0}, "error": {"type": "string"}}}},
+                "rejected": rejected,
             },
         },
         "TxStatus": {
@@ -269,14 +314,17 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
         "/v1/transactions": {"post": _post(
             "submitTransaction", "submit one transaction", _ref("TxSubmission"),
             {"202": _json(_ref("Submitted"), "queued (`status` = `pending`)"), "200": ok_tx, "503": BUSY},
-            description="The id is a digest of (rollup_id, payload): resubmitting is deduplicated. A payload "
+            limits, description="The id is a digest of (rollup_id, payload): resubmitting is deduplicated. A payload "
                         "over max_tx_bytes or a rollup id out of range is 400 `invalid_transaction`.")},
         "/v1/transactions/batch": {"post": _post(
             "submitTransactions", "submit many independent transactions in one request (bulk path)",
             _ref("BatchSubmission"),
             {"200": _json(_ref("BatchResult"), "per-entry result; `Retry-After` is set when the mempool "
                           "filled part-way (later entries are rejected as busy)", RETRY_AFTER),
-             "503": _json(_ref("BatchResult"), "mempool full before any entry was taken", RETRY_AFTER)})},
+             "503": _json(_ref("BatchResult"), "mempool full before any entry was taken", RETRY_AFTER),
+             "400": _json(_ref("BatchError"), "not a batch, or entries that break the schema (`error` = "
+                          "`invalid_batch`; `rejected` names them)")},
+            limits)},
         "/v1/transactions/{tx_id}": {"get": _get(
             "transactionStatus", "where a transaction is: committed (height, rollup, position) or pending",
             {"200": _json(_ref("TxStatus"), "committed or pending"),
@@ -285,8 +333,10 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
         "/v1/bundles": {"post": _post(
             "submitBundle", "submit an atomic bundle (2..max_bundle_txs transactions, any rollups)",
             _ref("BundleSubmission"),
-            {"202": _json(_ref("BundleSubmitted"), "queued"), "200": ok_bundle, "503": BUSY},
-            description="All transactions land in the same block, in order, or none does.")},
+            {"202": _json(_ref("BundleSubmitted"), "queued"), "200": ok_bundle, "503": BUSY,
+             "409": _error("a transaction of this bundle was already submitted on its own or in another "
+                           "bundle (`error` = `conflict`): a bundle must carry new transactions")},
+            limits, description="All transactions land in the same block, in order, or none does.")},
         "/v1/bundles/{bundle_id}": {"get": _get(
             "bundleStatus", "a bundle's state; once committed, with a bundle proof",
             {"200": _json(_ref("BundleStatus"), "committed (with `proof`) or pending"),
@@ -311,7 +361,12 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                                     "`event: slice`, `data: <SliceProof JSON>`; comment lines are "
                                     "keep-alives. Reconnect with `Last-Event-ID` to continue at the "
                                     "next height with no gap and no duplicate.",
-                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                     "content": {"text/event-stream": {"schema": {
+                         "type": "string", "contentMediaType": "text/event-stream",
+                         "description": "a stream of SliceEvent (each event's `data` is a SliceProof); "
+                                        "lines starting with `:` are comments (keep-alives), the first "
+                                        "event sets `retry: 1000`",
+                         "x-event": _ref("SliceEvent")}}}},
              "400": BAD_REQUEST, "503": STARTING},
             [rollup_param,
              {"name": "from", "in": "query", "required": False,
@@ -348,7 +403,9 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                            "bundles, read per-rollup slices with proofs checkable against the committee's "
                            "public keys, follow a rollup's sub-log, and inspect evidence and metrics. "
                            'Every error is JSON {"error": code, "detail": text}. Unknown paths are 404 '
-                           "`not_found`; a method a path does not take is 405 `method_not_allowed`.",
+                           "`not_found`; a method a path does not take is 405 `method_not_allowed`. Each client "
+                           "address has a request allowance (429 `rate_limited` with `Retry-After` beyond "
+                           "it; malformed requests use it up fastest) and a cap on open connections.",
         },
         "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"}],
         "paths": paths,

@@ -108,8 +108,15 @@ class ClusterThread:
         await self.run(partial(self.harness.wait_height, height, timeout=timeout))
 
 
-def start_cluster(directory: Path, **config: Any) -> ClusterThread:
-    thread = ClusterThread(write_local_config(directory, n=4, timing=config.pop("timing", TIMING), **config))
+# The API tests probe semantics with many bad requests from one address: admission control
+# (sequencing/api_limits.py, tested in test_api_limits and test_api_flood) would throttle them.
+RELAXED_API = {"api_client_rate": 1_000_000, "api_client_burst": 1_000_000}
+
+
+def start_cluster(directory: Path, *, relaxed_api: bool = True, **config: Any) -> ClusterThread:
+    limits = {**(RELAXED_API if relaxed_api else {}), **config.pop("limits", {})}
+    thread = ClusterThread(write_local_config(directory, n=4, timing=config.pop("timing", TIMING),
+                                              limits=limits, **config))
     thread.start()
     return thread
 

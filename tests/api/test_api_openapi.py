@@ -11,9 +11,9 @@ from starlette.routing import Route
 
 from sequencing import api
 from sequencing.config import Limits
-from sequencing.openapi import MAX_BODY, OPENAPI, openapi_document
+from sequencing.openapi import OPENAPI, openapi_document
 
-ERROR_BODIES = {"Error", "TxStatus", "BundleStatus", "BatchResult"}
+ERROR_BODIES = {"Error", "BatchError", "TxStatus", "BundleStatus", "BatchResult"}
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
@@ -45,7 +45,8 @@ def test_operations_are_complete() -> None:
         for method, op in item.items():
             ids.add(op["operationId"])
             assert op.get("summary"), (path, method)
-            assert "405" in op["responses"], (path, method)
+            assert {"405", "429"} <= set(op["responses"]), (path, method)
+            assert "Retry-After" in op["responses"]["429"]["headers"]
             params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert params == template_params, (path, params)
             for code, response in op["responses"].items():
@@ -66,7 +67,7 @@ def test_references_resolve() -> None:
 
 
 def test_documented_limits_follow_the_replicas_limits() -> None:
-    limits = Limits(max_rollup_id=99, max_tx_bytes=10, max_bundle_txs=3, submit_max_batch=7)
+    limits = Limits(max_rollup_id=99, max_tx_bytes=10, max_bundle_txs=3, submit_max_batch=7, api_max_body_bytes=5000)
     document = openapi_document(limits)
     schemas = document["components"]["schemas"]
     assert schemas["TxSubmission"]["properties"]["rollup_id"]["maximum"] == 99
@@ -76,7 +77,7 @@ def test_documented_limits_follow_the_replicas_limits() -> None:
     slice_params = document["paths"]["/v1/rollups/{rollup_id}/slices/{height}"]["get"]["parameters"]
     assert slice_params[0]["schema"]["maximum"] == 99 and slice_params[1]["schema"]["minimum"] == 1
     assert routes(limits) == documented(document)
-    assert MAX_BODY == api.MAX_BODY
+    assert "5000 bytes" in document["paths"]["/v1/bundles"]["post"]["responses"]["413"]["description"]
 
 
 def test_subscription_is_documented_as_server_sent_events() -> None:
