@@ -610,6 +610,7 @@ class Node:
         return {
             "id": self.id,
             "chain_id": self.config.chain_id,
+            "committee": [key.hex() for key in self.committee.public_keys],
             "round": round,
             "leader": self.leaders.leader(round) if round else None,
             "committed_height": self.durable_height,

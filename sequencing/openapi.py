@@ -263,12 +263,15 @@ def _schemas(limits: Limits) -> dict[str, Any]:
         },
         "Status": {
             "type": "object",
-            "required": ["id", "chain_id", "round", "leader", "committed_height", "consensus_height",
+            "required": ["id", "chain_id", "committee", "round", "leader", "committed_height", "consensus_height",
                          "last_block_hash", "txs_committed", "high_qc_round", "peers_connected",
                          "mempool_txs", "pending_batches", "pending_evidence", "evidence", "recovering",
                          "syncing", "started", "peers_inbound", "peers_outbound"],
             "properties": {
                 "id": {"type": "integer", "minimum": 0}, "chain_id": {"type": "string"},
+                "committee": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                              "description": "the committee's Ed25519 public keys (hex), in replica-id order: "
+                                             "what every proof is checked against (PROTOCOL.md section 1)"},
                 "round": {"type": "integer", "minimum": 0},
                 "leader": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
                 "committed_height": {"type": "integer", "minimum": 0,

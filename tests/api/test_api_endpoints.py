@@ -35,6 +35,7 @@ async def test_status_describes_the_replica(cluster: ClusterThread, http: httpx.
     assert set(required) <= set(status)
     assert status["id"] == 0 and status["chain_id"] == cluster.config.chain_id and status["started"]
     assert status["committed_height"] >= 1
+    assert status["committee"] == [key.hex() for key in cluster.committee.public_keys]
 
 
 async def test_two_rollups_read_back_with_verified_proofs(cluster: ClusterThread, http: httpx.AsyncClient) -> None:
