@@ -263,7 +263,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m("client-ignores-slice-proof-failure", "the client refuses a slice whose proof fails",
       "sequencing/client_protocol.py",
       'raise ProofFailed(f"slice proof for rollup {rollup_id} at height {height}: {exc}") from None', "pass",
-      CLIENT, "tests/api"),
+      CLIENT, "tests/api/test_api_endpoints.py"),
 )
 
 # Mutants left out because no test can tell them apart from the real code; each with its reason.

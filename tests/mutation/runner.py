@@ -4,7 +4,9 @@ The copy gets its own PYTHONPATH, so imports and any replica subprocess a test s
 mutated code; the original tree is never written. Outcomes: ``killed`` (a test failed),
 ``survived`` (all passed), ``timeout`` (counted as killed: the mutant hangs the tests), ``error``
 (the mutant could not be applied or pytest could not run: a catalogue defect) and ``pending``
-(nothing to mutate yet, see catalogue.py). Only killed and timeout pass the check.
+(nothing to mutate yet, see catalogue.py). Only killed and timeout pass the check. A kill is
+confirmed by rerunning the killing test alone; if it then passes (a test flaky under load), the
+whole selection runs once more and that run decides. The baseline (no mutant) is treated the same.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ def run_mutant(mutant: Mutant, *, timeout: float = DEFAULT_TIMEOUT) -> Result:
         except MutantError as exc:
             return Result(mutant.id, "error", time.monotonic() - start, str(exc))
         status, detail = run_tests(tree, mutant.tests, timeout)
+        if status == "killed" and "::" in detail and run_tests(tree, [detail], timeout)[0] == "survived":
+            # the killer passes alone: a flaky test under load, not the mutant; decide by a rerun
+            status, detail = run_tests(tree, mutant.tests, timeout)
     return Result(mutant.id, status, time.monotonic() - start, detail)
 
 
@@ -147,7 +152,12 @@ def run_baseline(mutants: Iterable[Mutant], *, timeout: float = DEFAULT_TIMEOUT)
     tests = sorted({t for mutant in mutants for t in mutant.tests})
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ordo-mutant-baseline-") as tmp:
-        status, detail = run_tests(copy_tree(Path(tmp)), tests, timeout)
+        tree = copy_tree(Path(tmp))
+        status, detail = run_tests(tree, tests, timeout)
+        if status == "killed" and "::" in detail and run_tests(tree, [detail], timeout)[0] == "survived":
+            flaky = detail  # fails in the crowd, passes alone: rerun everything once
+            status, detail = run_tests(tree, tests, timeout)
+            detail = detail or f"(flaky on the first run: {flaky})"
     status = "passed" if status == "survived" else status
     return Result("(baseline, unmutated)", status, time.monotonic() - start, detail)
 
