@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .catalogue import EQUIVALENT, MUTANTS, by_id
-from .runner import DEFAULT_TIMEOUT, MAX_WORKERS, Result, run_baseline, run_catalogue, table
+from .runner import DEFAULT_TIMEOUT, MAX_WORKERS, Result, is_pending, run_baseline, run_catalogue, table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for mutant in MUTANTS:
-            files = ", ".join(sorted({e.file for e in mutant.edits})) or f"PENDING: {mutant.pending}"
+            files = ", ".join(sorted({e.file for e in mutant.edits}))
+            if is_pending(mutant):
+                files += f" (pending: awaits {mutant.awaits})"
             print(f"{mutant.id:<40} {mutant.rule}\n{'':<40} {files}\n{'':<40} tests: {' '.join(mutant.tests)}")
         print(f"\n{len(MUTANTS)} mutants; left out as equivalent:")
         for what, why in EQUIVALENT:

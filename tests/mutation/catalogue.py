@@ -10,8 +10,9 @@ a sweep, so a test added anywhere in that folder counts. Snippets are short and 
 ``test_catalogue.py`` (default suite) checks each one still occurs exactly once in its file, so a
 code change cannot silently turn a mutant into a no-op.
 
-A ``pending`` mutant guards a fix that is not in the tree yet; it has no edits and counts as a
-failure of the whole check (never as a kill) until its snippet is filled in.
+A mutant with ``awaits`` guards a fix that may not be merged yet (its snippet is the fix's code):
+while its snippet is absent it is reported ``pending``, which fails the whole check like a
+survivor; once the fix is merged it runs like any other.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Mutant:
     rule: str
     edits: tuple[Edit, ...]
     tests: tuple[str, ...]
-    pending: str = ""  # why there is nothing to mutate yet (the fix it guards is not merged)
+    awaits: str = ""  # the fix this mutant guards, if it may not be in the tree yet
 
 
 # -- test selections (fastest, most specific first; a folder last as the sweep) ----------------------
@@ -90,9 +91,8 @@ MUTANTS: tuple[Mutant, ...] = (
       MSG, CORE, CONS),
     Mutant("qc-in-tc-not-checked-for-equivocation",
            "every QC's signatures feed the equivocation detector, the QCs inside TCs too (PROTOCOL.md 6)",
-           (), (CORE, CONS),
-           pending="issue 8 item 4: the core does not yet observe the votes of a TC's high QC; once "
-                   "the fix is merged, mutate the line that does into `pass`"),
+           (Edit(C, "self._observe_qc_votes(tc.high_qc, out)", "pass"),), (CORE, CONS),
+           awaits="issue 8 item 4 (branch h/certs)"),
     # -- quorum certificates ---------------------------------------------------------------------
     m("qc-quorum-minus-one", "a QC needs 2f+1 votes", V,
       "if len(qc.votes) < committee.quorum:", "if len(qc.votes) < committee.quorum - 1:",
@@ -137,14 +137,20 @@ MUTANTS: tuple[Mutant, ...] = (
       CORE, CONS),
     Mutant("synced-embedded-qcs-unverified",
            "committed blocks adopted by catch-up carry verified QCs (their commit proofs are served)",
-           (), (CORE, CONS),
-           pending="issue 8 item 2: on_synced does not yet verify the QCs embedded in synced blocks; "
-                   "once the fix is merged, mutate that check into `pass`"),
+           (Edit(C, "        for block in blocks:\n"
+                    "            verify_block_certificate(block, self._verifier, self.genesis.id)\n", ""),),
+           (CORE, CONS), awaits="issue 8 item 2 (branch h/certs)"),
+    Mutant("stored-root-proof-unverified",
+           "a restarted replica adopts its stored root proof's QC only after verifying it",
+           (Edit(C, "verify_commit_proof(root_proof, self.tree.root.id, verifier, self.genesis.id)", "pass"),),
+           (CORE, CONS), awaits="issue 8 item 2 (branch h/certs)"),
     m("synced-tail-proof-unverified", "catch-up adopts blocks only under a verified commit proof", C,
       "        verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)\n", "",
       CORE, CONS),
     m("fetched-block-certificate-unverified", "a fetched block's QC is verified before it is used", C,
-      "            verify_block_certificate(block, self._verifier, self.genesis.id)\n", "",
+      "            verify_block_certificate(block, self._verifier, self.genesis.id)\n"
+      "            self._observe_qc_votes(block.qc, out)\n",
+      "            self._observe_qc_votes(block.qc, out)\n",
       CORE, CONS),
     # -- voting, locking, committing ---------------------------------------------------------------
     m("vote-round-not-increasing", "vote only in a round above the highest voted round", S,

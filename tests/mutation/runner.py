@@ -4,7 +4,7 @@ The copy gets its own PYTHONPATH, so imports and any replica subprocess a test s
 mutated code; the original tree is never written. Outcomes: ``killed`` (a test failed),
 ``survived`` (all passed), ``timeout`` (counted as killed: the mutant hangs the tests), ``error``
 (the mutant could not be applied or pytest could not run: a catalogue defect) and ``pending``
-(nothing to mutate yet, see catalogue.py). Only killed and timeout pass the check. A kill is
+(the fix it guards is not merged yet, see catalogue.py). Only killed and timeout pass the check. A kill is
 confirmed by rerunning the killing test alone; if it then passes (a test flaky under load), the
 whole selection runs once more and that run decides. The baseline (no mutant) is treated the same.
 """
@@ -59,6 +59,11 @@ def occurrences(edit: Edit, root: Path = ROOT) -> int:
     if not path.is_file():
         return 0
     return path.read_text(encoding="utf-8").count(edit.original)
+
+
+def is_pending(mutant: Mutant, root: Path = ROOT) -> bool:
+    """A mutant guarding a fix not merged yet: some snippet of it does not occur at all."""
+    return bool(mutant.awaits) and any(occurrences(edit, root) == 0 for edit in mutant.edits)
 
 
 def mutated_source(edit: Edit, root: Path = ROOT) -> str:
@@ -132,8 +137,8 @@ def run_tests(tree: Path, tests: Iterable[str], timeout: float) -> tuple[str, st
 
 def run_mutant(mutant: Mutant, *, timeout: float = DEFAULT_TIMEOUT) -> Result:
     start = time.monotonic()
-    if mutant.pending:
-        return Result(mutant.id, "pending", 0.0, mutant.pending)
+    if is_pending(mutant):
+        return Result(mutant.id, "pending", 0.0, f"awaits {mutant.awaits}: its snippet is not in the tree")
     with tempfile.TemporaryDirectory(prefix=f"ordo-mutant-{mutant.id}-") as tmp:
         tree = copy_tree(Path(tmp))
         try:

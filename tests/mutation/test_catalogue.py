@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from .catalogue import EQUIVALENT, MUTANTS, Mutant
-from .runner import ROOT, apply, copy_tree, occurrences
+from .runner import ROOT, apply, copy_tree, is_pending, occurrences
 
-ACTIVE = [m for m in MUTANTS if not m.pending]
+ACTIVE = [m for m in MUTANTS if not is_pending(m)]
 
 
 def test_catalogue_is_large_and_ids_unique() -> None:
@@ -19,9 +19,11 @@ def test_catalogue_is_large_and_ids_unique() -> None:
     assert len(ACTIVE) >= 30
 
 
-@pytest.mark.parametrize("mutant", ACTIVE, ids=lambda m: m.id)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.id)
 def test_every_snippet_occurs_exactly_once(mutant: Mutant) -> None:
     assert mutant.edits and mutant.rule and mutant.tests
+    if is_pending(mutant):
+        pytest.skip(f"{mutant.id} awaits {mutant.awaits}")
     for edit in mutant.edits:
         assert edit.original != edit.replacement
         count = occurrences(edit)
@@ -35,12 +37,6 @@ def test_every_snippet_occurs_exactly_once(mutant: Mutant) -> None:
 def test_kill_tests_exist(mutant: Mutant) -> None:
     for path in mutant.tests:
         assert (ROOT / path.split("::")[0]).exists(), f"{mutant.id}: {path} does not exist"
-
-
-def test_pending_mutants_say_what_they_wait_for() -> None:
-    for mutant in MUTANTS:
-        if mutant.pending:
-            assert not mutant.edits and len(mutant.pending) > 40, mutant.id
 
 
 def test_equivalent_mutants_have_reasons() -> None:
