@@ -147,11 +147,11 @@ MUTANTS: tuple[Mutant, ...] = (
     m("synced-tail-proof-unverified", "catch-up adopts blocks only under a verified commit proof", C,
       "        verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)\n", "",
       CORE, CONS),
-    m("fetched-block-certificate-unverified", "a fetched block's QC is verified before it is used", C,
-      "            verify_block_certificate(block, self._verifier, self.genesis.id)\n"
-      "            self._observe_qc_votes(block.qc, out)\n",
-      "            self._observe_qc_votes(block.qc, out)\n",
-      CORE, CONS),
+    Mutant("fetched-block-certificate-unverified", "a fetched block's QC is verified before it is used",
+           (Edit(C, "            verify_block_certificate(block, self._verifier, self.genesis.id)\n"
+                    "            parent = self.tree.get(block.parent_id)\n",
+                 "            parent = self.tree.get(block.parent_id)\n"),),
+           (CORE, CONS), awaits="the check-before-change rework of fetched blocks (branch h/certs)"),
     # -- voting, locking, committing ---------------------------------------------------------------
     m("vote-round-not-increasing", "vote only in a round above the highest voted round", S,
       "if r <= state.highest_voted_round or r <= state.recovery_floor:",
@@ -164,12 +164,17 @@ MUTANTS: tuple[Mutant, ...] = (
     m("vote-without-qc-or-tc", "vote only if qc.round = round-1, or a TC for round-1 justifies it", S,
       "if block.qc.round + 1 == r:", "if block.qc.round < r:",
       CORE, TEETH, CONS),
-    m("vote-tc-for-any-round", "a TC justifies a vote only in the round right after it", S,
-      "last_tc.round + 1 == r and block.qc.round", "last_tc.round < r and block.qc.round",
-      CORE, TEETH, CONS),
+    Mutant("vote-tc-for-any-round", "a TC justifies a vote only in the round right after it", (
+        Edit(V, "if tc.round != block.round - 1:", "if False:"),
+        Edit(S, "last_tc.round + 1 == r and block.qc.round", "last_tc.round < r and block.qc.round"),
+    ), (MSG, CORE, CONS)),
     m("lock-rule-removed", "after a TC, vote only for a block extending the highest QC in it (lock)", S,
       " and block.qc.round >= last_tc.max_hqc_round", "",
       TEETH, CORE, CONS),
+    m("lock-rule-removed-random-search", "the lock rule's removal is found by random schedules and "
+      "Twins, not only by the scripted attack (issue 8)", S,
+      " and block.qc.round >= last_tc.max_hqc_round", "",
+      "tests/consensus/test_properties.py", "tests/consensus/test_twins.py"),
     m("leader-proposes-after-timeout", "a leader never proposes in a round it timed out in", C,
       "if self._proposed_round >= r or r <= self.safety.highest_voted_round:",
       "if self._proposed_round >= r:",
@@ -277,6 +282,10 @@ EQUIVALENT: tuple[tuple[str, str], ...] = (
     ("safety.safe_to_timeout without `high_qc.round < state.high_qc.round`",
      "the core always times out carrying its own safety.high_qc, so the condition never holds in "
      "this code base; it documents the rule for other callers of SafetyRules"),
+    ("safety.safe_to_vote accepting a TC for any earlier round (`last_tc.round < r`)",
+     "every TC reaching safe_to_vote is already round - 1: verify_proposal checks a received "
+     "proposal's TC, and a leader's own comes from last_tc only when it is; `vote-tc-for-any-round` "
+     "removes both checks"),
     ("validation: only the explicit committee-membership check of a QC voter / vote / timeout removed",
      "Verifier.verify already answers False for a non-member, so the verdict is unchanged (only the "
      "message differs); `non-member-signer` removes both checks instead"),
