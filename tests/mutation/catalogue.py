@@ -265,7 +265,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m("commit-proof-not-linked", "a commit proof's headers are a parent chain", "consensus/commit_proof.py",
       "if child.parent_id != parent_id or child.parent_round != parent.round:",
       "if child.parent_round != parent.round:",
-      MSG, PROOFS, CONS),
+      "tests/consensus/test_commit_proof_links.py", MSG, PROOFS, CONS),
     m("client-skips-commit-proof", "the client checks a slice's or bundle's commit proof", "sequencing/proofs.py",
       "def _check_commit(commit: CommitProof, verifier: Verifier) -> BlockHeader:\n",
       "def _check_commit(commit: CommitProof, verifier: Verifier) -> BlockHeader:\n"
