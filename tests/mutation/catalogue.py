@@ -206,7 +206,7 @@ MUTANTS: tuple[Mutant, ...] = (
     m("recovery-floor-arithmetic", "a lost-disk replica signs nothing at or below R + 2",
       "sequencing/recovery.py",
       "return highest + 2, best_qc", "return highest + 1, best_qc",
-      SEQ),
+      "tests/sequencing/test_recovery_floor.py", SEQ),
     # -- evidence --------------------------------------------------------------------------------
     Mutant("evidence-same-block", "evidence names two different blocks", (
         Edit("consensus/messages.py", "if not self.block_a < self.block_b:", "if self.block_a > self.block_b:"),
