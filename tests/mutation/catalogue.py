@@ -217,7 +217,7 @@ MUTANTS: tuple[Mutant, ...] = (
       MSG, CORE, CONS),
     m("core-records-unverified-evidence", "the core records only evidence that verifies", C,
       "                verify_evidence(message, self._verifier)\n", "",
-      CORE, CONS),
+      "tests/consensus/test_core_evidence_input.py", CORE, CONS),
     m("payload-accepts-invalid-evidence", "a voter rejects a block carrying invalid evidence",
       "sequencing/payload_rules.py",
       'raise PayloadRejected(f"invalid evidence: {exc}") from None', "pass",
