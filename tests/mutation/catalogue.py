@@ -208,10 +208,13 @@ MUTANTS: tuple[Mutant, ...] = (
     m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage.py",
       '"save_safety", durable=True', '"save_safety", durable=False',
       STORAGE, SEQ),
-    m("recovery-floor-arithmetic", "a lost-disk replica signs nothing at or below R + 2",
-      "sequencing/recovery.py",
-      "return highest + 2, best_qc", "return highest + 1, best_qc",
-      "tests/sequencing/test_recovery_floor.py", SEQ),
+    Mutant("recovery-floor-arithmetic", "a lost-disk replica signs nothing at or below R + 2",
+           (Edit("sequencing/recovery.py", "return max(peers.values()) + 2", "return max(peers.values()) + 1"),),
+           ("tests/sequencing/test_recovery_floor.py", SEQ), awaits="the recovery rework (branch h/keys)"),
+    Mutant("recovery-waits-for-too-few-peers", "recovery waits for n - q + f + 1 answers (PROTOCOL.md 8)",
+           (Edit("sequencing/recovery.py", "return committee.size - committee.quorum + committee.max_faulty + 1",
+                 "return committee.size - committee.quorum + committee.max_faulty"),),
+           ("tests/sequencing/test_recovery_floor.py", SEQ), awaits="the recovery rework (branch h/keys)"),
     # -- evidence --------------------------------------------------------------------------------
     Mutant("evidence-same-block", "evidence names two different blocks", (
         Edit("consensus/messages.py", "if not self.block_a < self.block_b:", "if self.block_a > self.block_b:"),
