@@ -7,10 +7,13 @@ reaches only the program that started it)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -289,3 +292,30 @@ class LocalCluster:
 
     async def heights(self) -> dict[int, int]:
         return {rid: ((await self.status(rid)) or {}).get("committed_height", -1) for rid in self.ids}
+
+    def peer_address(self, replica_id: int) -> tuple[str, int]:
+        r = self.config.replica(replica_id)
+        return r.host, r.peer_port
+
+    async def metric(self, replica_id: int, name: str, labels: str = "") -> float:
+        """The value of ``name{labels}`` in the replica's /metrics, or the sum over all its label
+        sets when ``labels`` is empty."""
+        text = (await self.get(replica_id, "/metrics")).text
+        label_part = re.escape(labels) if labels else r"(?:\{[^}]*\})?"
+        pattern = rf"^{re.escape(name)}{label_part} (\S+)$"
+        return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE))
+
+
+@asynccontextmanager
+async def running_cluster(config: ClusterConfig | Path, *, wait_height: int = 0,
+                          log_level: str = "info") -> AsyncIterator[LocalCluster]:
+    """Start every replica (and, with ``wait_height``, wait until each has committed that far);
+    stop them all on the way out, whatever happened."""
+    cluster = LocalCluster(config, log_level=log_level)
+    try:
+        await cluster.start_all()
+        if wait_height:
+            await cluster.wait_height(wait_height)
+        yield cluster
+    finally:
+        await cluster.stop_all()

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sequencing.harness import FAST_TIMING, LocalCluster, write_local_config
+from sequencing.harness import FAST_TIMING, LocalCluster, running_cluster, write_local_config
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=FAST_TIMING))
-    try:
-        await c.start_all()
+    async with running_cluster(write_local_config(tmp_path, n=4, timing=FAST_TIMING)) as c:
         yield c
-    finally:
-        await c.stop_all()

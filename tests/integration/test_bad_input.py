@@ -4,7 +4,6 @@ counters on /metrics), no replica crashes, and the cluster keeps committing afte
 from __future__ import annotations
 
 import random
-import re
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import trio
 from consensus.messages import Vote
 from network.handshake import Identity, dial
 from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, write_local_config
+from sequencing.harness import LocalCluster, running_cluster, write_local_config
 from sequencing.keys import committee_of, key_path, load_keypair
 from sequencing.wire import NodeCodec
 
@@ -25,31 +24,12 @@ REJECTION_METRICS = ("ordo_net_rejected_frames", "ordo_net_handshake_failures", 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
-    try:
-        await c.start_all()
-        await c.wait_height(3)
+    async with running_cluster(write_local_config(tmp_path, n=4, timing=TIMING), wait_height=3) as c:
         yield c
-    finally:
-        await c.stop_all()
 
 
-def peer_address(c: LocalCluster, replica_id: int) -> tuple[str, int]:
-    r = c.config.replica(replica_id)
-    return r.host, r.peer_port
 
 
-async def metric(c: LocalCluster, replica_id: int, name: str, labels: str = "") -> float:
-    """The value of ``name{labels}``, or the sum over all its label sets when ``labels`` is empty."""
-    text = (await c.get(replica_id, "/metrics")).text
-    label_part = re.escape(labels) if labels else r"(\{[^}]*\})?"
-    pattern = rf"^{re.escape(name)}{label_part} ([0-9.e+]+)$"
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(pattern, line)
-        if m:
-            total += float(m.group(m.lastindex or 1))
-    return total
 
 
 async def rejected_total(c: LocalCluster, replica_id: int) -> float:
@@ -70,7 +50,7 @@ async def still_committing(c: LocalCluster) -> None:
 
 
 async def raw_connection(c: LocalCluster) -> trio.SocketStream:
-    host, port = peer_address(c, VICTIM)
+    host, port = c.peer_address(VICTIM)
     return await trio.open_tcp_stream(host, port)
 
 
@@ -118,7 +98,7 @@ async def test_random_bytes_never_hurt_the_replica(cluster: LocalCluster) -> Non
 
 
 async def test_slow_loris_is_dropped_after_the_first_frame_deadline(cluster: LocalCluster) -> None:
-    before = await metric(cluster, VICTIM, "ordo_net_handshake_failures_total", '{key="hello_timeout"}')
+    before = await cluster.metric(VICTIM, "ordo_net_handshake_failures_total", '{key="hello_timeout"}')
     stream = await raw_connection(cluster)
     with trio.fail_after(20):
         try:
@@ -127,7 +107,7 @@ async def test_slow_loris_is_dropped_after_the_first_frame_deadline(cluster: Loc
         except trio.BrokenResourceError:
             pass
     await stream.aclose()
-    after = await metric(cluster, VICTIM, "ordo_net_handshake_failures_total", '{key="hello_timeout"}')
+    after = await cluster.metric(VICTIM, "ordo_net_handshake_failures_total", '{key="hello_timeout"}')
     assert after > before
     await still_committing(cluster)
 
@@ -141,7 +121,7 @@ async def test_connection_flood_is_bounded(cluster: LocalCluster) -> None:
             except OSError:
                 break
         with trio.fail_after(10):
-            while await metric(cluster, VICTIM, "ordo_net_inbound_refused_total") < 1:
+            while await cluster.metric(VICTIM, "ordo_net_inbound_refused_total") < 1:
                 await trio.sleep(0.05)
     finally:
         for s in streams:
@@ -170,7 +150,7 @@ async def test_stranger_key_and_wrong_chain_are_refused(cluster: LocalCluster, t
     with pytest.raises(HandshakeError):
         await dial(stream, Identity(3, key3, other_chain), VICTIM, timeout=5)
     await stream.aclose()
-    refused = await metric(cluster, VICTIM, "ordo_net_handshake_failures_total")
+    refused = await cluster.metric(VICTIM, "ordo_net_handshake_failures_total")
     assert refused >= 2
     await still_committing(cluster)
 
@@ -192,15 +172,15 @@ async def test_authenticated_peer_sending_forged_and_undecodable_messages(cluste
     round_ = status["round"]
     forged_signature = key3.private.sign(b"not what a vote signs")
     forged = Vote(round_, b"\x01" * 32, 2, forged_signature)  # claims to be replica 2's vote
-    dropped_before = await metric(cluster, VICTIM, "ordo_dropped_inputs_total", '{kind="Vote"}')
+    dropped_before = await cluster.metric(VICTIM, "ordo_dropped_inputs_total", '{kind="Vote"}')
     await stream.send_all(encode_frame(codec.encode(forged)))
     with trio.fail_after(10):
-        while await metric(cluster, VICTIM, "ordo_dropped_inputs_total", '{kind="Vote"}') <= dropped_before:
+        while await cluster.metric(VICTIM, "ordo_dropped_inputs_total", '{kind="Vote"}') <= dropped_before:
             await trio.sleep(0.05)
-    undecodable_before = await metric(cluster, VICTIM, "ordo_net_rejected_frames_total", '{key="undecodable"}')
+    undecodable_before = await cluster.metric(VICTIM, "ordo_net_rejected_frames_total", '{key="undecodable"}')
     await stream.send_all(encode_frame(b"\x92\x02\xc1"))
     with trio.fail_after(10):
-        while await metric(cluster, VICTIM, "ordo_net_rejected_frames_total",
+        while await cluster.metric(VICTIM, "ordo_net_rejected_frames_total",
                            '{key="undecodable"}') <= undecodable_before:
             await trio.sleep(0.05)
     await stream.aclose()

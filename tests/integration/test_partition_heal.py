@@ -15,19 +15,14 @@ import pytest
 import trio
 
 from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, write_local_config
+from sequencing.harness import LocalCluster, running_cluster, write_local_config
 from sequencing.harness_load import AckedLoad, check_exactly_once, converged_rollups
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=TIMING))
-    try:
-        await c.start_all()
-        await c.wait_height(3)
+    async with running_cluster(write_local_config(tmp_path, n=4, timing=TIMING), wait_height=3) as c:
         yield c
-    finally:
-        await c.stop_all()
 
 
 def exited(cluster: LocalCluster) -> str:

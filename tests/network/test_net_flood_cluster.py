@@ -10,7 +10,6 @@ handshake timeout), so the restarted replica could exchange nothing at all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 import trio
 from netutil import flood, idle
 
-from sequencing.harness import FAST_TIMING, LocalCluster, write_local_config
+from sequencing.harness import FAST_TIMING, LocalCluster, running_cluster, write_local_config
 
 PER_REPLICA = 100  # idle connections per peer port (the issue's attack)
 REOPEN_AFTER = 0.1  # seconds between a connection being dropped and its replacement
@@ -27,25 +26,12 @@ REJOIN_BOUND = 15.0  # seconds from its API answering to linked both ways with e
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    c = LocalCluster(write_local_config(tmp_path, n=4, timing=FAST_TIMING))
-    try:
-        await c.start_all()
-        await c.wait_height(3)
+    async with running_cluster(write_local_config(tmp_path, n=4, timing=FAST_TIMING), wait_height=3) as c:
         yield c
-    finally:
-        await c.stop_all()
 
 
-def peer_address(c: LocalCluster, replica_id: int) -> tuple[str, int]:
-    r = c.config.replica(replica_id)
-    return r.host, r.peer_port
 
 
-async def metric(c: LocalCluster, replica_id: int, name: str) -> float:
-    """The sum of ``name`` over all its label sets."""
-    text = (await c.get(replica_id, "/metrics")).text
-    pattern = rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$"
-    return sum(float(m.group(2)) for m in re.finditer(pattern, text, re.MULTILINE))
 
 
 async def rejoin(cluster: LocalCluster, victim: int) -> None:
@@ -65,9 +51,9 @@ async def rejoin(cluster: LocalCluster, victim: int) -> None:
     assert status["peers_connected"] == others
     remaining = REJOIN_BOUND - (trio.current_time() - start)
     await cluster.wait_height(before + 5, ids=[victim], timeout=remaining)
-    assert await metric(cluster, victim, "ordo_net_inbound_refused_total") >= 1  # flooded too
-    assert await metric(cluster, victim, "ordo_peers_inbound") == len(others)
-    assert await metric(cluster, victim, "ordo_peers_outbound") == len(others)
+    assert await cluster.metric(victim, "ordo_net_inbound_refused_total") >= 1  # flooded too
+    assert await cluster.metric(victim, "ordo_peers_inbound") == len(others)
+    assert await cluster.metric(victim, "ordo_peers_outbound") == len(others)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +70,7 @@ async def test_restarted_replicas_rejoin_while_the_peer_ports_are_flooded(
     async with trio.open_nursery() as nursery:
         opened = [0]
         for rid in cluster.ids:
-            nursery.start_soon(flood, peer_address(cluster, rid), PER_REPLICA, idle, opened, REOPEN_AFTER)
+            nursery.start_soon(flood, cluster.peer_address(rid), PER_REPLICA, idle, opened, REOPEN_AFTER)
         with trio.fail_after(30):
             while opened[0] < 2 * PER_REPLICA * len(cluster.ids):  # all open, and churning
                 await trio.sleep(0.1)
