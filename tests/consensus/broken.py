@@ -3,16 +3,13 @@ tests can show that the property checkers notice."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 from consensus.actions import Action, Commit, PersistSafety
-from consensus.block_tree import BlockTree
-from consensus.commit_proof import CommitProof, proofs_for_chain, verify_commit_proof
+from consensus.commit_proof import CommitProof
 from consensus.committee import Committee
 from consensus.core import Replica
 from consensus.crypto import SignatureKind, Verifier
-from consensus.errors import InvalidMessage
 from consensus.messages import Block, QuorumCert, ReplicaId, Timeout, TimeoutCert
 from consensus.safety import SafetyRules, SafetyState
 from consensus.simulation.node import SimNode
@@ -190,29 +187,10 @@ class TrustingCatchUpNode(SimNode):
 
 class TrustingSyncReplica(Replica):
     """Adopts synced blocks with commit proofs built from the QCs embedded in them, none of them
-    verified (consensus/core.py before issue 8 item 2; the body is that version's)."""
+    verified (consensus/core.py before issue 8 item 2)."""
 
-    def _on_synced(self, blocks: list[Block], proof: CommitProof, out: list[Action]) -> None:
-        root = self.tree.root
-        blocks = [b for b in blocks if b.height > root.height]
-        if not blocks:
-            return
-        if blocks[0].parent_id != root.id or blocks[0].height != root.height + 1:
-            raise InvalidMessage("synced blocks do not start right above our committed block")
-        for parent, child in itertools.pairwise(blocks):
-            if child.parent_id != parent.id or child.height != parent.height + 1:
-                raise InvalidMessage("synced blocks are not a hash-linked chain")
-        verify_commit_proof(proof, blocks[-1].id, self._verifier, self.genesis.id)
-        last = blocks[-1]
-        if last.id in self.tree:
-            self.tree.commit(last.id)
-        else:
-            self.tree = BlockTree(last)
-        for block, block_proof in zip(blocks, proofs_for_chain(blocks, proof), strict=True):
-            out.append(Commit(block, block_proof))
-        self._after_commit()
-        self._observe_qc_votes(proof.qc, out)
-        self._process_certificates(proof.qc, None, out)
+    def _verify_embedded_qcs(self, blocks: list[Block]) -> None:
+        pass
 
 
 class NoLastTcCheckReplica(Replica):
