@@ -70,8 +70,9 @@ class Liar(SimNode):
         sig = self.signer.sign(SignatureKind.TIMEOUT, round, timeout_payload(qc.round))
         return Timeout(round, qc, self.replica_id, sig, tc)
 
-    def known_block(self, block_id: BlockId) -> Block | None:
-        return self.fork.get(block_id) or self._lookup(block_id)
+    def _lookup(self, block_id: BlockId) -> Block | None:
+        """Its own fork's blocks too (so it serves them to fetches like any other)."""
+        return self.fork.get(block_id) or super()._lookup(block_id)
 
     def deliver(self, sender: ReplicaId, message: ConsensusMessage) -> None:
         super().deliver(sender, message)
@@ -88,14 +89,6 @@ class Liar(SimNode):
                 self.fork[block.id] = block
                 self.yes_voted.add(block.round)
                 self.send_to(self.peers, self.vote_for(block))
-
-    def serve_blocks(self, target: BlockId, above_height: int, limit: int) -> list[Block]:
-        out: list[Block] = []
-        block = self.known_block(target)
-        while block is not None and block.height > above_height and len(out) < limit:
-            out.append(block)
-            block = self.known_block(block.parent_id)
-        return out
 
 
 class StaleQcLeader(Liar):
@@ -170,7 +163,7 @@ class StaleQcLeader(Liar):
         mine = self.first_slot.get(round - 1)
         if mine is None or self.replica is None or round in self.attacked:
             return
-        parent = self.known_block(mine.qc.block_id)
+        parent = self._lookup(mine.qc.block_id)
         if parent is None:
             return
         stale = parent.qc
@@ -187,13 +180,13 @@ class StaleQcLeader(Liar):
         self._propose_on(round, stale, tc)
 
     def _propose_stale(self, round: int, tc: TimeoutCert) -> None:
-        high = self.known_block(tc.high_qc.block_id)
+        high = self._lookup(tc.high_qc.block_id)
         if high is None or tc.high_qc.round == 0:
             return
         self._propose_on(round, high.qc, tc)
 
     def _propose_on(self, round: int, qc: QuorumCert, tc: TimeoutCert) -> None:
-        parent = self.replica.genesis if qc.round == 0 and self.replica else self.known_block(qc.block_id)
+        parent = self.replica.genesis if qc.round == 0 and self.replica else self._lookup(qc.block_id)
         if parent is None:
             return
         self.attacked.add(round)
