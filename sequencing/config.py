@@ -51,7 +51,7 @@ class Limits:
     evidence_max_age_rounds: int = 10_000
     evidence_max_per_offender: int = 8
     submit_max_batch: int = 10_000
-    # the public API's admission control (sequencing/api_limits.py, docs/OPERATIONS.md)
+    # the public API's admission control (sequencing/api/limits.py, docs/OPERATIONS.md)
     api_max_connections: int = 256
     api_max_connections_per_client: int = 32
     api_client_rate: int = 200

@@ -19,8 +19,8 @@ from consensus.crypto import KeyPair, SignatureKind, Signer, signing_bytes
 from consensus.encoding import pack
 from consensus.messages import Block, QuorumCert, genesis_block, genesis_qc
 from consensus.validation import timeout_payload
-from sequencing.nmt import EMPTY_ROOT, NamespacedMerkleTree
-from sequencing.proofs import SliceProof
+from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
+from sequencing.rollup.proofs import SliceProof
 
 CHAIN_ID = "ordo-vectors"
 N = 4

@@ -1,5 +1,5 @@
 """Catch-up in the simulator (opt-in: ``SimConfig.sync_interval``), shaped like
-sequencing/catchup.py: every interval a replica asks everyone for its committed height, and when
+sequencing/replica/catchup.py: every interval a replica asks everyone for its committed height, and when
 a peer claims at least ``SYNC_LAG`` more than it has, asks that peer for committed blocks above
 its own with the commit proof of the last (``Replica.on_synced``).
 

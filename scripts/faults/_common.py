@@ -25,8 +25,8 @@ import trio
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from sequencing.harness import FAST_TIMING, LocalCluster, write_local_config  # noqa: E402
-from sequencing.harness_load import AckedLoad, CheckFailed, check_exactly_once, converged_rollups  # noqa: E402
+from sequencing.cluster.local import FAST_TIMING, LocalCluster, write_local_config  # noqa: E402
+from sequencing.cluster.acked_load import AckedLoad, CheckFailed, check_exactly_once, converged_rollups  # noqa: E402
 
 __all__ = ["ROOT", "AckedLoad", "LocalCluster", "faults_everywhere", "main", "verdict"]
 

@@ -18,9 +18,9 @@ import httpx
 import trio
 
 from consensus.committee import Committee
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import LocalCluster, write_local_config
 from sequencing.config import ClusterConfig
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, write_local_config
 from sequencing.keys import committee_of
 
 T = TypeVar("T")
@@ -109,7 +109,7 @@ class ClusterThread:
 
 
 # The API tests probe semantics with many bad requests from one address: admission control
-# (sequencing/api_limits.py, tested in test_api_limits and test_api_flood) would throttle them.
+# (sequencing/api/limits.py, tested in test_api_limits and test_api_flood) would throttle them.
 RELAXED_API = {"api_client_rate": 1_000_000, "api_client_burst": 1_000_000}
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from sequencing.client import AsyncOrdoClient, Busy, RetryPolicy
+from sequencing.client.client import AsyncOrdoClient, Busy, RetryPolicy
 
 from .apiutil import TIMING, ClusterThread, start_cluster
 

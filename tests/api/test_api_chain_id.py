@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from consensus.committee import Committee
-from sequencing.client import AsyncOrdoClient, ProofFailed
+from sequencing.client.client import AsyncOrdoClient, ProofFailed
 
 from .apiutil import ClusterThread
 

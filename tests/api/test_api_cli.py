@@ -19,9 +19,9 @@ import trio
 
 from consensus.crypto import KeyPair, SignatureKind, Signer
 from consensus.messages import Evidence, EvidenceKind
-from sequencing.cli import build_parser
-from sequencing.client import AsyncOrdoClient
-from sequencing.harness import write_local_config
+from sequencing.cli.main import build_parser
+from sequencing.client.client import AsyncOrdoClient
+from sequencing.cluster.local import write_local_config
 from sequencing.keys import key_path, load_keypair
 
 from .apiutil import ClusterThread, fresh_rollup

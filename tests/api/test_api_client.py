@@ -16,7 +16,7 @@ import trio
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair
-from sequencing.client import (
+from sequencing.client.client import (
     AsyncOrdoClient,
     Busy,
     ClientError,
@@ -29,8 +29,8 @@ from sequencing.client import (
     SubscriptionGap,
     Unavailable,
 )
-from sequencing.harness import free_ports
-from sequencing.transactions import Transaction
+from sequencing.cluster.local import free_ports
+from sequencing.rollup.transactions import Transaction
 
 from .apiutil import ClusterThread, fresh_rollup
 

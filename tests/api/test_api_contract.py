@@ -13,8 +13,8 @@ import httpx
 import jsonschema_rs  # installed with schemathesis (test extras)
 import pytest
 
-from sequencing.openapi import OPENAPI
-from sequencing.transactions import Transaction
+from sequencing.api.openapi import OPENAPI
+from sequencing.rollup.transactions import Transaction
 
 from .apiutil import fresh_rollup
 

@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair, Verifier
-from sequencing.client import AsyncOrdoClient, NotFound, ProofFailed
+from sequencing.api.openapi import openapi_document
+from sequencing.client.client import AsyncOrdoClient, NotFound, ProofFailed
 from sequencing.config import Limits
-from sequencing.openapi import openapi_document
-from sequencing.proofs import InvalidProof, SliceProof
+from sequencing.rollup.proofs import InvalidProof, SliceProof
 
 from .apiutil import ClusterThread, fresh_rollup
 

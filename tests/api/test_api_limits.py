@@ -1,4 +1,4 @@
-"""Admission control of the public API (sequencing/api_limits.py), driven through the real app
+"""Admission control of the public API (sequencing/api/limits.py), driven through the real app
 with ASGI calls (a mock clock, so the 1 s holds cost nothing), plus the connection caps on a real
 socket."""
 
@@ -14,9 +14,9 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
 
-from sequencing import api
-from sequencing.api_limits import TARPIT, ApiGuard, ConnectionGate, TokenBuckets
-from sequencing.api_serve import serve_guarded
+from sequencing.api import app as api
+from sequencing.api.limits import TARPIT, ApiGuard, ConnectionGate, TokenBuckets
+from sequencing.api.serve import serve_guarded
 from sequencing.config import Limits
 
 Message = dict[str, Any]
@@ -189,7 +189,7 @@ async def test_connections_over_the_cap_are_refused_at_accept() -> None:
 async def test_the_harness_resends_a_rate_limited_request(tmp_path: Any) -> None:
     import httpx
 
-    from sequencing.harness import LocalCluster, write_local_config
+    from sequencing.cluster.local import LocalCluster, write_local_config
 
     answers = [httpx.Response(429, headers={"retry-after": "0"}, json={"error": "rate_limited", "detail": ""}),
                httpx.Response(200, json={"status": "committed"})]
@@ -208,8 +208,8 @@ async def test_the_harness_resends_a_rate_limited_request(tmp_path: Any) -> None
 
 
 def test_api_limits_are_read_from_cluster_toml(tmp_path: Any) -> None:
+    from sequencing.cluster.local import write_local_config
     from sequencing.config import ConfigError, load_config
-    from sequencing.harness import write_local_config
 
     path = write_local_config(tmp_path, limits={"api_client_rate": 7, "api_max_body_bytes": 200_000})
     limits = load_config(path).limits

@@ -14,8 +14,8 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from consensus.crypto import Verifier
-from sequencing.client import AsyncOrdoClient
-from sequencing.proofs import SliceProof
+from sequencing.client.client import AsyncOrdoClient
+from sequencing.rollup.proofs import SliceProof
 
 from .apiutil import ClusterThread, fresh_rollup
 

@@ -175,7 +175,7 @@ class UncheckedLatePayloadNode(SimNode):
 
 class TrustingCatchUp(CatchUp):
     """Keeps asking the peer with the highest claimed height, however often it fails to answer
-    (sequencing/catchup.py before issue 8 item 3)."""
+    (sequencing/replica/catchup.py before issue 8 item 3)."""
 
     def distrust(self, peer: ReplicaId) -> None:
         return

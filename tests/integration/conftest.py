@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sequencing.harness import FAST_TIMING, LocalCluster, running_cluster, write_local_config
+from sequencing.cluster.local import FAST_TIMING, LocalCluster, running_cluster, write_local_config
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import trio
 
 from consensus.messages import Vote
 from network.handshake import Identity, dial
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, running_cluster, write_local_config
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import LocalCluster, running_cluster, write_local_config
 from sequencing.keys import committee_of, key_path, load_keypair
-from sequencing.wire import NodeCodec
+from sequencing.replica.wire import NodeCodec
 
 VICTIM = 0
 REJECTION_METRICS = ("ordo_net_rejected_frames", "ordo_net_handshake_failures", "ordo_net_inbound_refused")

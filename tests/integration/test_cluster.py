@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, write_local_config
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import LocalCluster, write_local_config
 
 
 async def block_ids(c: LocalCluster, replica_id: int, heights: range) -> list[str]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import LocalCluster, running_cluster, write_local_config
-from sequencing.harness_load import AckedLoad, check_exactly_once, converged_rollups
+from sequencing.cluster.acked_load import AckedLoad, check_exactly_once, converged_rollups
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import LocalCluster, running_cluster, write_local_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from sequencing.harness import LocalCluster
+from sequencing.cluster.local import LocalCluster
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ import trio
 from consensus.crypto import Verifier
 from consensus.evidence import verify_evidence
 from consensus.messages import Evidence
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import HarnessError, LocalCluster, write_local_config
-from sequencing.harness_load import ROLLUPS, AckedLoad, check_exactly_once, converged_rollups
+from sequencing.cluster.acked_load import ROLLUPS, AckedLoad, check_exactly_once, converged_rollups
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import HarnessError, LocalCluster, write_local_config
 from sequencing.keys import committee_of
 
 

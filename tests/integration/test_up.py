@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from sequencing.cluster.local import FAST_TIMING as TIMING
+from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.harness import FAST_TIMING as TIMING
-from sequencing.harness import write_local_config
 
 
 def replica_processes(config: Path) -> list[str]:

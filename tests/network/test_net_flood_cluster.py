@@ -17,7 +17,7 @@ import pytest
 import trio
 from netutil import flood, idle
 
-from sequencing.harness import FAST_TIMING, LocalCluster, running_cluster, write_local_config
+from sequencing.cluster.local import FAST_TIMING, LocalCluster, running_cluster, write_local_config
 
 PER_REPLICA = 100  # idle connections per peer port (the attack)
 REOPEN_AFTER = 0.1  # seconds between a connection being dropped and its replacement

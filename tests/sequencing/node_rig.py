@@ -1,4 +1,4 @@
-"""An in-process replica for node-level tests: a real :class:`sequencing.node.Node` (real core,
+"""An in-process replica for node-level tests: a real :class:`sequencing.replica.node.Node` (real core,
 real SQLite storage) whose transport is replaced by a recorder and whose storage calls run inline
 (no worker threads), so under trio's MockClock ``settle()`` is an exact "everything has run".
 
@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consensus"))
 from consensus_factories import World
 
 from consensus.messages import Block, QuorumCert
-from sequencing.batches import Batch
-from sequencing.block_content import BlockPayload, assemble
+from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.harness import write_local_config
 from sequencing.keys import write_keypair
-from sequencing.node import DATABASE_FILES, Node, NodeOptions
-from sequencing.storage import Storage
-from sequencing.transactions import Transaction
+from sequencing.replica.node import DATABASE_FILES, Node, NodeOptions
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockPayload, assemble
+from sequencing.rollup.transactions import Transaction
+from sequencing.storage.store import Storage
 
 T = TypeVar("T")
 

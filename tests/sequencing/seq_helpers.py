@@ -17,10 +17,10 @@ from consensus_factories import World
 from consensus.commit_proof import CommitProof
 from consensus.crypto import SignatureKind
 from consensus.messages import Block, Evidence, EvidenceKind, QuorumCert
-from sequencing.batches import Batch
-from sequencing.block_content import BlockContent
-from sequencing.nmt import EMPTY_ROOT, NamespacedMerkleTree
-from sequencing.transactions import Bundle, Item, Transaction, item_txs
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockContent
+from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
+from sequencing.rollup.transactions import Bundle, Item, Transaction, item_txs
 
 __all__ = [
     "ReferenceSplit",

@@ -13,8 +13,8 @@ from node_rig import NodeRig, node_rig
 from seq_helpers import SignedChain
 
 from consensus.commit_proof import CommitProof
-from sequencing.nmt import EMPTY_ROOT
-from sequencing.wire import StatusRequest, StatusResponse, SyncRequest, SyncResponse
+from sequencing.replica.wire import StatusRequest, StatusResponse, SyncRequest, SyncResponse
+from sequencing.rollup.nmt import EMPTY_ROOT
 
 ME = 0
 HEIGHT = 12  # what the honest peers have committed
@@ -151,7 +151,7 @@ async def test_a_sync_peer_rewriting_embedded_qcs_gets_no_unverifiable_proof_sto
     this replica stores (and serves to rollups) verifies. The forging peer answers first; an honest
     one has the same chain, so the replica still gets every block, with proofs that verify."""
     from consensus.commit_proof import verify_commit_proof
-    from sequencing.block_content import BlockPayload
+    from sequencing.rollup.block_content import BlockPayload
 
     async with node_rig(tmp_path, ME, run_executor=True) as rig:
         empty = BlockPayload((), ()).encode()

@@ -10,11 +10,11 @@ import pytest
 
 from consensus.crypto import KeyPair, SignatureKind, Signer
 from consensus.messages import Evidence, EvidenceKind
-from sequencing.cli import main as ordo_main
+from sequencing.cli.main import main as ordo_main
+from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.harness import write_local_config
 from sequencing.keys import key_path, load_keypair
-from sequencing.replica_main import init_new_cluster
+from sequencing.replica.setup import init_new_cluster
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ from consensus_factories import World
 
 from consensus.messages import Evidence, EvidenceKind
 from sequencing.config import Limits
-from sequencing.evidence_pool import EvidencePool
+from sequencing.replica.evidence_pool import EvidencePool
 
 W = World.make(4)
 

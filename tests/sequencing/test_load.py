@@ -10,9 +10,9 @@ import pytest
 import trio
 import trio.testing
 
+from sequencing.cluster.demo_load import LoadGenerator
+from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.harness import write_local_config
-from sequencing.load import LoadGenerator
 
 
 def slow_replicas(latency: float, offered: list[int]) -> httpx.AsyncClient:

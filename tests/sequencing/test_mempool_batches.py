@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seq_helpers import item_pools
 
-from sequencing.batches import Batch, BatchPool
-from sequencing.block_content import BlockContent, assemble
 from sequencing.config import Limits
-from sequencing.mempool import Mempool, MempoolFull
-from sequencing.transactions import Bundle, InvalidTransaction, Item, Transaction, item_txs
+from sequencing.replica.mempool import Mempool, MempoolFull
+from sequencing.rollup.batches import Batch, BatchPool
+from sequencing.rollup.block_content import BlockContent, assemble
+from sequencing.rollup.transactions import Bundle, InvalidTransaction, Item, Transaction, item_txs
 
 T = Transaction
 

@@ -15,7 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from consensus.errors import DecodeError
-from sequencing.nmt import (
+from sequencing.rollup.nmt import (
     EMPTY_ROOT,
     MAX_LEAVES,
     MAX_MULTIPROOF_NODES,

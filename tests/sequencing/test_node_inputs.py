@@ -17,9 +17,9 @@ import trio
 from node_rig import NodeRig, node_rig
 
 from consensus.messages import Block
-from sequencing.batch_fetcher import BatchFetcher
-from sequencing.batches import Batch, BatchPool
-from sequencing.wire import BatchMsg, BatchRequest, BatchResponse
+from sequencing.replica.batch_fetcher import BatchFetcher
+from sequencing.replica.wire import BatchMsg, BatchRequest, BatchResponse
+from sequencing.rollup.batches import Batch, BatchPool
 
 VICTIM = 0  # leaders of rounds 1, 2, 3 are replicas 1, 2, 3: the victim only follows
 
@@ -192,8 +192,8 @@ def test_local_faults_stay_fatal() -> None:
     """A failing disk is not an input to drop: storage and OS errors still stop the replica."""
     from prometheus_client import CollectorRegistry, Counter
 
-    from sequencing.input_guard import InputGuard
-    from sequencing.storage import StorageError
+    from sequencing.replica.input_guard import InputGuard
+    from sequencing.storage.store import StorageError
 
     counter = Counter("errors", "", ["input", "reason"], registry=CollectorRegistry())
     guard = InputGuard(0, counter)

@@ -53,7 +53,7 @@ async def test_votes_leave_only_after_the_safety_state_is_stored(
 
 async def test_double_vote_fault_injection_signs_a_second_vote(tmp_path: Path, mock_clock: trio.abc.Clock) -> None:
     from consensus.validation import verify_vote
-    from sequencing.node import NodeOptions
+    from sequencing.replica.node import NodeOptions
 
     async with node_rig(tmp_path, ME, options=NodeOptions(byzantine="double-vote")) as rig:
         block = rig.block(1, rig.world.genesis, rig.world.genesis_qc)

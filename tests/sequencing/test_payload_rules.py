@@ -16,12 +16,12 @@ from seq_helpers import World, evidence_of
 
 from consensus.encoding import hash_bytes
 from consensus.messages import Block, Evidence
-from sequencing.batches import Batch, BatchPool
-from sequencing.block_content import BlockContent, BlockPayload, assemble
 from sequencing.config import Limits
-from sequencing.evidence_pool import EvidencePool
-from sequencing.payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
-from sequencing.transactions import Bundle, Transaction
+from sequencing.replica.evidence_pool import EvidencePool
+from sequencing.replica.payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
+from sequencing.rollup.batches import Batch, BatchPool
+from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
+from sequencing.rollup.transactions import Bundle, Transaction
 
 W = World.make(4)
 VERIFIER = W.verifier()

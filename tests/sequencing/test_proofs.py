@@ -21,12 +21,12 @@ from consensus.commit_proof import CommitProof
 from consensus.committee import Committee
 from consensus.crypto import Verifier
 from consensus.messages import Block
-from sequencing import proofs as proofs_module
-from sequencing.batches import Batch
-from sequencing.block_content import BlockContent, assemble
-from sequencing.nmt import NamespacedMerkleTree, NamespaceProof, ProofError
-from sequencing.proofs import BundleProof, InvalidProof, SliceProof
-from sequencing.transactions import Bundle, Transaction
+from sequencing.rollup import proofs as proofs_module
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockContent, assemble
+from sequencing.rollup.nmt import NamespacedMerkleTree, NamespaceProof, ProofError
+from sequencing.rollup.proofs import BundleProof, InvalidProof, SliceProof
+from sequencing.rollup.transactions import Bundle, Transaction
 
 W = World.make(4)
 VERIFIER = W.verifier()

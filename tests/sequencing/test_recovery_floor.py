@@ -12,7 +12,7 @@ import pytest
 
 from consensus.committee import Committee
 from consensus.crypto import KeyPair
-from sequencing.recovery import answers_needed, floor_from
+from sequencing.replica.recovery import answers_needed, floor_from
 
 SIGNED_ROUND = 10  # the replica may have signed in round s: a certificate for s - 1 existed
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sequencing import replica_main
-from sequencing.cli import main as ordo_main
+from sequencing.cli import replica as replica_main
+from sequencing.cli.main import main as ordo_main
+from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.harness import write_local_config
 from sequencing.keys import key_path, public_key_path
-from sequencing.replica_main import cluster_is_new, init_new_cluster
+from sequencing.replica.setup import cluster_is_new, init_new_cluster
 
 
 def run_ordo(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -168,12 +168,12 @@ def test_a_port_in_use_is_one_line_naming_it(config_path: Path, port: str) -> No
 def test_up_names_a_lost_key_before_starting_anything(config_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """It used to recreate the key (and an empty database) for the replica; then a traceback."""
-    import sequencing.launcher
+    import sequencing.cluster.launcher
 
     async def launched(*_: object) -> int:
         raise AssertionError("ordo up started the cluster")
 
-    monkeypatch.setattr(sequencing.launcher, "launch", launched)
+    monkeypatch.setattr(sequencing.cluster.launcher, "launch", launched)
     config = load_config(config_path)
     init_new_cluster(config)
     key_path(config, 1).unlink()

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from seq_helpers import ReferenceSplit, blocks_of_batches, check_split, check_split_against, item_pools
 
-from sequencing.batches import Batch
-from sequencing.block_content import BlockContent, BlockPayload, assemble
-from sequencing.nmt import EMPTY_ROOT, NamespacedMerkleTree
-from sequencing.transactions import Bundle, Transaction, item_txs
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
+from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
+from sequencing.rollup.transactions import Bundle, Transaction, item_txs
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_BATCH_BYTES = 1 << 22
@@ -132,8 +132,8 @@ def test_payload_round_trip_keeps_batch_order() -> None:
 
 _CHILD = r"""
 import json, sys
-from sequencing.batches import Batch
-from sequencing.block_content import assemble
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import assemble
 out = []
 for block in json.load(sys.stdin):
     c = assemble([Batch.decode(bytes.fromhex(b), 1 << 22) for b in block])

@@ -38,8 +38,9 @@ from consensus.messages import (
     genesis_qc,
 )
 from consensus.safety import SafetyState
-from sequencing.nmt import data_root, group_by_namespace
-from sequencing.storage import (
+from sequencing.rollup.nmt import data_root, group_by_namespace
+from sequencing.storage.schema import TABLES
+from sequencing.storage.store import (
     CRASH_POINTS,
     CommitRecord,
     CorruptDatabase,
@@ -51,7 +52,6 @@ from sequencing.storage import (
     Storage,
     StorageError,
 )
-from sequencing.storage_schema import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = "ordo-test"
@@ -302,7 +302,7 @@ def test_second_open_is_refused(tmp_path: Path) -> None:
         with pytest.raises(DatabaseLocked, match=str(path)):
             open_db(path)
         code = (
-            "import sys; from pathlib import Path; from sequencing.storage import Storage, DatabaseLocked\n"
+            "import sys; from pathlib import Path; from sequencing.storage.store import Storage, DatabaseLocked\n"
             "try: Storage.open(Path(sys.argv[1]), chain_id=sys.argv[2], replica_id=1, create=False)\n"
             "except DatabaseLocked: sys.exit(3)\n"
         )
@@ -622,7 +622,7 @@ def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, A
 CHILD = """
 import os, pickle, signal, sys
 from pathlib import Path
-from sequencing.storage import Storage
+from sequencing.storage.store import Storage
 path, point, job = sys.argv[1:4]
 chain_id, ops = pickle.loads(Path(job).read_bytes())
 def hook(name):

@@ -9,8 +9,8 @@ import io
 import trio
 import trio.testing
 
-from sequencing.harness import ReplicaExit
-from sequencing.supervisor import RestartPolicy, Supervisor
+from sequencing.cluster.local import ReplicaExit
+from sequencing.cluster.supervisor import RestartPolicy, Supervisor
 
 
 class FakeCluster:

@@ -1,0 +1,2 @@
+"""One replica's process: the :class:`~sequencing.replica.node.Node` that drives the consensus core,
+and the parts it is built from (executor, catch-up, peer service, recovery, mempool, wire)."""

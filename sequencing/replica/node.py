@@ -1,0 +1,631 @@
+"""One replica process: the consensus core driven by trio, over the transport, with storage.
+
+Tasks (all in one nursery): the transport; the inbound dispatcher (consensus messages to the core,
+node requests answered directly); the core loop (one event at a time -> actions executed in
+order; a ``PersistSafety`` is durable before anything after it runs); the round timer; the
+batcher; the executor (committed blocks -> SQLite); catch-up. See docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    Dropped,
+    FetchBlocks,
+    PersistBlock,
+    PersistSafety,
+    RecordEvidence,
+    RequestPayload,
+    RoundEntered,
+    Send,
+    SetTimer,
+    VerifyPayload,
+)
+from consensus.core import Replica, ReplicaConfig
+from consensus.crypto import KeyPair, Signer, Verifier
+from consensus.encoding import hash_bytes
+from consensus.errors import ConsensusError
+from consensus.leader import RoundRobin
+from consensus.messages import Block, Evidence, Proposal, Timeout, Vote
+from consensus.pacemaker import PacemakerConfig
+from consensus.safety import SafetyState
+from network import FaultRules, Transport, TransportConfig
+
+from ..config import ClusterConfig
+from ..keys import check_own_key, committee_of
+from ..rollup.batches import Batch, BatchPool
+from ..rollup.block_content import BlockContent, BlockPayload, TreeCache
+from ..rollup.transactions import Item, item_txs
+from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
+from .batch_fetcher import BatchFetcher
+from .catchup import CatchUp
+from .evidence_pool import EvidencePool
+from .executor import Committed, Executor
+from .faults import conflicting_vote
+from .input_guard import InputGuard
+from .mempool import Mempool
+from .metrics import NodeMetrics
+from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
+from .peer_service import PeerService
+from .recovery import foreign_database, recovery_floor
+from .round_timer import RoundTimer
+from .wire import BatchMsg, BlockRequest, NodeCodec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
+DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
+
+
+class NodeStartError(Exception):
+    """The replica refuses to start (lost database without --recover, wrong key, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    recover: bool = False
+    transport: TransportConfig | None = None
+    storage_crash_hook: Callable[[str], None] | None = None
+    seed: int | None = None
+    byzantine: str | None = None  # fault injection: "double-vote"
+
+
+@dataclass(slots=True)
+class _Event:
+    kind: str
+    args: tuple[Any, ...] = field(default_factory=tuple)
+
+
+class Node:
+    def __init__(self, config: ClusterConfig, replica_id: int, key: KeyPair,
+                 options: NodeOptions | None = None) -> None:
+        self.config = config
+        self.id = replica_id
+        self.key = key
+        self.options = options or NodeOptions()
+        self.limits = config.limits
+        check_own_key(config, replica_id, key)
+        self.committee = committee_of(config)
+        self.verifier = Verifier(self.committee)
+        self.leaders = RoundRobin(self.committee.size)
+        self.metrics = NodeMetrics(replica_id)
+        self.guard = InputGuard(replica_id, self.metrics.input_errors)
+        self.mempool = Mempool(self.limits)
+        self.batches = BatchPool(self.limits.batch_ttl_blocks)
+        self.evidence = EvidencePool(self.limits)
+        rng = random.Random(self.options.seed)
+        me = config.replica(replica_id)
+        peers = {r.id: (r.host, r.peer_port) for r in config.replicas if r.id != replica_id}
+        transport_config = self.options.transport or TransportConfig(
+            max_frame_size=self.limits.max_frame_bytes
+        )
+        self.transport = Transport(
+            me=replica_id, key=key, committee=self.committee, peers=peers,
+            listen=(me.host, me.peer_port), codec=NodeCodec(self.limits.max_frame_bytes),
+            config=transport_config, faults=FaultRules(random.Random(rng.getrandbits(64))),
+            rng=rng,
+        )
+        self.metrics.watch_transport(self.transport.stats.snapshot)
+        t = self.transport
+        self.metrics.watch_links(lambda: len(t.inbound_peers()), lambda: len(t.outbound_peers()), t.pending_handshakes)
+        self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
+        self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
+        self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
+        self.timer = RoundTimer()
+        self.storage: Storage | None = None
+        self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
+        self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
+        self.trees = TreeCache()  # NMTs of recent heights, for proofs served by the API
+        self.replica: Replica | None = None
+        self.recovering = False
+        self.durable_height = 0
+        self.durable_block_id: bytes | None = None
+        self.txs_committed = 0
+        self.committed_changed = trio.Event()
+        self.started = trio.Event()
+        self._storage_lock = trio.Lock()
+        self._safety_lock = trio.Lock()
+        self._events_send, self._events = trio.open_memory_channel[_Event](10_000)
+        self._batch_seq = 0
+        self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
+        self._batched = trio.Event()
+        self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
+        self._submitted_at: dict[bytes, float] = {}
+        self._proposed_at: dict[bytes, float] = {}
+        self._nursery: trio.Nursery | None = None
+        self.peer_service = PeerService(self)
+        self.catch_up = CatchUp(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self._open_storage()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.transport.run)
+                nursery.start_soon(self._dispatch_inbound)
+                if self.recovering:
+                    await self._recover()
+                await self._start_core()
+                nursery.start_soon(self.timer.run, self._on_timer)
+                nursery.start_soon(self.executor.run)
+                nursery.start_soon(self._core_loop)
+                nursery.start_soon(self._batcher)
+                nursery.start_soon(self.catch_up.run)
+                self.started.set()
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.storage is not None:
+                    await self.storage_call(self.storage.close)
+                if self.safety_store is not None:
+                    await self._safety_call(self.safety_store.close)
+
+    async def _open_storage(self) -> None:
+        """Open the ledger database and the safety database; if either is missing or unreadable
+        the replica may have forgotten what it signed, so it refuses to start without --recover."""
+        directory = self.config.replica_dir(self.id)
+        paths = [directory / name for name in DATABASE_FILES]
+        stores: list[Storage] = []
+        try:
+            for path in paths:
+                stores.append(await trio.to_thread.run_sync(partial(self._open_db, path, create=False)))
+        except (MissingDatabase, CorruptDatabase) as exc:
+            for store in stores:
+                store.close()
+            problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
+            foreign = foreign_database(path, self.config.chain_id, self.id)
+            if foreign is not None:
+                raise NodeStartError(f"replica {self.id}: {foreign}: wrong cluster.toml or data_dir? "
+                                     "(not a lost disk: --recover would set this database aside)") from None
+            if not self.options.recover:
+                raise NodeStartError(
+                    f"replica {self.id}: database {problem}. It may have signed messages before losing "
+                    "its database; starting it fresh could make it equivocate. Start it with --recover to rebuild "
+                    "from peers (it stays silent until it is safe to sign)."
+                ) from None
+            suffix = f".unreadable-{int(time.time())}"
+            for path in paths:
+                if path.exists():
+                    path.rename(path.with_name(path.name + suffix))
+            stores = [await trio.to_thread.run_sync(partial(self._open_db, path, create=True)) for path in paths]
+            self.recovering = True
+        self.storage, self.safety_store = stores
+        if self.options.storage_crash_hook is not None:
+            self.storage.crash_hook = self.options.storage_crash_hook
+            self.safety_store.crash_hook = self.options.storage_crash_hook
+
+    def _open_db(self, path: Path, *, create: bool) -> Storage:
+        return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
+
+    async def _start_core(self) -> None:
+        storage = self.require_storage()
+        safety_store = self._require_safety_store()
+        safety = await self._safety_call(safety_store.load_safety)
+        last = await self.storage_call(storage.last_block)
+        root, root_proof = (last if last is not None else (None, None))
+        self.durable_height = 0 if root is None else root.height
+        self.durable_block_id = None if root is None else root.id
+        self.txs_committed = await self.storage_call(storage.txs_committed)
+        self.metrics.committed_height.set(self.durable_height)
+        for digest, _author, _created, body in await self.storage_call(storage.pending_batches):
+            try:
+                self.batches.add(Batch.decode(body, self.limits.max_frame_bytes))
+            except ConsensusError:
+                log.warning("replica %d: stored batch %s unreadable, skipped", self.id, digest.hex()[:12])
+        for evidence, committed in await self.storage_call(storage.evidence_list):
+            if committed is None:
+                self.evidence.add(evidence)
+            else:
+                self.evidence.mark_committed([evidence])
+        voted_blocks = await self._safety_call(safety_store.voted_blocks)
+        horizon = max(0, self.durable_height - 2 * self.limits.batch_ttl_blocks)
+        self.batches.remember_committed(await self.storage_call(storage.committed_batches_since, horizon))
+        timing = self.config.timing
+        self.replica = Replica(
+            signer=self._signer(),
+            verifier=self.verifier,
+            leaders=self.leaders,
+            safety=safety,
+            root=root,
+            root_proof=root_proof,
+            blocks=voted_blocks,
+            config=ReplicaConfig(pacemaker=PacemakerConfig(
+                base_timeout=timing.base_timeout, backoff=timing.backoff, max_timeout=timing.max_timeout,
+            )),
+        )
+        await self._execute(self.replica.start())
+
+    async def _recover(self) -> None:
+        floor, high_qc = await recovery_floor(self)
+        state = SafetyState(floor, high_qc, floor)
+        await self._safety_call(self._require_safety_store().save_safety, state)
+        await self.storage_call(self.require_storage().set_meta, "recovered_floor", str(floor))
+        log.warning("replica %d recovered: signs nothing at or below round %d", self.id, floor)
+        self.recovering = False
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _signer(self) -> Signer:
+        return Signer(self.config.chain_id, self.id, self.key)
+
+    def require_storage(self) -> Storage:
+        assert self.storage is not None, "storage not open"
+        return self.storage
+
+    def _require_replica(self) -> Replica:
+        assert self.replica is not None, "core not started"
+        return self.replica
+
+    def _require_safety_store(self) -> Storage:
+        assert self.safety_store is not None, "safety store not open"
+        return self.safety_store
+
+    async def storage_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call into the ledger database, in a worker thread, one at a time."""
+        async with self._storage_lock:
+            return await trio.to_thread.run_sync(partial(fn, *args))
+
+    async def _safety_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call into the safety database: its own lock, so a vote never waits for a ledger write."""
+        async with self._safety_lock:
+            return await trio.to_thread.run_sync(partial(fn, *args))
+
+    async def load_batch(self, digest: bytes) -> Batch | None:
+        body = await self.storage_call(self.require_storage().load_batch, digest)
+        if body is None:
+            return None
+        return Batch.decode(body, self.limits.max_frame_bytes)
+
+    def post(self, kind: str, *args: Any) -> bool:
+        """Hand an event to the core loop; False (and counted) if it is saturated."""
+        try:
+            self._events_send.send_nowait(_Event(kind, args))
+        except trio.WouldBlock:
+            self.metrics.inbox_drops.inc()
+            return False
+        return True
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    async def _dispatch_inbound(self) -> None:
+        async for sender, message in self.transport.inbox:
+            if isinstance(message, CONSENSUS_TYPES):
+                self.post("message", sender, message)
+            else:
+                with self.guard.handling(type(message).__name__):
+                    await self.peer_service.handle(sender, message)
+
+    def accept_batch(self, batch: Batch, sender: int | None) -> bool:
+        """A batch body from a peer (broadcast by its author, or a fetch response)."""
+        if sender is not None and batch.author != sender:
+            return False
+        try:
+            batch.validate(self.limits)
+        except ValueError:
+            return False
+        if self.batches.committed_at(batch.digest) is not None:
+            self.batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
+            self.fetcher.arrived(batch)
+            return False
+        added = self.batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
+        self.fetcher.arrived(batch)
+        if added:
+            self._note_batch()
+        self.metrics.pending_batches.set(len(self.batches))
+        return added
+
+    async def _persist_batch(self, batch: Batch) -> None:
+        storage = self.require_storage()
+        await self.storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
+                                 batch.encode())
+
+    # -- the core loop -------------------------------------------------------------------------
+
+    async def _on_timer(self, round: int) -> None:
+        self.post("timeout", round)
+
+    async def _core_loop(self) -> None:
+        replica = self._require_replica()
+        async for event in self._events:
+            with self.guard.handling(event.kind):
+                await self._handle_event(replica, event.kind, event.args)
+
+    async def _handle_event(self, replica: Replica, kind: str, args: tuple[Any, ...]) -> None:
+        if kind == "message":
+            actions = replica.on_message(*args)
+        elif kind == "timeout":
+            actions = replica.on_timeout(*args)
+        elif kind == "blocks":
+            actions = replica.on_blocks(*args)
+        elif kind == "synced":
+            actions = replica.on_synced(*args)
+            self.metrics.sync_blocks.inc(len(args[0]))
+        elif kind == "recheck":
+            actions = await self._verify_payload(*args)
+        elif kind == "propose":
+            actions = self._propose(*args)
+        else:
+            raise AssertionError(f"unknown event {kind}")
+        await self._execute(actions)
+
+    async def _execute(self, actions: list[Action]) -> None:
+        queue: deque[Action] = deque(actions)
+        voted: list[Block] = []
+        while queue:
+            action = queue.popleft()
+            if isinstance(action, Send):
+                self.transport.send(action.to, action.message)
+            elif isinstance(action, Broadcast):
+                self.transport.broadcast(action.message)
+                if self.options.byzantine == "double-vote" and isinstance(action.message, Vote):
+                    self.transport.broadcast(conflicting_vote(self._signer(), action.message))
+                if isinstance(action.message, Proposal):
+                    self._proposed_at[action.message.block.id] = trio.current_time()
+            elif isinstance(action, SetTimer):
+                self.timer.set(action.round, action.duration)
+            elif isinstance(action, PersistBlock):
+                voted.append(action.block)  # written with the safety state that follows it
+            elif isinstance(action, PersistSafety):
+                await self._safety_call(self._require_safety_store().save_safety, action.state, voted)
+                voted = []
+            elif isinstance(action, Commit):
+                await self._on_commit(action)
+            elif isinstance(action, RecordEvidence):
+                await self._on_evidence(action.evidence)
+            elif isinstance(action, FetchBlocks):
+                self.transport.send(action.peer, BlockRequest(action.target, action.above_height))
+            elif isinstance(action, RequestPayload):
+                if len(self.batches) or self.evidence or self.config.timing.idle_block_delay <= 0:
+                    queue.extend(self._propose(action))
+                else:
+                    self._require_nursery().start_soon(self._propose_when_busy, action)
+            elif isinstance(action, VerifyPayload):
+                queue.extend(await self._verify_payload(action.block))
+            elif isinstance(action, Dropped):
+                self.metrics.dropped.labels(action.kind).inc()
+                log.debug("replica %d dropped %s from %d: %s", self.id, action.kind, action.sender,
+                          action.reason)
+            elif isinstance(action, RoundEntered):
+                self.metrics.round.set(action.round)
+                self.metrics.rounds_entered.labels("tc" if action.by_tc else "qc").inc()
+                self.evidence.prune(action.round)
+        self.metrics.peers_connected.set(len(self.transport.connected_peers()))
+
+    async def _propose_when_busy(self, request: RequestPayload) -> None:
+        """Nothing to propose: wait up to ``idle_block_delay`` for a batch, then propose anyway
+        (an idle cluster commits a few empty blocks per second instead of hundreds)."""
+        with trio.move_on_after(self.config.timing.idle_block_delay):
+            while not len(self.batches):
+                await self._batch_added.wait()
+        self.post("propose", request)
+
+    def _note_batch(self) -> None:
+        self._batch_added.set()
+        self._batch_added = trio.Event()
+
+    def _propose(self, request: RequestPayload) -> list[Action]:
+        replica = self._require_replica()
+        payload, content = build_payload(
+            height=request.parent.height + 1, round=request.round,
+            ancestry=Ancestry.of(request.ancestors), batches=self.batches, evidence=self.evidence,
+            limits=self.limits,
+        )
+        encoded = payload.encode()
+        self.remember_content(encoded, content)
+        return replica.on_payload_ready(request.round, encoded, content.data_root)
+
+    async def _verify_payload(self, block: Block) -> list[Action]:
+        replica = self._require_replica()
+        if block.id not in replica.tree or block.height <= replica.committed.height:
+            self.metrics.dropped.labels("StalePayload").inc()  # committed or pruned meanwhile
+            return []
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError as exc:
+            self.metrics.rejected_payloads.inc()
+            return replica.on_payload_verified(block.id, False, f"undecodable payload: {exc}")
+        bodies = [self.batches.get(d) for d in payload.batches]
+        if any(b is None for b in bodies):
+            self._require_nursery().start_soon(self._fetch_for_proposal, block, payload)
+            return []
+        try:
+            content = check_payload(
+                block, payload, [b for b in bodies if b is not None],
+                ancestry=Ancestry.of(replica.tree.path_from_root(block.parent_id)),
+                batch_committed=lambda d: self.batches.committed_at(d) is not None,
+                evidence=self.evidence, verifier=self.verifier, limits=self.limits,
+            )
+        except PayloadRejected as exc:
+            self.metrics.rejected_payloads.inc()
+            return replica.on_payload_verified(block.id, False, str(exc))
+        self.remember_content(block.payload, content)
+        return replica.on_payload_verified(block.id, True)
+
+    def remember_content(self, payload: bytes, content: BlockContent) -> None:
+        """Keep the content assembled from a payload, so the executor need not assemble it again
+        (the payload fixes the batches, hence everything in the content)."""
+        self._content_cache[hash_bytes(payload)] = content
+        while len(self._content_cache) > 256:
+            self._content_cache.popitem(last=False)
+
+    def cached_content(self, payload: bytes) -> BlockContent | None:
+        return self._content_cache.pop(hash_bytes(payload), None)
+
+    async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
+        replica = self._require_replica()
+        with self.guard.handling("batch_fetch"):
+            got = await self.fetcher.get(
+                payload.batches, prefer=[block.author],
+                give_up=lambda: replica.round > block.round,
+            )
+            if got is None:
+                return
+            for batch in got:
+                if self.batches.committed_at(batch.digest) is None:
+                    self.batches.add(batch)
+            self.post("recheck", block)
+
+    def _require_nursery(self) -> trio.Nursery:
+        assert self._nursery is not None
+        return self._nursery
+
+    # -- commits -------------------------------------------------------------------------------
+
+    async def _on_commit(self, commit: Commit) -> None:
+        block = commit.block
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError:
+            payload = BlockPayload((), ())
+        self.batches.mark_committed(payload.batches, block.height)
+        self.evidence.mark_committed(payload.evidence)
+        for batch in self.batches.expire(block.height):
+            if batch.author == self.id:
+                self.mempool.requeue(list(batch.items))
+        await self.executor.send.send(Committed(block, commit.proof))
+
+    async def _write_records(self, records: list[CommitRecord]) -> None:
+        storage = self.require_storage()
+        if len(records) == 1:
+            await self.storage_call(storage.append, records[0])
+        else:
+            await self.storage_call(storage.append_many, records)
+
+    def _on_written(self, records: list[CommitRecord]) -> None:
+        now = trio.current_time()
+        for record in records:
+            self.metrics.blocks_committed.inc()
+            self.metrics.txs_committed.inc(len(record.tx_ids))
+            for tx_id in record.tx_ids:
+                submitted = self._submitted_at.pop(tx_id, None)
+                if submitted is not None:
+                    self.metrics.commit_latency.observe(now - submitted)
+            proposed = self._proposed_at.pop(record.block.id, None)
+            if proposed is not None:
+                self.metrics.block_latency.observe(now - proposed)
+        self.durable_height = records[-1].block.height
+        self.durable_block_id = records[-1].block.id
+        if self.durable_height % 100 < len(records) and self._nursery is not None:
+            self._nursery.start_soon(self._safety_call, self._require_safety_store().prune_voted,
+                                     self.durable_height)
+        self.txs_committed += sum(len(r.tx_ids) for r in records)
+        self.metrics.committed_height.set(self.durable_height)
+        self.metrics.pending_batches.set(len(self.batches))
+        if len(self._proposed_at) > 10_000:
+            self._proposed_at.clear()
+        self.committed_changed.set()
+        self.committed_changed = trio.Event()
+
+    async def _on_evidence(self, evidence: Evidence) -> None:
+        if not self.evidence.add(evidence):
+            return
+        replica = self._require_replica()
+        await self.storage_call(self.require_storage().save_evidence, evidence, replica.round)
+        self.metrics.evidence.labels(evidence.kind.name.lower()).inc()
+        self.transport.broadcast(evidence)
+        log.warning("replica %d: evidence of %s by replica %d in round %d", self.id,
+                    evidence.kind.name.lower(), evidence.offender, evidence.round)
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def submit(self, item: Item) -> bool:
+        """Validate and queue a client item; raises InvalidTransaction / MempoolFull.
+        Returns False for a duplicate of a recently seen item."""
+        item.validate(self.limits)
+        added = self.mempool.add(item)
+        self.metrics.submissions.labels("accepted" if added else "duplicate").inc()
+        if added:
+            now = trio.current_time()
+            if len(self._submitted_at) < 2 * self.limits.mempool_max_txs:
+                for tx in item_txs(item):
+                    self._submitted_at[tx.id] = now
+        self.metrics.mempool_txs.set(self.mempool.tx_count)
+        self.metrics.mempool_bytes.set(self.mempool.byte_size)
+        return added
+
+    def is_pending(self, item_id: bytes) -> bool:
+        return self.mempool.seen(item_id)
+
+    async def wait_durable(self, arrival: int, timeout: float = 10.0) -> bool:
+        """Wait until the item with this mempool arrival number is in a batch written to disk
+        (so a crash of this replica no longer loses it); False on timeout."""
+        with trio.move_on_after(timeout):
+            while self.durable_arrival < arrival:
+                await self._batched.wait()
+            return True
+        return False
+    async def _batcher(self) -> None:
+        interval = self.config.timing.batch_interval
+        self._batch_seq = max((b.seq for b in self.batches.own(self.id)), default=0)
+        resend_own = True
+        while True:
+            if resend_own and self.transport.connected_peers():
+                # after a restart, peers may lack the batches we made before it
+                for batch in self.batches.own(self.id):
+                    self.transport.broadcast(BatchMsg(batch))
+                resend_own = False
+            await trio.sleep(interval)
+            while len(self.mempool):
+                items = self.mempool.take(self.limits.batch_max_txs, self.limits.batch_max_bytes)
+                replica = self._require_replica()
+                taken_through = self.mempool.taken_through
+                self._batch_seq += 1
+                batch = Batch(self.id, self._batch_seq, replica.committed.height, tuple(items))
+                await self._persist_batch(batch)
+                self.batches.add(batch)
+                self._note_batch()
+                self.transport.broadcast(BatchMsg(batch))
+                self.metrics.batches_created.inc()
+                self.durable_arrival = taken_through
+                self._batched.set()
+                self._batched = trio.Event()
+                if self.mempool.tx_count < self.limits.batch_max_txs:
+                    break
+            self.metrics.mempool_txs.set(self.mempool.tx_count)
+            self.metrics.mempool_bytes.set(self.mempool.byte_size)
+            self.metrics.pending_batches.set(len(self.batches))
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        replica = self.replica
+        round = replica.round if replica is not None else 0
+        return {
+            "id": self.id,
+            "chain_id": self.config.chain_id,
+            "committee": [key.hex() for key in self.committee.public_keys],
+            "round": round,
+            "leader": self.leaders.leader(round) if round else None,
+            "committed_height": self.durable_height,
+            "consensus_height": replica.committed.height if replica is not None else 0,
+            "last_block_hash": self.durable_block_id.hex() if self.durable_block_id else None,
+            "txs_committed": self.txs_committed,
+            "high_qc_round": replica.high_qc.round if replica is not None else 0,
+            "peers_connected": sorted(self.transport.connected_peers()),  # linked both ways
+            "peers_inbound": sorted(self.transport.inbound_peers()),
+            "peers_outbound": sorted(self.transport.outbound_peers()),
+            "mempool_txs": self.mempool.tx_count,
+            "pending_batches": len(self.batches),
+            "pending_evidence": len(self.evidence),
+            "evidence": self.evidence.total_known,
+            "recovering": self.recovering,
+            "syncing": self.catch_up.active,
+            "started": self.started.is_set(),
+        }

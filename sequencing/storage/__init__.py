@@ -1,0 +1,1 @@
+"""A replica's SQLite storage: the committed ledger and the safety state."""
