@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import random
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from seq_helpers import reference_data_root
 
 from consensus.errors import DecodeError
 from sequencing.rollup.nmt import (
@@ -32,32 +32,9 @@ from sequencing.rollup.nmt import (
 
 Leaf = tuple[int, bytes]
 
-# -- an independent reference, written from the module docstring ------------------------------
+# -- an independent reference, written from the module docstring: seq_helpers.reference_data_root
 
-
-def _h(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32, person=b"ordo/nmt/v1").digest()
-
-
-def _ref_node(leaves: list[Leaf]) -> tuple[int, int, bytes]:
-    if len(leaves) == 1:
-        ns, data = leaves[0]
-        return ns, ns, _h(b"\x00" + ns.to_bytes(4, "big") + data)
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    lmin, lmax, ld = _ref_node(leaves[:k])
-    rmin, rmax, rd = _ref_node(leaves[k:])
-    body = b"\x01" + b"".join(
-        [lmin.to_bytes(4, "big"), lmax.to_bytes(4, "big"), ld,
-         rmin.to_bytes(4, "big"), rmax.to_bytes(4, "big"), rd]
-    )
-    return lmin, rmax, _h(body)
-
-
-def ref_root(leaves: list[Leaf]) -> bytes:
-    lo, hi, d = _ref_node(leaves) if leaves else (0, 0, b"\0" * 32)
-    return _h(b"\x02" + len(leaves).to_bytes(8, "big") + lo.to_bytes(4, "big") + hi.to_bytes(4, "big") + d)
+ref_root = reference_data_root
 
 
 # -- strategies ---------------------------------------------------------------------------------
