@@ -93,7 +93,7 @@ class NotSafeToVote:
 
 class SafetyRules:
     """The rules as pure functions of (state, input). Tests subclass this to weaken one rule and
-    check that the property checkers notice (see tests/test_teeth.py)."""
+    check that the property checkers notice (see tests/consensus/broken.py and test_teeth.py)."""
 
     def observe_qc(self, state: SafetyState, qc: QuorumCert) -> SafetyState:
         if qc.round > state.high_qc.round:

@@ -1,5 +1,5 @@
-"""The import rules of DESIGN.md and docs/ARCHITECTURE.md ("Module map"): consensus/ is sans-IO and
-imports nothing of ours above it; network/ never imports sequencing/; inside sequencing/,
+"""The import rules of docs/ARCHITECTURE.md ("Module map", "Arrows between folders"): consensus/ is
+sans-IO and imports nothing of ours above it; network/ never imports sequencing/; inside sequencing/,
 rollup/ is pure (no I/O module, nothing of sequencing/ outside rollup/ but ``config``'s limits),
 client/ never reaches the replica side (replica/, storage/, api/, cluster/, cli/), and the modules
 of sequencing/ import each other without circles.

@@ -372,7 +372,7 @@ def build_admin_app(node: Node) -> Starlette:
 
 async def serve_api(node: Node, host: str, port: int, admin_port: int,
                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """The public API behind the admission limits of api_limits, and the admin API."""
+    """The public API behind the admission limits of ``api/limits.py``, and the admin API."""
     from hypercorn.config import Config
     from hypercorn.trio import serve
 

@@ -2,7 +2,7 @@
 
 ``openapi_document(limits)`` fills in the replica's own limits (largest rollup id, payload size,
 bundle and batch sizes), so the served document states exactly what that replica accepts;
-``OPENAPI`` is the document for the default limits. ``tests/api/test_openapi.py`` walks the
+``OPENAPI`` is the document for the default limits. ``tests/api/test_api_openapi.py`` walks the
 Starlette routes and fails if a route is undocumented or a documented path has no route.
 """
 

@@ -325,7 +325,7 @@ class Storage(StorageCore):
 
     @api
     def rollup_summary(self) -> dict[int, tuple[int, bytes]]:
-        """rollup_id -> (committed tx count, running sub-log digest; see storage_records)."""
+        """rollup_id -> (committed tx count, running sub-log digest; see storage/records.py)."""
         return {rid: (n, d) for rid, (n, d, _) in sorted(self._rollups.items())}
 
     @api

@@ -128,9 +128,10 @@ def reference_data_root(leaves: Sequence[tuple[int, bytes]]) -> bytes:
 
 
 class ReferenceSplit:
-    """Written from DESIGN.md, independently of ``assemble``: block order = batches' items in
-    payload order, an item whose id was seen earlier in the block skipped, bundles expanded in
-    place; then a group-by rollup id that keeps block order inside each rollup."""
+    """Written from the split rules (docs/ARCHITECTURE.md, "Deterministic split"), independently
+    of ``assemble``: block order = batches' items in payload order, an item whose id was seen
+    earlier in the block skipped, bundles expanded in place; then a group-by rollup id that keeps
+    block order inside each rollup."""
 
     def __init__(self, batches: Sequence[Batch]) -> None:
         self.items: list[Item] = []
