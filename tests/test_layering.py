@@ -29,6 +29,20 @@ FORBIDDEN_IN_ROLLUP = {
 }
 # the only module of sequencing/ outside rollup/ that rollup/ may import: config (for ``Limits``)
 ROLLUP_MAY_IMPORT = ("sequencing.rollup", "sequencing.config")
+# docs/ARCHITECTURE.md, "Arrows between folders": which folder (or top module) of sequencing/ may
+# import which; a module's own folder is always allowed
+_BELOW_API = {"replica", "storage", "rollup", "keys", "config"}
+FOLDER_MAY_IMPORT: dict[str, set[str]] = {
+    "cli": {"cluster", "api", "client", *_BELOW_API},
+    "cluster": {"api", "client", *_BELOW_API},
+    "api": _BELOW_API,
+    "replica": {"storage", "rollup", "keys", "config"},
+    "storage": {"rollup", "keys", "config"},
+    "client": {"rollup", "keys", "config"},
+    "rollup": {"config"},
+    "keys": {"config"},
+    "config": set(),
+}
 CLIENT_MUST_NOT_REACH = ("sequencing.replica", "sequencing.storage", "sequencing.api",
                          "sequencing.cluster", "sequencing.cli")
 
@@ -152,6 +166,25 @@ def forbidden_reach(graph: Mapping[str, set[str]], sources: Iterable[str],
     return bad
 
 
+def folder_of(module: str, package: str) -> str:
+    """``pkg.replica.node`` -> ``replica``; ``pkg.config`` -> ``config``; ``pkg`` -> ``""``."""
+    parts = module.split(".")
+    return parts[len(package.split("."))] if len(parts) > len(package.split(".")) else ""
+
+
+def folder_violations(graph: Mapping[str, set[str]], package: str,
+                      allowed: Mapping[str, set[str]]) -> list[str]:
+    """Direct imports from one folder of ``package`` into another that ``allowed`` does not list
+    (a folder missing from ``allowed`` may import nothing outside itself)."""
+    bad = []
+    for source in sorted(graph):
+        for target in sorted(graph[source]):
+            a, b = folder_of(source, package), folder_of(target, package)
+            if a and b and a != b and b not in allowed.get(a, set()):
+                bad.append(f"{source} -> {target} ({a}/ may not import {b})")
+    return bad
+
+
 def cycle_report(cycles: list[list[str]]) -> str:
     return f"{len(cycles)} import circle(s):\n" + "\n".join(" -> ".join(c) for c in cycles)
 
@@ -204,6 +237,19 @@ def test_rollup_imports_nothing_of_sequencing_outside_rollup_but_config() -> Non
     assert not bad, "sequencing/rollup/ imports outside rollup/ and config:\n" + "\n".join(bad)
     # config, the one exception, must itself stay below rollup (it imports nothing of sequencing/)
     assert not graph["sequencing.config"], graph["sequencing.config"]
+
+
+# -- sequencing/: folders import downwards only ---------------------------------------------------
+
+
+def test_every_sequencing_folder_is_in_the_arrow_table() -> None:
+    folders = {folder_of(m, "sequencing") for m in module_files("sequencing")} - {""}
+    assert folders == set(FOLDER_MAY_IMPORT), "update FOLDER_MAY_IMPORT and docs/ARCHITECTURE.md"
+
+
+def test_sequencing_folders_import_only_what_the_arrow_table_allows() -> None:
+    bad = folder_violations(import_graph("sequencing"), "sequencing", FOLDER_MAY_IMPORT)
+    assert not bad, "imports against docs/ARCHITECTURE.md's arrows:\n" + "\n".join(bad)
 
 
 # -- sequencing/client/: a rollup team's library, no replica side ------------------------------------
@@ -272,6 +318,11 @@ def test_teeth_forbidden_reach_is_found_directly_and_through_another_module(tmp_
     assert "pkg.client.lib -> pkg.rules -> pkg.replica.node" in bad
     assert forbidden_reach(graph, ["pkg.rules"], ["pkg.replica"]) == ["pkg.rules -> pkg.replica.node"]
     assert forbidden_reach(graph, ["pkg.replica.node"], ["pkg.client"]) == []
+    # the arrow table: rules -> replica is a violation (client -> rules is allowed here)
+    allowed = {"client": {"rules"}, "rules": set(), "replica": set()}
+    assert folder_violations(graph, "pkg", allowed) == [
+        "pkg.rules -> pkg.replica.node (rules/ may not import replica)"]
+    assert folder_violations(graph, "pkg", {**allowed, "rules": {"replica"}}) == []
     # the I/O check sees a module-level import of a forbidden root
     node = tmp_path / "pkg/replica/node.py"
     assert {m.split(".")[0] for m in imported_modules(node, "pkg.replica.node")} & FORBIDDEN_IN_ROLLUP == {"time"}
