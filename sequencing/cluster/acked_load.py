@@ -55,7 +55,7 @@ class AckedLoad:
         await self._idle.wait()
 
     async def _submit_batch(self, replica: int, count: int) -> None:
-        txs = []
+        txs: list[dict[str, Any]] = []
         for _ in range(count):
             self.seq += 1
             txs.append({"rollup_id": self.rollups[self.seq % len(self.rollups)], "data": f"tx-{self.seq}"})
@@ -75,7 +75,7 @@ class AckedLoad:
 
     async def _submit_bundle(self, replica: int) -> None:
         self.seq += 1
-        txs = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in self.rollups[:3]]
+        txs: list[dict[str, Any]] = [{"rollup_id": r, "data": f"bundle-{self.seq}-{r}"} for r in self.rollups[:3]]
         try:
             response = await self.cluster.post(replica, "/v1/bundles", json={"transactions": txs})
         except BaseException as exc:
