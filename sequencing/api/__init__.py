@@ -1,1 +1,2 @@
-"""A replica's HTTP API: the app, its views, admission control and the OpenAPI document."""
+"""A replica's HTTP API over a narrow port (port.py), never the node: the public app, the admin
+app, admission control, serving on hypercorn and the OpenAPI document."""

@@ -1,17 +1,27 @@
-"""Serving the public API on hypercorn's trio ``TCPServer`` behind :class:`ApiGuard`'s connection
-caps (hypercorn's ``serve`` has no hook at accept). Relies on hypercorn internals
+"""Serving a replica's two HTTP apps (:func:`serve_api`): the public API on hypercorn's trio
+``TCPServer`` behind :class:`ApiGuard`'s connection caps (hypercorn's ``serve`` has no hook at
+accept), and the admin API on loopback. Relies on hypercorn internals
 (``hypercorn.trio.tcp_server.TCPServer``, ``WorkerContext``); ``tests/api/test_api_limits.py``
 serves a real socket through it."""
 
 from __future__ import annotations
 
 import json
+import logging
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from network import FaultRules
+
+from .admin import build_admin_app
+from .app import build_app
 from .limits import ApiGuard, AsgiApp
+from .port import ReplicaPort
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
 
 REFUSAL_HOLD = 5.0  # a connection over the caps is answered (503) and closed this long after accept
 REFUSED_AT_ACCEPT = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
@@ -108,10 +118,11 @@ async def serve_guarded(app: AsgiApp, config: Any, guard: ApiGuard, bind: tuple[
     accept and its request limits around ``app``."""
     from hypercorn.trio.tcp_server import TCPServer
     from hypercorn.trio.worker_context import WorkerContext
-    from hypercorn.typing import ConnectionState
+    from hypercorn.typing import ASGIFramework, ConnectionState
     from hypercorn.utils import wrap_app
 
-    wrapped = wrap_app(guard.wrap(app), config.wsgi_max_body_size, "asgi")
+    # our ASGI types are plain mappings; hypercorn's are TypedDicts of the same messages
+    wrapped = wrap_app(cast("ASGIFramework", guard.wrap(app)), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
     listeners = await trio.open_tcp_listeners(bind[1], host=bind[0], backlog=config.backlog)
     clients: dict[trio.SocketStream, str] = {}
@@ -134,3 +145,28 @@ async def serve_guarded(app: AsgiApp, config: Any, guard: ApiGuard, bind: tuple[
     finally:
         with trio.CancelScope(shield=True):
             await context.terminated.set()
+
+
+async def serve_api(replica: ReplicaPort, faults: FaultRules, host: str, port: int, admin_port: int,
+                    *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The public API on ``host:port`` behind the admission limits of limits.py, and the admin API
+    (the transport's ``faults``) on ``127.0.0.1:admin_port``."""
+    from hypercorn.trio import serve
+
+    guard = ApiGuard(replica.limits, replica.metrics_registry)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_guarded, build_app(replica), _config(""), guard, (host, port)))
+        await nursery.start(serve, build_admin_app(faults, replica.id), _config(f"127.0.0.1:{admin_port}"))
+        task_status.started()
+
+
+def _config(bind: str) -> Config:
+    from hypercorn.config import Config
+
+    c = Config()
+    c.bind = [bind]
+    c.accesslog = None
+    c.errorlog = logging.getLogger("hypercorn.error")
+    c.graceful_timeout = 1.0
+    c.keep_alive_timeout = 30
+    return c

@@ -1,9 +1,9 @@
-"""Request parsing and response building for the HTTP API (no Starlette here, so the same code
-serves tests and the CLI)."""
+"""Request-body parsing and response documents for the HTTP API: pure functions (no Starlette,
+no replica), so tests call them directly."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from consensus.commit_proof import CommitProof
 from consensus.messages import Block
@@ -11,12 +11,7 @@ from consensus.messages import Block
 from ..config import Limits
 from ..rollup.block_content import BlockPayload
 from ..rollup.nmt import NamespacedMerkleTree
-from ..rollup.proofs import BundleProof, SliceProof
-from ..rollup.transactions import Bundle, InvalidTransaction, Transaction
-
-if TYPE_CHECKING:
-    from ..replica.node import Node
-
+from ..rollup.transactions import InvalidTransaction, Transaction
 
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -134,51 +129,8 @@ def parse_batch(body: Any, limits: Limits) -> list[Transaction | str]:
     return out
 
 
-async def _stored(node: Node, height: int) -> tuple[Block, CommitProof, NamespacedMerkleTree] | None:
-    """The committed block at ``height``, its commit proof and its namespaced Merkle tree."""
-    if height < 1 or height > node.durable_height:
-        return None
-    storage = node.require_storage()
-    stored = await node.storage_call(storage.block_at, height)
-    if stored is None:
-        return None
-    tree = node.trees.get(height)
-    if tree is None:
-        leaves = await node.storage_call(storage.leaves_at, height)
-        if leaves is None:
-            return None
-        tree = NamespacedMerkleTree(leaves)
-        node.trees.put(height, tree)
-    return stored[0], stored[1], tree
-
-
-async def slice_proof(node: Node, rollup_id: int, height: int) -> SliceProof | None:
-    found = await _stored(node, height)
-    if found is None:
-        return None
-    _, commit, tree = found
-    return SliceProof(rollup_id, height, tuple(tree.leaves_of(rollup_id)), commit,
-                      tree.prove_namespace(rollup_id))
-
-
-async def bundle_proof(node: Node, bundle_id: bytes) -> BundleProof | None:
-    location = await node.storage_call(node.require_storage().bundle_location, bundle_id)
-    if location is None:
-        return None
-    height, indices = location
-    found = await _stored(node, height)
-    if found is None:
-        return None
-    _, commit, tree = found
-    txs = tuple(Transaction(*tree.leaf(i)) for i in indices)
-    return BundleProof(Bundle(txs), height, tuple(indices), commit, tree.prove_leaves(indices))
-
-
-async def block_view(node: Node, height: int) -> dict[str, Any] | None:
-    found = await _stored(node, height)
-    if found is None:
-        return None
-    block, commit, tree = found
+def block_json(block: Block, commit: CommitProof, tree: NamespacedMerkleTree) -> dict[str, Any]:
+    """The /v1/blocks/{height} document of a committed block."""
     payload = BlockPayload.decode(block.payload)
     rollups: dict[str, int] = {}
     for namespace in tree.namespaces():

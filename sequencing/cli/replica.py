@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,7 +17,7 @@ import trio
 
 from consensus.crypto import KeyPair
 
-from ..api.app import serve_api
+from ..api.serve import serve_api
 from ..config import ClusterConfig, load_config
 from ..keys import KeyFileError, key_path, load_keypair, restore_public_key
 from ..replica.node import Node, NodeOptions, NodeStartError
@@ -33,7 +34,7 @@ async def run_replica(config: ClusterConfig, replica_id: int, key: KeyPair, opti
         if os.environ.get("ORDO_PARENT_PID"):
             nursery.start_soon(_stop_when_orphaned, int(os.environ["ORDO_PARENT_PID"]), nursery.cancel_scope)
         await nursery.start(node.run)
-        await nursery.start(serve_api, node, me.host, me.api_port, me.admin_port)
+        await nursery.start(partial(serve_api, node, node.transport.faults, me.host, me.api_port, me.admin_port))
         logging.getLogger("ordo").info(
             "replica %d up: peers %s:%d, api http://%s:%d, admin http://127.0.0.1:%d",
             replica_id, me.host, me.peer_port, me.host, me.api_port, me.admin_port,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
+from prometheus_client import CollectorRegistry
 
 from consensus.actions import (
     Action,
@@ -48,7 +49,7 @@ from network import FaultRules, Transport, TransportConfig
 from ..config import ClusterConfig
 from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
-from ..rollup.block_content import BlockContent, BlockPayload, TreeCache
+from ..rollup.block_content import BlockContent, BlockPayload
 from ..rollup.transactions import Item, item_txs
 from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
 from .batch_fetcher import BatchFetcher
@@ -130,7 +131,6 @@ class Node:
         self.storage: Storage | None = None
         self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
         self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
-        self.trees = TreeCache()  # NMTs of recent heights, for proofs served by the API
         self.replica: Replica | None = None
         self.recovering = False
         self.durable_height = 0
@@ -629,3 +629,28 @@ class Node:
             "syncing": self.catch_up.active,
             "started": self.started.is_set(),
         }
+
+    # -- API port (sequencing/api/port.py: ReplicaPort) ------------------------------------------
+    # With id, limits, durable_height, status, submit, is_pending and wait_durable above, these
+    # make Node a ReplicaPort: all the public API uses of it.
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    @property
+    def last_arrival(self) -> int:
+        """The mempool arrival number of the newest accepted item (see wait_durable)."""
+        return self.mempool.arrivals
+
+    async def wait_committed(self) -> None:
+        """Return at the next change of durable_height."""
+        await self.committed_changed.wait()
+
+    @property
+    def ledger_open(self) -> bool:
+        return self.storage is not None
+
+    async def read_ledger(self, read: Callable[[Storage], T]) -> T:
+        """``read(ledger)`` in the storage thread, one call at a time (as storage_call)."""
+        return await self.storage_call(read, self.require_storage())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,18 +18,15 @@ from sequencing.api.limits import TARPIT, ApiGuard, ConnectionGate, TokenBuckets
 from sequencing.api.serve import serve_guarded
 from sequencing.config import Limits
 
+from .fake_replica import FakeReplica
+
 Message = dict[str, Any]
-
-
-class FakeNode(SimpleNamespace):
-    def status(self) -> dict[str, Any]:
-        return {"started": True}
 
 
 def guarded_app(**limits: int) -> tuple[Callable[..., Awaitable[None]], ApiGuard, CollectorRegistry]:
     registry = CollectorRegistry()
     guard = ApiGuard(Limits(**limits), registry)
-    return guard.wrap(api.build_app(FakeNode(limits=Limits(**limits)))), guard, registry  # type: ignore[arg-type]
+    return guard.wrap(api.build_app(FakeReplica(Limits(**limits)))), guard, registry
 
 
 async def call(app: Callable[..., Awaitable[None]], method: str, path: str, body: list[bytes] | None = None,
@@ -87,7 +83,7 @@ async def test_over_the_rate_is_429_with_retry_after(autojump_clock: trio.testin
 
 async def test_malformed_requests_drain_the_bucket_faster(autojump_clock: trio.testing.MockClock) -> None:
     app, _, registry = guarded_app(api_client_rate=1, api_client_burst=20, api_error_cost=9)
-    bad = {"body": [b"{not json"], "headers": {"content-type": "application/json"}}
+    bad: dict[str, Any] = {"body": [b"{not json"], "headers": {"content-type": "application/json"}}
     assert (await call(app, "POST", "/v1/transactions", **bad))[0] == 400
     assert (await call(app, "POST", "/v1/transactions", **bad))[0] == 400  # 20 tokens - 2 * (1 + 9) = 0
     assert (await call(app, "GET", "/status"))[0] == 429
@@ -156,7 +152,7 @@ async def test_connections_over_the_cap_are_refused_at_accept() -> None:
     per_client = 2
     registry = CollectorRegistry()
     guard = ApiGuard(Limits(api_max_connections_per_client=per_client), registry)
-    app = api.build_app(FakeNode(limits=Limits()))  # type: ignore[arg-type]
+    app = api.build_app(FakeReplica())
     with trio.socket.socket() as probe:
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

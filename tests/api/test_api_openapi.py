@@ -4,7 +4,6 @@ with its methods, every documented path is a route, and the document's limits ar
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from typing import Any
 
 from starlette.routing import Route
@@ -13,12 +12,14 @@ from sequencing.api import app as api
 from sequencing.api.openapi import OPENAPI, openapi_document
 from sequencing.config import Limits
 
+from .fake_replica import FakeReplica
+
 ERROR_BODIES = {"Error", "BatchError", "TxStatus", "BundleStatus", "BatchResult"}
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def routes(limits: Limits | None = None) -> set[tuple[str, str]]:
-    app = api.build_app(SimpleNamespace(limits=limits or Limits()))  # type: ignore[arg-type]
+    app = api.build_app(FakeReplica(limits))
     out = set()
     for route in app.routes:
         assert isinstance(route, Route), route

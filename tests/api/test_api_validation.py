@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sequencing.api.app import MAX_BODY
+from sequencing.api.http_util import MAX_BODY
 from sequencing.config import Limits
 
 LIMITS = Limits()

@@ -1,0 +1,72 @@
+"""The API's reads of a replica's ledger: committed blocks, their namespaced Merkle trees (the
+last few cached, since subscriptions for many rollups read the same heights), and the slice and
+bundle proofs built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from consensus.commit_proof import CommitProof
+from consensus.messages import Block
+
+from ..rollup.block_content import TreeCache
+from ..rollup.nmt import NamespacedMerkleTree
+from ..rollup.proofs import BundleProof, SliceProof
+from ..rollup.transactions import Bundle, Transaction
+from .port import LedgerView, ReplicaPort
+from .views import ApiError, block_json
+
+T = TypeVar("T")
+
+
+class LedgerReads:
+    def __init__(self, replica: ReplicaPort) -> None:
+        self.replica = replica
+        self.trees = TreeCache()
+
+    async def read(self, fn: Callable[[LedgerView], T]) -> T:
+        """``fn(ledger)`` in the replica's storage thread; 503 ``starting`` before the ledger is open."""
+        if not self.replica.ledger_open:
+            raise ApiError(503, "starting", "the replica is still starting")
+        return await self.replica.read_ledger(fn)
+
+    async def stored(self, height: int) -> tuple[Block, CommitProof, NamespacedMerkleTree] | None:
+        """The committed block at ``height``, its commit proof and its namespaced Merkle tree."""
+        if height < 1 or height > self.replica.durable_height:
+            return None
+        stored = await self.read(lambda ledger: ledger.block_at(height))
+        if stored is None:
+            return None
+        tree = self.trees.get(height)
+        if tree is None:
+            leaves = await self.read(lambda ledger: ledger.leaves_at(height))
+            if leaves is None:
+                return None
+            tree = NamespacedMerkleTree(leaves)
+            self.trees.put(height, tree)
+        return stored[0], stored[1], tree
+
+    async def slice_proof(self, rollup_id: int, height: int) -> SliceProof | None:
+        found = await self.stored(height)
+        if found is None:
+            return None
+        _, commit, tree = found
+        return SliceProof(rollup_id, height, tuple(tree.leaves_of(rollup_id)), commit,
+                          tree.prove_namespace(rollup_id))
+
+    async def bundle_proof(self, bundle_id: bytes) -> BundleProof | None:
+        location = await self.read(lambda ledger: ledger.bundle_location(bundle_id))
+        if location is None:
+            return None
+        height, indices = location
+        found = await self.stored(height)
+        if found is None:
+            return None
+        _, commit, tree = found
+        txs = tuple(Transaction(*tree.leaf(i)) for i in indices)
+        return BundleProof(Bundle(txs), height, tuple(indices), commit, tree.prove_leaves(indices))
+
+    async def block_view(self, height: int) -> dict[str, Any] | None:
+        found = await self.stored(height)
+        return None if found is None else block_json(*found)

@@ -1,0 +1,86 @@
+"""An in-memory :class:`sequencing.api.port.ReplicaPort` for driving the API apps without a
+replica: a mempool that accepts everything (or is full), an empty ledger, a registry of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import trio
+from prometheus_client import CollectorRegistry
+
+from consensus.commit_proof import CommitProof
+from consensus.messages import Block, Evidence
+from sequencing.api.port import LedgerView
+from sequencing.config import Limits
+from sequencing.replica.mempool import MempoolFull
+from sequencing.rollup.transactions import Item
+
+T = TypeVar("T")
+
+
+class EmptyLedger:
+    """A ledger with nothing committed."""
+
+    def block_at(self, height: int) -> tuple[Block, CommitProof] | None:
+        return None
+
+    def leaves_at(self, height: int) -> tuple[tuple[int, bytes], ...] | None:
+        return None
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:
+        return None
+
+    def bundle_location(self, bundle_id: bytes) -> tuple[int, tuple[int, ...]] | None:
+        return None
+
+    def rollup_summary(self) -> dict[int, tuple[int, bytes]]:
+        return {}
+
+    def evidence_list(self, *, offender: int | None = None) -> list[tuple[Evidence, int | None]]:
+        return []
+
+
+class FakeReplica:
+    def __init__(self, limits: Limits | None = None, *, ledger_open: bool = True, room: int = 1_000_000,
+                 batched: bool = True) -> None:
+        self.id = 0
+        self.limits = limits or Limits()
+        self.durable_height = 0
+        self.metrics_registry = CollectorRegistry()
+        self.ledger_open = ledger_open
+        self.ledger: LedgerView = EmptyLedger()
+        self.room = room  # items the mempool takes before it is full
+        self.batched = batched  # whether wait_durable sees the item batched
+        self.items: dict[bytes, Item] = {}
+        self.last_arrival = 0
+        self.reads = 0
+
+    def status(self) -> dict[str, Any]:
+        return {"id": self.id, "started": True}
+
+    def submit(self, item: Item) -> bool:
+        item.validate(self.limits)
+        if item.id in self.items:
+            return False
+        if len(self.items) >= self.room:
+            raise MempoolFull("full")
+        self.items[item.id] = item
+        self.last_arrival += 1
+        return True
+
+    async def wait_durable(self, arrival: int) -> bool:
+        await trio.lowlevel.checkpoint()
+        return self.batched
+
+    def is_pending(self, item_id: bytes) -> bool:
+        return item_id in self.items
+
+    async def wait_committed(self) -> None:
+        await trio.sleep_forever()
+
+    async def read_ledger(self, read: Callable[[LedgerView], T]) -> T:
+        assert self.ledger_open, "read before the ledger is open"
+        self.reads += 1
+        await trio.lowlevel.checkpoint()
+        return read(self.ledger)
