@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .commit_proof import CommitProof
 from .messages import Block, BlockId, ConsensusMessage, Evidence, ReplicaId
-from .safety import SafetyState
+from .safety import NotSafeToTimeout, NotSafeToVote, SafetyState
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +59,8 @@ class RecordEvidence:
 
 @dataclass(frozen=True, slots=True)
 class FetchBlocks:
-    """Ask ``peer`` for the blocks from height ``above_height + 1`` up to ``target`` (oldest first),
-    then call ``on_blocks``."""
+    """Ask ``peer`` for ``target``'s chain above height ``above_height`` and pass its answer,
+    newest first (``target`` first), to ``on_blocks``."""
 
     peer: ReplicaId
     target: BlockId
@@ -85,13 +86,30 @@ class VerifyPayload:
     block: Block
 
 
+class DropKind(StrEnum):
+    """What the core dropped, or declined to sign (the value is the metric label)."""
+
+    PROPOSAL = "Proposal"  # a proposal that does not verify (signature, leader, height, QC, TC)
+    PAYLOAD = "Payload"  # a proposal whose payload the I/O layer found invalid
+    VOTE = "Vote"
+    TIMEOUT = "Timeout"
+    EVIDENCE = "Evidence"
+    BLOCKS = "Blocks"  # an answer to FetchBlocks
+    SYNC = "Sync"  # committed blocks from catch-up (``sender`` is this replica)
+    UNEXPECTED = "Unexpected"  # not a consensus message at all
+    NOT_SAFE_TO_VOTE = "NotSafeToVote"  # a proposal (maybe its own) the vote rule refused
+    NOT_SAFE_TO_TIMEOUT = "NotSafeToTimeout"  # its own timeout, refused by the timeout rule
+
+
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """A peer's input was rejected; count and log it."""
+    """A peer's input was rejected, or the safety rules refused to sign (``refusal`` then holds
+    the rule and the rounds it compared); count and log it. ``reason`` is for the log."""
 
     sender: ReplicaId
-    kind: str
+    kind: DropKind
     reason: str
+    refusal: NotSafeToVote | NotSafeToTimeout | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from .actions import (
     Action,
     Broadcast,
     Commit,
+    DropKind,
     Dropped,
     FetchBlocks,
     PersistBlock,
@@ -54,7 +55,7 @@ from .messages import (
     genesis_block,
 )
 from .pacemaker import Pacemaker, PacemakerConfig
-from .safety import NotSafeToVote, SafetyRules, SafetyState
+from .safety import NotSafeToTimeout, NotSafeToVote, SafetyRules, SafetyState
 from .validation import (
     timeout_payload,
     verify_block_certificate,
@@ -64,6 +65,10 @@ from .validation import (
 )
 
 PRUNE_EVERY = 64  # rounds between prunings of the equivocation detector
+
+_DROP_KIND: dict[type, DropKind] = {
+    Proposal: DropKind.PROPOSAL, Vote: DropKind.VOTE, Timeout: DropKind.TIMEOUT, Evidence: DropKind.EVIDENCE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +268,7 @@ class Replica:
             else:
                 raise InvalidMessage(f"unexpected message type {type(message).__name__}")
         except InvalidMessage as exc:
-            out.append(Dropped(sender, type(message).__name__, str(exc)))
+            out.append(Dropped(sender, _DROP_KIND.get(type(message), DropKind.UNEXPECTED), str(exc)))
         return out
 
     @_all_or_nothing
@@ -288,8 +293,9 @@ class Replica:
         except DecodeError as exc:
             raise LocalProtocolError(f"on_payload_ready: the payload does not fit a block: {exc}") from exc
         self._proposal_context = None
-        if not self.rules.safe_to_vote(self.safety, block, ctx.tc):
-            self._refuse_vote(self.id, block, ctx.tc, out)
+        refusal = self.rules.vote_refusal(self.safety, block, ctx.tc)
+        if refusal is not None:
+            self._refuse(self.id, refusal, out)
             return out
         proposal = Proposal(block, ctx.tc, self._signer.sign(SignatureKind.PROPOSAL, round, block.id))
         self.detector.observe(
@@ -309,7 +315,7 @@ class Replica:
         if proposal is None:
             return out
         if not ok:
-            out.append(Dropped(proposal.author, "Proposal", f"invalid payload: {reason}"))
+            out.append(Dropped(proposal.author, DropKind.PAYLOAD, f"invalid payload: {reason}"))
             return out
         self._try_vote(proposal, out)
         return out
@@ -321,7 +327,7 @@ class Replica:
         try:
             self._on_blocks(sender, blocks, out)
         except InvalidMessage as exc:
-            out.append(Dropped(sender, "Blocks", str(exc)))
+            out.append(Dropped(sender, DropKind.BLOCKS, str(exc)))
         return out
 
     @_all_or_nothing
@@ -335,7 +341,7 @@ class Replica:
         try:
             self._on_synced(list(blocks), proof, out)
         except InvalidMessage as exc:
-            out.append(Dropped(self.id, "Sync", str(exc)))
+            out.append(Dropped(self.id, DropKind.SYNC, str(exc)))
         return out
 
     def _on_synced(self, blocks: list[Block], proof: CommitProof, out: list[Action]) -> None:
@@ -400,11 +406,12 @@ class Replica:
         self._insert(block, out)
         self._proposals[block.id] = proposal
         if block.round == self.pacemaker.round:
-            if self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
+            refusal = self.rules.vote_refusal(self.safety, block, proposal.last_tc)
+            if refusal is None:
                 self._awaiting_payload[block.id] = proposal
                 out.append(VerifyPayload(block))
             else:
-                self._refuse_vote(block.author, block, proposal.last_tc, out)
+                self._refuse(block.author, refusal, out)
         self._accept_children(block.id, out)
 
     def _insert(self, block: Block, out: list[Action]) -> None:
@@ -426,7 +433,7 @@ class Replica:
         try:
             self._accept(proposal, out)
         except InvalidMessage as exc:
-            out.append(Dropped(sender, "Proposal", str(exc)))
+            out.append(Dropped(sender, DropKind.PROPOSAL, str(exc)))
 
     def _stash(self, sender: ReplicaId, proposal: Proposal) -> None:
         self._pending.setdefault(proposal.block.parent_id, []).append((sender, proposal))
@@ -437,17 +444,18 @@ class Replica:
         block = proposal.block
         if block.round != self.pacemaker.round or block.id not in self.tree:
             return
-        if not self.rules.safe_to_vote(self.safety, block, proposal.last_tc):
-            self._refuse_vote(block.author, block, proposal.last_tc, out)
+        refusal = self.rules.vote_refusal(self.safety, block, proposal.last_tc)
+        if refusal is not None:
+            self._refuse(block.author, refusal, out)
             return
         vote = self._sign_vote(block, out)
         self._deliver_vote(vote, out)
 
-    def _refuse_vote(
-        self, sender: ReplicaId, block: Block, tc: TimeoutCert | None, out: list[Action]
+    def _refuse(
+        self, sender: ReplicaId, refusal: NotSafeToVote | NotSafeToTimeout, out: list[Action]
     ) -> None:
-        reason = NotSafeToVote.of(self.safety, block, tc)
-        out.append(Dropped(sender, "NotSafeToVote", str(reason)))
+        kind = DropKind.NOT_SAFE_TO_VOTE if isinstance(refusal, NotSafeToVote) else DropKind.NOT_SAFE_TO_TIMEOUT
+        out.append(Dropped(sender, kind, str(refusal), refusal))
 
     def _sign_vote(self, block: Block, out: list[Action]) -> Vote:
         out.append(PersistBlock(block))
@@ -566,7 +574,9 @@ class Replica:
         r = self.pacemaker.round
         qc = self.safety.high_qc
         tc = self.last_tc if self.last_tc is not None and self.last_tc.round + 1 == r else None
-        if not self.rules.safe_to_timeout(self.safety, r, qc, tc):
+        refusal = self.rules.timeout_refusal(self.safety, r, qc, tc)
+        if refusal is not None:
+            self._refuse(self.id, refusal, out)
             return
         self.safety = self.rules.record_vote(self.safety, r)
         self._persist(out)

@@ -7,7 +7,8 @@ it leaves the replica; the core emits it as a ``PersistSafety`` action ahead of 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from .encoding import expect_int, expect_list, pack, unpack
 from .errors import DecodeError
@@ -69,31 +70,83 @@ class SafetyState:
         return cls.from_wire(unpack(data, max_size=1 << 20))
 
 
+class Refusal(StrEnum):
+    """Which safety rule refused a signature (the value is the metric label). The rules are
+    checked in this order and the first that fails is reported."""
+
+    STALE_ROUND = "stale_round"  # vote: round <= highest voted round; timeout: round < it
+    RECOVERY_FLOOR = "recovery_floor"  # round <= recovery floor (a replica that lost its disk)
+    STALE_QC = "stale_qc"  # timeout: it would carry a QC older than its own high QC (the lock)
+    NOT_JUSTIFIED = "not_justified"  # neither the QC nor a TC is of round - 1
+    TC_LOCK = "tc_lock"  # vote after a TC: the block's QC is older than the TC's highest QC
+
+
 @dataclass(frozen=True, slots=True)
 class NotSafeToVote:
-    """Why a vote was refused, for logs (after aptos' ``NotSafeToVote``): the block's round and
-    QC round, the TC's round if any, and the safety state the rule compared them with."""
+    """Why a vote (or an own proposal) was refused (after aptos' ``NotSafeToVote``): the rule,
+    the block's round and QC round, the TC's round and highest QC round if any, and the safety
+    state the rule compared them with."""
 
+    reason: Refusal
+    round: int
+    qc_round: int
+    tc_round: int | None
+    tc_high_qc_round: int | None
+    highest_voted_round: int
+    recovery_floor: int
+    signing: ClassVar[str] = "vote"
+
+    @classmethod
+    def of(
+        cls, reason: Refusal, state: SafetyState, block: Block, last_tc: TimeoutCert | None
+    ) -> NotSafeToVote:
+        return cls(reason, block.round, block.qc.round,
+                   None if last_tc is None else last_tc.round,
+                   None if last_tc is None else last_tc.max_hqc_round,
+                   state.highest_voted_round, state.recovery_floor)
+
+    def __str__(self) -> str:
+        return (f"not safe to vote ({self.reason}): round {self.round}, qc round {self.qc_round}, "
+                f"tc round {_opt(self.tc_round)}, tc high qc round {_opt(self.tc_high_qc_round)}, "
+                f"highest voted round {self.highest_voted_round}, recovery floor {self.recovery_floor}")
+
+
+@dataclass(frozen=True, slots=True)
+class NotSafeToTimeout:
+    """Why a timeout was refused: the rule, the round, the round of the QC it would carry, the
+    TC's round if any, and the safety state compared (``locked_round``: its high QC's round)."""
+
+    reason: Refusal
     round: int
     qc_round: int
     tc_round: int | None
     highest_voted_round: int
     recovery_floor: int
+    locked_round: int
+    signing: ClassVar[str] = "timeout"
 
     @classmethod
-    def of(cls, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> NotSafeToVote:
-        return cls(block.round, block.qc.round, None if last_tc is None else last_tc.round,
-                   state.highest_voted_round, state.recovery_floor)
+    def of(
+        cls, reason: Refusal, state: SafetyState, round: int, high_qc: QuorumCert,
+        last_tc: TimeoutCert | None,
+    ) -> NotSafeToTimeout:
+        return cls(reason, round, high_qc.round, None if last_tc is None else last_tc.round,
+                   state.highest_voted_round, state.recovery_floor, state.high_qc.round)
 
     def __str__(self) -> str:
-        tc = "none" if self.tc_round is None else str(self.tc_round)
-        return (f"not safe to vote: round {self.round}, qc round {self.qc_round}, tc round {tc}, "
-                f"highest voted round {self.highest_voted_round}, recovery floor {self.recovery_floor}")
+        return (f"not safe to time out ({self.reason}): round {self.round}, qc round {self.qc_round}, "
+                f"tc round {_opt(self.tc_round)}, highest voted round {self.highest_voted_round}, "
+                f"recovery floor {self.recovery_floor}, locked round {self.locked_round}")
+
+
+def _opt(value: int | None) -> str:
+    return "none" if value is None else str(value)
 
 
 class SafetyRules:
-    """The rules as pure functions of (state, input). Tests subclass this to weaken one rule and
-    check that the property checkers notice (see tests/consensus/broken.py and test_teeth.py)."""
+    """The rules as pure functions of (state, input); a refusal comes back as a typed reason with
+    the numbers compared, ``None`` means safe. Tests subclass this to weaken one rule and check
+    that the property checkers notice (see tests/consensus/broken.py and test_teeth.py)."""
 
     def observe_qc(self, state: SafetyState, qc: QuorumCert) -> SafetyState:
         if qc.round > state.high_qc.round:
@@ -105,22 +158,35 @@ class SafetyRules:
             return replace(state, high_tc=tc)
         return state
 
-    def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:
+    def vote_refusal(
+        self, state: SafetyState, block: Block, last_tc: TimeoutCert | None
+    ) -> NotSafeToVote | None:
         r = block.round
-        if r <= state.highest_voted_round or r <= state.recovery_floor:
-            return False
+        if r <= state.highest_voted_round:
+            return NotSafeToVote.of(Refusal.STALE_ROUND, state, block, last_tc)
+        if r <= state.recovery_floor:
+            return NotSafeToVote.of(Refusal.RECOVERY_FLOOR, state, block, last_tc)
         if block.qc.round + 1 == r:
-            return True
-        return last_tc is not None and last_tc.round + 1 == r and block.qc.round >= last_tc.max_hqc_round
+            return None
+        if last_tc is None or last_tc.round + 1 != r:
+            return NotSafeToVote.of(Refusal.NOT_JUSTIFIED, state, block, last_tc)
+        if block.qc.round < last_tc.max_hqc_round:
+            return NotSafeToVote.of(Refusal.TC_LOCK, state, block, last_tc)
+        return None
 
-    def safe_to_timeout(
+    def timeout_refusal(
         self, state: SafetyState, round: int, high_qc: QuorumCert, last_tc: TimeoutCert | None
-    ) -> bool:
-        if round < state.highest_voted_round or round <= state.recovery_floor:
-            return False
-        if high_qc.round < state.high_qc.round:
-            return False
-        return high_qc.round + 1 == round or (last_tc is not None and last_tc.round + 1 == round)
+    ) -> NotSafeToTimeout | None:
+        reason: Refusal | None = None
+        if round < state.highest_voted_round:
+            reason = Refusal.STALE_ROUND
+        elif round <= state.recovery_floor:
+            reason = Refusal.RECOVERY_FLOOR
+        elif high_qc.round < state.high_qc.round:
+            reason = Refusal.STALE_QC
+        elif high_qc.round + 1 != round and (last_tc is None or last_tc.round + 1 != round):
+            reason = Refusal.NOT_JUSTIFIED
+        return None if reason is None else NotSafeToTimeout.of(reason, state, round, high_qc, last_tc)
 
     def record_vote(self, state: SafetyState, round: int) -> SafetyState:
         return replace(state, highest_voted_round=max(state.highest_voted_round, round))

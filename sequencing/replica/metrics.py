@@ -35,7 +35,13 @@ class NodeMetrics:
         self.pending_batches = Gauge("ordo_pending_batches", "Known uncommitted batches", registry=r)
         self.batches_created = Counter("ordo_batches_created", "Batches this replica made", registry=r)
         self.submissions = Counter("ordo_submissions", "Client submissions", ["result"], registry=r)
-        self.dropped = Counter("ordo_dropped_inputs", "Peer inputs rejected by the core", ["kind"], registry=r)
+        self.dropped = Counter(
+            "ordo_dropped_inputs", "Inputs rejected, or signatures refused, by the core", ["kind"], registry=r,
+        )
+        self.refusals = Counter(
+            "ordo_safety_refusals", "Votes and timeouts the safety rules refused, by rule", ["signing", "reason"],
+            registry=r,
+        )
         self.input_errors = Counter(
             "ordo_input_errors", "Inputs dropped after an unexpected error (logged with traceback)",
             ["input", "reason"], registry=r,

@@ -400,6 +400,8 @@ class Node:
                 queue.extend(await self._verify_payload(action.block))
             elif isinstance(action, Dropped):
                 self.metrics.dropped.labels(action.kind).inc()
+                if action.refusal is not None:
+                    self.metrics.refusals.labels(action.refusal.signing, action.refusal.reason).inc()
                 log.debug("replica %d dropped %s from %d: %s", self.id, action.kind, action.sender,
                           action.reason)
             elif isinstance(action, RoundEntered):

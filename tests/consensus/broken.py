@@ -11,7 +11,7 @@ from consensus.committee import Committee
 from consensus.core import Replica
 from consensus.crypto import SignatureKind, Verifier
 from consensus.messages import Block, QuorumCert, ReplicaId, Timeout, TimeoutCert
-from consensus.safety import SafetyRules, SafetyState
+from consensus.safety import NotSafeToVote, Refusal, SafetyRules, SafetyState
 from consensus.simulation.node import SimNode
 from consensus.simulation.sync import CatchUp
 
@@ -19,20 +19,21 @@ from consensus.simulation.sync import CatchUp
 class NoRoundCheckRules(SafetyRules):
     """Votes even in a round it already voted or timed out in."""
 
-    def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:
+    def vote_refusal(
+        self, state: SafetyState, block: Block, last_tc: TimeoutCert | None
+    ) -> NotSafeToVote | None:
         relaxed = SafetyState(0, state.high_qc, 0)
-        return super().safe_to_vote(relaxed, block, last_tc)
+        return super().vote_refusal(relaxed, block, last_tc)
 
 
 class NoLockRules(SafetyRules):
     """After a TC, votes for a block extending any QC (drops qc.round >= max high-QC round)."""
 
-    def safe_to_vote(self, state: SafetyState, block: Block, last_tc: TimeoutCert | None) -> bool:
-        if block.round <= state.highest_voted_round:
-            return False
-        if block.qc.round + 1 == block.round:
-            return True
-        return last_tc is not None and last_tc.round + 1 == block.round
+    def vote_refusal(
+        self, state: SafetyState, block: Block, last_tc: TimeoutCert | None
+    ) -> NotSafeToVote | None:
+        refusal = super().vote_refusal(state, block, last_tc)
+        return None if refusal is not None and refusal.reason == Refusal.TC_LOCK else refusal
 
 
 class OneChainReplica(Replica):

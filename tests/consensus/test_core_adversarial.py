@@ -178,8 +178,8 @@ def test_a_leader_that_timed_out_does_not_propose_when_its_payload_arrives() -> 
     assert not sent(out, Proposal) and not sent(out, Vote) and not of(out, PersistSafety)
     refusal = of(out, Dropped)[0]
     assert (refusal.sender, refusal.kind) == (1, "NotSafeToVote")
-    assert refusal.reason == ("not safe to vote: round 1, qc round 0, tc round none, "
-                              "highest voted round 1, recovery floor 0")
+    assert refusal.reason == ("not safe to vote (stale_round): round 1, qc round 0, tc round none, "
+                              "tc high qc round none, highest voted round 1, recovery floor 0")
 
 
 def test_a_follower_that_timed_out_says_why_it_does_not_vote() -> None:
@@ -204,9 +204,9 @@ def test_safety_rules_refuse_a_vote_in_a_round_already_timed_out_but_allow_a_rep
     rules = SafetyRules()
     b1 = W.block(1, W.genesis)
     state = rules.record_vote(SafetyState.initial(W.genesis_qc), 1)  # timed out (or voted) in 1
-    assert not rules.safe_to_vote(state, b1, None)
-    assert rules.safe_to_timeout(state, 1, W.genesis_qc, None)  # re-broadcast of the same timeout
-    assert rules.safe_to_vote(SafetyState.initial(W.genesis_qc), b1, None)
+    assert rules.vote_refusal(state, b1, None) is not None
+    assert rules.timeout_refusal(state, 1, W.genesis_qc, None) is None  # re-broadcast of the same timeout
+    assert rules.vote_refusal(SafetyState.initial(W.genesis_qc), b1, None) is None
 
 
 # -- a rejected input leaves the core as it was --------------------------------------------------

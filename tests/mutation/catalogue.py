@@ -55,6 +55,7 @@ CERTS = "tests/consensus/test_certificates.py"  # these three come with branch h
 ADVERSARIAL = "tests/consensus/test_core_adversarial.py"
 FUZZ = "tests/consensus/test_core_fuzz.py"
 NODE_SAFETY = "tests/sequencing/test_node_safety.py"  # branch h/node
+REFUSALS = "tests/consensus/test_refusals.py"
 
 V = "consensus/validation.py"
 C = "consensus/core.py"
@@ -159,33 +160,41 @@ MUTANTS: tuple[Mutant, ...] = (
            (ADVERSARIAL, CORE, CONS), awaits="the check-before-change rework of fetched blocks (branch h/certs)"),
     # -- voting, locking, committing ---------------------------------------------------------------
     m("vote-round-not-increasing", "vote only in a round above the highest voted round", S,
-      "if r <= state.highest_voted_round or r <= state.recovery_floor:",
-      "if r < state.highest_voted_round or r <= state.recovery_floor:",
+      "if r <= state.highest_voted_round:",
+      "if r < state.highest_voted_round:",
       CORE, TEETH, CONS),
     m("vote-below-recovery-floor", "a recovered replica signs nothing at or below its floor", S,
-      "if r <= state.highest_voted_round or r <= state.recovery_floor:",
-      "if r <= state.highest_voted_round:",
+      "if r <= state.recovery_floor:",
+      "if False:",
       CORE, CONS),
     m("vote-without-qc-or-tc", "vote only if qc.round = round-1, or a TC for round-1 justifies it", S,
       "if block.qc.round + 1 == r:", "if block.qc.round < r:",
       CORE, TEETH, CONS),
     Mutant("vote-tc-for-any-round", "a TC justifies a vote only in the round right after it", (
         Edit(V, "if tc.round != block.round - 1:", "if False:"),
-        Edit(S, "last_tc.round + 1 == r and block.qc.round", "last_tc.round < r and block.qc.round"),
+        Edit(S, "if last_tc is None or last_tc.round + 1 != r:", "if last_tc is None or last_tc.round >= r:"),
     ), (MSG, CORE, CONS)),
+    # the next two were listed as equivalent (the core never calls the rules in a way that tells them
+    # apart) until the rules reported typed refusals, whose boundary tests call them directly
+    m("vote-tc-for-any-round-rule-only", "the vote rule itself accepts a TC only for round - 1", S,
+      "if last_tc is None or last_tc.round + 1 != r:", "if last_tc is None or last_tc.round >= r:",
+      REFUSALS, CONS),
+    m("timeout-stale-high-qc", "a timeout carries the replica's highest QC (its lock)", S,
+      "elif high_qc.round < state.high_qc.round:", "elif False:",
+      REFUSALS, CONS),
     m("lock-rule-removed", "after a TC, vote only for a block extending the highest QC in it (lock)", S,
-      " and block.qc.round >= last_tc.max_hqc_round", "",
+      "if block.qc.round < last_tc.max_hqc_round:", "if False:",
       TEETH, CORE, CONS),
     m("lock-rule-removed-random-search", "the lock rule's removal is found by random schedules and "
       "Twins, not only by the scripted attack (issue 8; killed in branch h/simadv)", S,
-      " and block.qc.round >= last_tc.max_hqc_round", "",
+      "if block.qc.round < last_tc.max_hqc_round:", "if False:",
       "tests/consensus/test_properties.py", "tests/consensus/test_twins.py"),
     m("leader-proposes-after-timeout", "a leader never proposes in a round it timed out in", C,
       "if self._proposed_round >= r or r <= self.safety.highest_voted_round:",
       "if self._proposed_round >= r:",
       ADVERSARIAL, CORE, CONS),
     m("leader-votes-after-timeout", "a leader never votes for its own late payload after timing out", C,
-      "if not self.rules.safe_to_vote(self.safety, block, ctx.tc):", "if False:",
+      "refusal = self.rules.vote_refusal(self.safety, block, ctx.tc)", "refusal = None",
       ADVERSARIAL, CORE, CONS),
     m("commit-not-direct-successor", "2-chain commit: the certified block's round is its parent's + 1", C,
       "if parent is None or certified.round != parent.round + 1:", "if parent is None:",
@@ -291,13 +300,6 @@ MUTANTS: tuple[Mutant, ...] = (
 
 # Mutants left out because no test can tell them apart from the real code; each with its reason.
 EQUIVALENT: tuple[tuple[str, str], ...] = (
-    ("safety.safe_to_timeout without `high_qc.round < state.high_qc.round`",
-     "the core always times out carrying its own safety.high_qc, so the condition never holds in "
-     "this code base; it documents the rule for other callers of SafetyRules"),
-    ("safety.safe_to_vote accepting a TC for any earlier round (`last_tc.round < r`)",
-     "every TC reaching safe_to_vote is already round - 1: verify_proposal checks a received "
-     "proposal's TC, and a leader's own comes from last_tc only when it is; `vote-tc-for-any-round` "
-     "removes both checks"),
     ("validation: only the explicit committee-membership check of a QC voter / vote / timeout removed",
      "Verifier.verify already answers False for a non-member, so the verdict is unchanged (only the "
      "message differs); `non-member-signer` removes both checks instead"),
