@@ -4,37 +4,90 @@ answers to the parts of the node waiting for them."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from ..rollup.batches import Batch
+from consensus.commit_proof import CommitProof
+from consensus.core import Replica
+from consensus.messages import Block
+
+from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockPayload
 from ..rollup.transactions import item_txs
+from .events import BlocksIn
 from .wire import (
     BatchMsg,
     BatchRequest,
     BatchResponse,
     BlockRequest,
     BlockResponse,
+    PeerLink,
     StatusRequest,
     StatusResponse,
     SyncRequest,
     SyncResponse,
 )
 
-if TYPE_CHECKING:
-    from .node import Node
-
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BLOCKS_PER_FETCH = 256
 
 
+class LedgerReads(Protocol):
+    """The ledger database's reads that peers' requests need (blocking: run via ``storage_call``)."""
+
+    def committed_height(self) -> int: ...
+
+    def block_at(self, height: int) -> tuple[Block, CommitProof] | None: ...
+
+    def block_by_id(self, block_id: bytes) -> Block | None: ...
+
+    def blocks_between(self, first: int, last: int) -> list[Block]: ...
+
+
+class ServedReplica(Protocol):
+    """The replica as the peer service sees it (``Node`` satisfies it)."""
+
+    @property
+    def replica(self) -> Replica | None: ...  # the consensus core, once started
+
+    @property
+    def recovering(self) -> bool: ...  # a recovering replica's certificates say nothing yet
+
+    @property
+    def storage(self) -> LedgerReads | None: ...
+
+    @property
+    def batches(self) -> BatchPool: ...
+
+    async def storage_call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def load_batch(self, digest: bytes) -> Batch | None: ...
+
+    def accept_batch(self, batch: Batch, sender: int | None) -> bool: ...
+
+    def post(self, event: BlocksIn) -> bool: ...
+
+
+class StatusListener(Protocol):
+    """Where answers to our own sync and status requests go (``CatchUp``)."""
+
+    def on_status(self, sender: int, status: StatusResponse) -> None: ...
+
+    def on_response(self, sender: int, response: SyncResponse) -> None: ...
+
+
 class PeerService:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServedReplica, peers: PeerLink, catch_up: StatusListener,
+                 max_frame_bytes: int) -> None:
         self.node = node
+        self._peers = peers
+        self._catch_up = catch_up
+        self._max_frame_bytes = max_frame_bytes
         self.unexpected = 0
 
-    async def handle(self, sender: int, message: Any) -> None:
+    async def handle(self, sender: int, message: object) -> None:
         node = self.node
         if isinstance(message, BatchMsg):
             node.accept_batch(message.batch, sender)
@@ -46,15 +99,15 @@ class PeerService:
         elif isinstance(message, BlockRequest):
             await self._answer_blocks(sender, message)
         elif isinstance(message, BlockResponse):
-            node.post("blocks", sender, list(message.blocks))
+            node.post(BlocksIn(sender, message.blocks))
         elif isinstance(message, SyncRequest):
             await self._answer_sync(sender, message)
         elif isinstance(message, SyncResponse):
-            node.catch_up.on_response(sender, message)
+            self._catch_up.on_response(sender, message)
         elif isinstance(message, StatusRequest):
             self._answer_status(sender)
         elif isinstance(message, StatusResponse):
-            node.catch_up.on_status(sender, message)
+            self._catch_up.on_status(sender, message)
         else:
             self.unexpected += 1
 
@@ -68,7 +121,7 @@ class PeerService:
             if batch is not None:
                 found.append(batch)
         if found:
-            node.transport.send(sender, BatchResponse(tuple(found)))
+            self._peers.send(sender, BatchResponse(tuple(found)))
 
     async def _answer_blocks(self, sender: int, request: BlockRequest) -> None:
         node = self.node
@@ -85,7 +138,7 @@ class PeerService:
             blocks.append(block)
             next_id = block.parent_id
         if blocks:
-            node.transport.send(sender, BlockResponse(tuple(blocks)))
+            self._peers.send(sender, BlockResponse(tuple(blocks)))
 
     async def _answer_sync(self, sender: int, request: SyncRequest) -> None:
         node = self.node
@@ -95,13 +148,13 @@ class PeerService:
         height = await node.storage_call(storage.committed_height)
         last = min(height, request.from_height + min(request.limit, MAX_BLOCKS_PER_FETCH) - 1)
         if last < request.from_height:
-            node.transport.send(sender, SyncResponse((), None, height))
+            self._peers.send(sender, SyncResponse((), None, height))
             return
         blocks = await node.storage_call(storage.blocks_between, request.from_height, last)
         if not blocks:
             return
         # blocks and their batch bodies within a byte budget (well under the frame limit)
-        budget = node.limits.max_frame_bytes // 2
+        budget = self._max_frame_bytes // 2
         batches: list[Batch] = []
         kept = 0
         for block in blocks:
@@ -120,13 +173,13 @@ class PeerService:
         tail = await node.storage_call(storage.block_at, blocks[kept - 1].height)
         if tail is None:
             return
-        node.transport.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
+        self._peers.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
 
     def _answer_status(self, sender: int) -> None:
         node = self.node
         replica = node.replica
         if replica is None or node.recovering:
             return
-        node.transport.send(
+        self._peers.send(
             sender, StatusResponse(replica.high_qc, replica.last_tc, replica.committed.height)
         )
