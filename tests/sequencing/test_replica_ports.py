@@ -6,7 +6,9 @@ AttributeError, counted by the input guard as a dropped input, or raised)."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -240,3 +242,31 @@ async def test_recovery_without_peers_refuses_to_start() -> None:
     with pytest.raises(NodeStartError, match="no peers"):
         await recovery_floor(0, world.committee, world.verifier(), world.genesis.id, Poll([{}]),
                              connected=set)
+
+
+def node_importers(root: Path) -> list[str]:
+    """Modules under ``root`` (a sequencing/replica/ tree) that import ``node`` in any form, also
+    under TYPE_CHECKING or inside a function."""
+    found = []
+    for path in sorted(root.glob("*.py")):
+        for stmt in ast.walk(ast.parse(path.read_text())):
+            if isinstance(stmt, ast.ImportFrom):
+                hit = (stmt.module or "").split(".")[-1] == "node" or any(a.name == "node" for a in stmt.names)
+            elif isinstance(stmt, ast.Import):
+                hit = any(a.name.split(".")[-1] == "node" for a in stmt.names)
+            else:
+                continue
+            if hit:
+                found.append(path.name)
+    return found
+
+
+def test_no_part_of_the_replica_imports_the_node(tmp_path: Path) -> None:
+    """node.py is the replica's composition root: its parts never import it back (not even for
+    type checking), so there is no import circle and no part can reach into the Node."""
+    replica = Path(__file__).resolve().parents[2] / "sequencing" / "replica"
+    assert node_importers(replica) == []
+    (tmp_path / "part.py").write_text("if TYPE_CHECKING:\n    from .node import Node\n")
+    (tmp_path / "other.py").write_text("def f() -> None:\n    from . import node\n")
+    (tmp_path / "third.py").write_text("import sequencing.replica.node\n")
+    assert node_importers(tmp_path) == ["other.py", "part.py", "third.py"]  # the check itself can fail
