@@ -79,27 +79,27 @@ class StatusListener(Protocol):
 
 
 class PeerService:
-    def __init__(self, node: ServedReplica, peers: PeerLink, catch_up: StatusListener,
+    def __init__(self, host: ServedReplica, peers: PeerLink, catch_up: StatusListener,
                  max_frame_bytes: int) -> None:
-        self.node = node
+        self._host = host
         self._peers = peers
         self._catch_up = catch_up
         self._max_frame_bytes = max_frame_bytes
         self.unexpected = 0
 
     async def handle(self, sender: int, message: object) -> None:
-        node = self.node
+        host = self._host
         if isinstance(message, BatchMsg):
-            node.accept_batch(message.batch, sender)
+            host.accept_batch(message.batch, sender)
         elif isinstance(message, BatchResponse):
             for batch in message.batches:
-                node.accept_batch(batch, None)
+                host.accept_batch(batch, None)
         elif isinstance(message, BatchRequest):
             await self._answer_batches(sender, message)
         elif isinstance(message, BlockRequest):
             await self._answer_blocks(sender, message)
         elif isinstance(message, BlockResponse):
-            node.post(BlocksIn(sender, message.blocks))
+            host.post(BlocksIn(sender, message.blocks))
         elif isinstance(message, SyncRequest):
             await self._answer_sync(sender, message)
         elif isinstance(message, SyncResponse):
@@ -112,27 +112,27 @@ class PeerService:
             self.unexpected += 1
 
     async def _answer_batches(self, sender: int, request: BatchRequest) -> None:
-        node = self.node
+        host = self._host
         found = []
         for digest in request.digests:
-            batch = node.batches.get(digest)
+            batch = host.batches.get(digest)
             if batch is None:
-                batch = await node.load_batch(digest)
+                batch = await host.load_batch(digest)
             if batch is not None:
                 found.append(batch)
         if found:
             self._peers.send(sender, BatchResponse(tuple(found)))
 
     async def _answer_blocks(self, sender: int, request: BlockRequest) -> None:
-        node = self.node
-        replica = node.replica
-        if replica is None or node.storage is None:
+        host = self._host
+        replica = host.replica
+        if replica is None or host.storage is None:
             return
         blocks = replica.chain_to(request.target, request.above_height, MAX_BLOCKS_PER_FETCH)
         next_id = blocks[-1].parent_id if blocks else request.target
-        storage = node.storage
+        storage = host.storage
         while len(blocks) < MAX_BLOCKS_PER_FETCH:
-            block = await node.storage_call(storage.block_by_id, next_id)
+            block = await host.storage_call(storage.block_by_id, next_id)
             if block is None or block.height <= request.above_height:
                 break
             blocks.append(block)
@@ -141,16 +141,16 @@ class PeerService:
             self._peers.send(sender, BlockResponse(tuple(blocks)))
 
     async def _answer_sync(self, sender: int, request: SyncRequest) -> None:
-        node = self.node
-        storage = node.storage
+        host = self._host
+        storage = host.storage
         if storage is None:
             return
-        height = await node.storage_call(storage.committed_height)
+        height = await host.storage_call(storage.committed_height)
         last = min(height, request.from_height + min(request.limit, MAX_BLOCKS_PER_FETCH) - 1)
         if last < request.from_height:
             self._peers.send(sender, SyncResponse((), None, height))
             return
-        blocks = await node.storage_call(storage.blocks_between, request.from_height, last)
+        blocks = await host.storage_call(storage.blocks_between, request.from_height, last)
         if not blocks:
             return
         # blocks and their batch bodies within a byte budget (well under the frame limit)
@@ -161,7 +161,7 @@ class PeerService:
             size = len(block.payload) + 512
             bodies = []
             for digest in BlockPayload.decode(block.payload).batches:
-                batch = node.batches.get(digest) or await node.load_batch(digest)
+                batch = host.batches.get(digest) or await host.load_batch(digest)
                 if batch is not None:
                     bodies.append(batch)
                     size += sum(len(tx.payload) + 16 for item in batch.items for tx in item_txs(item))
@@ -170,15 +170,15 @@ class PeerService:
             budget -= size
             batches.extend(bodies)
             kept += 1
-        tail = await node.storage_call(storage.block_at, blocks[kept - 1].height)
+        tail = await host.storage_call(storage.block_at, blocks[kept - 1].height)
         if tail is None:
             return
         self._peers.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
 
     def _answer_status(self, sender: int) -> None:
-        node = self.node
-        replica = node.replica
-        if replica is None or node.recovering:
+        host = self._host
+        replica = host.replica
+        if replica is None or host.recovering:
             return
         self._peers.send(
             sender, StatusResponse(replica.high_qc, replica.last_tc, replica.committed.height)
