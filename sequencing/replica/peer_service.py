@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from consensus.commit_proof import CommitProof
-from consensus.core import Replica
-from consensus.messages import Block
+from consensus.messages import Block, QuorumCert, TimeoutCert
 
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockPayload
@@ -46,11 +45,26 @@ class LedgerReads(Protocol):
     def blocks_between(self, first: int, last: int) -> list[Block]: ...
 
 
+class CoreView(Protocol):
+    """What peers may ask of the consensus core (``consensus.core.Replica`` satisfies it)."""
+
+    @property
+    def high_qc(self) -> QuorumCert: ...
+
+    @property
+    def last_tc(self) -> TimeoutCert | None: ...
+
+    @property
+    def committed(self) -> Block: ...
+
+    def chain_to(self, target: bytes, above_height: int, limit: int) -> list[Block]: ...
+
+
 class ServedReplica(Protocol):
     """The replica as the peer service sees it (``Node`` satisfies it)."""
 
     @property
-    def replica(self) -> Replica | None: ...  # the consensus core, once started
+    def replica(self) -> CoreView | None: ...  # the consensus core, once started
 
     @property
     def recovering(self) -> bool: ...  # a recovering replica's certificates say nothing yet

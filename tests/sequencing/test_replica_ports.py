@@ -17,8 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from seq_helpers import SignedChain, World, forged_qc
 
 from consensus.commit_proof import CommitProof, verify_commit_proof
-from consensus.core import Replica
-from consensus.messages import Block, QuorumCert
+from consensus.messages import Block, QuorumCert, TimeoutCert
 from sequencing.replica.catchup import CatchUp
 from sequencing.replica.errors import NodeStartError
 from sequencing.replica.events import BlocksIn
@@ -27,6 +26,7 @@ from sequencing.replica.peer_service import PeerService
 from sequencing.replica.recovery import recovery_floor
 from sequencing.replica.wire import (
     BatchMsg,
+    BlockRequest,
     BlockResponse,
     StatusRequest,
     StatusResponse,
@@ -146,11 +146,31 @@ class Ledger:
         return self.chain.blocks[first - 1:last]
 
 
+class Core:
+    """A CoreView: committed up to ``height`` of the chain, nothing uncommitted."""
+
+    def __init__(self, chain: SignedChain, height: int) -> None:
+        self.chain = chain
+        self.height = height
+        self.last_tc: TimeoutCert | None = None
+
+    @property
+    def high_qc(self) -> QuorumCert:
+        return self.chain.qcs[self.height - 1]
+
+    @property
+    def committed(self) -> Block:
+        return self.chain.blocks[self.height - 1]
+
+    def chain_to(self, target: bytes, above_height: int, limit: int) -> list[Block]:
+        return []
+
+
 class Served:
     """A ServedReplica: a ledger, a batch pool, and a record of what the service handed on."""
 
     def __init__(self, chain: SignedChain) -> None:
-        self.replica: Replica | None = None
+        self.replica: Core | None = None
         self.recovering = False
         self.storage: Ledger | None = Ledger(chain)
         self.batches = BatchPool(10)
@@ -210,6 +230,16 @@ async def test_peer_service_needs_only_its_served_replica_and_a_peer_link() -> N
     assert served.accepted == [(batch, 2)]
     assert served.posted == [BlocksIn(1, blocks)]
     assert listener.heard == [(3, status)]
+
+    served.replica = Core(chain, HEIGHT)
+    del peers.sent[:]
+    await service.handle(2, StatusRequest())
+    await service.handle(1, BlockRequest(chain.blocks[5].id, 2))  # newest first, down to height 3
+    assert peers.sent == [(2, StatusResponse(chain.qcs[HEIGHT - 1], None, HEIGHT)),
+                          (1, BlockResponse(tuple(reversed(chain.blocks[2:6]))))]
+    served.recovering = True  # its certificates say nothing about what it signed before
+    await service.handle(2, StatusRequest())
+    assert len(peers.sent) == 2
 
 
 class Poll:
