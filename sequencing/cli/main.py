@@ -44,7 +44,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         byzantine.append((int(rid), mode))
     if not args.reset:  # a replica that lost its key: say so here, before starting the others
         from ..keys import key_path
-        from ..replica.node import NodeStartError
+        from ..replica.errors import NodeStartError
         from ..replica.setup import cluster_is_new, missing_key_problem
 
         if not cluster_is_new(config):
@@ -82,8 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..keys import key_path, load_keypair, public_key_path, restore_public_key
-    from ..replica.node import DATABASE_FILES
-    from ..replica.setup import init_replica_dir
+    from ..replica.setup import DATABASE_FILES, init_replica_dir
 
     config = load_config(args.config)
     ids = [args.id] if args.id is not None else [r.id for r in config.replicas]
@@ -216,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..cluster.launcher import LaunchError
         from ..cluster.local import HarnessError
         from ..keys import KeyFileError
-        from ..replica.node import NodeStartError
+        from ..replica.errors import NodeStartError
 
         if isinstance(exc, (LaunchError, HarnessError, NodeStartError, KeyFileError, OSError)):
             print(f"ordo: {exc}", file=sys.stderr)

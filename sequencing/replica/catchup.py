@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
+from prometheus_client import Counter
 
-from .wire import StatusRequest, StatusResponse, SyncRequest, SyncResponse
+from consensus.commit_proof import CommitProof
+from consensus.messages import Block
 
-if TYPE_CHECKING:
-    from .node import Node
+from ..rollup.batches import Batch
+from .input_guard import InputGuard
+from .wire import PeerLink, StatusRequest, StatusResponse, SyncRequest, SyncResponse
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,28 @@ LAG_THRESHOLD = 2
 SYNC_BATCH = 256
 
 
+class SyncTarget(Protocol):
+    """The replica as catch-up sees it (``Node`` satisfies it)."""
+
+    def core_height(self) -> int | None:
+        """The consensus core's committed height; None until the core has started."""
+        ...
+
+    def adopt_synced(self, blocks: tuple[Block, ...], proof: CommitProof, batches: tuple[Batch, ...]) -> bool:
+        """Hand a sync answer's blocks, the commit proof of the last one and the batch bodies sent
+        with them to the core; False if its inbox is full."""
+        ...
+
+
 class CatchUp:
-    def __init__(self, node: Node, *, interval: float = 1.0, timeout: float = 3.0,
+    def __init__(self, me: int, peers: PeerLink, target: SyncTarget, guard: InputGuard,
+                 demotions: Counter, *, interval: float = 1.0, timeout: float = 3.0,
                  claim_ttl: float = 10.0, demote_for: float = 15.0) -> None:
-        self.node = node
+        self.me = me
+        self._peers = peers
+        self._target = target
+        self._guard = guard
+        self._demotions = demotions
         self.interval = interval
         self.timeout = timeout
         self.claim_ttl = claim_ttl
@@ -56,14 +77,14 @@ class CatchUp:
 
     async def ask_statuses(self) -> None:
         self._status_arrived = trio.Event()
-        self.node.transport.broadcast(StatusRequest())
+        self._peers.broadcast(StatusRequest())
         with trio.move_on_after(self.timeout):
             await self._status_arrived.wait()
 
     async def run(self) -> None:
         while True:
             await trio.sleep(self.interval)
-            with self.node.guard.handling("sync"):
+            with self._guard.handling("sync"):
                 await self.ask_statuses()
                 await self._sync_if_behind()
 
@@ -81,30 +102,32 @@ class CatchUp:
 
     def demote(self, peer: int, reason: str) -> None:
         self._demoted_until[peer] = trio.current_time() + self.demote_for
-        self.node.metrics.sync_demotions.labels(reason).inc()
-        log.warning("replica %d catch-up: peer %d set aside for %.0fs (%s)", self.node.id, peer,
+        self._demotions.labels(reason).inc()
+        log.warning("replica %d catch-up: peer %d set aside for %.0fs (%s)", self.me, peer,
                     self.demote_for, reason)
 
     async def _sync_if_behind(self) -> None:
-        replica = self.node.replica
-        if replica is None:
+        height = self._target.core_height()
+        if height is None:
             return
-        for peer, claimed in self.candidates(replica.committed.height):
-            if replica.committed.height + LAG_THRESHOLD > claimed:
+        for peer, claimed in self.candidates(height):
+            if self._height() + LAG_THRESHOLD > claimed:
                 return  # caught up meanwhile (from an earlier candidate, or by consensus)
             if await self._sync_from(peer, claimed):
                 return
 
+    def _height(self) -> int:
+        height = self._target.core_height()
+        assert height is not None, "the core does not stop once started"
+        return height
+
     async def _sync_from(self, peer: int, claimed: int) -> bool:
         """Fetch from ``peer`` up to the height it claimed; False (and the peer demoted) if it
         failed to deliver."""
-        node = self.node
-        replica = node.replica
-        assert replica is not None
         self.active = True
         try:
-            while replica.committed.height < claimed:
-                before = replica.committed.height
+            while self._height() < claimed:
+                before = self._height()
                 response = await self._request(peer, before + 1)
                 if response is None:
                     self.demote(peer, "timeout")
@@ -115,16 +138,14 @@ class CatchUp:
                 if not response.blocks or response.proof is None:
                     self.demote(peer, "bad_response")
                     return False
-                for batch in response.batches:  # identified by digest: safe to keep from anyone
-                    node.batches.stash(batch)
-                node.post("synced", list(response.blocks), response.proof)
+                self._target.adopt_synced(response.blocks, response.proof, response.batches)
                 with trio.move_on_after(self.timeout):
-                    while replica.committed.height == before:
+                    while self._height() == before:
                         await trio.sleep(0.01)
-                if replica.committed.height == before:
+                if self._height() == before:
                     self.demote(peer, "not_adopted")
                     return False
-                self.blocks_synced += replica.committed.height - before
+                self.blocks_synced += self._height() - before
             return True
         finally:
             self.active = False
@@ -132,7 +153,7 @@ class CatchUp:
     async def _request(self, peer: int, from_height: int) -> SyncResponse | None:
         self._response = None
         self._response_arrived = trio.Event()
-        self.node.transport.send(peer, SyncRequest(from_height, SYNC_BATCH))
+        self._peers.send(peer, SyncRequest(from_height, SYNC_BATCH))
         with trio.move_on_after(self.timeout):
             while True:
                 await self._response_arrived.wait()

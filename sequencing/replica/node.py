@@ -13,10 +13,10 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -36,12 +36,13 @@ from consensus.actions import (
     SetTimer,
     VerifyPayload,
 )
+from consensus.commit_proof import CommitProof
 from consensus.core import Replica, ReplicaConfig
 from consensus.crypto import KeyPair, Signer, Verifier
 from consensus.encoding import hash_bytes
 from consensus.errors import ConsensusError
 from consensus.leader import RoundRobin
-from consensus.messages import Block, Evidence, Proposal, Timeout, Vote
+from consensus.messages import Block, Evidence, Proposal, Timeout, Vote, genesis_block
 from consensus.pacemaker import PacemakerConfig
 from consensus.safety import SafetyState
 from network import FaultRules, Transport, TransportConfig
@@ -54,6 +55,8 @@ from ..rollup.transactions import Item, item_txs
 from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
+from .errors import NodeStartError
+from .events import BlocksIn, Event, MessageIn, Propose, Recheck, Synced, TimerFired
 from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
 from .faults import conflicting_vote
@@ -64,17 +67,14 @@ from .payload_rules import Ancestry, PayloadRejected, build_payload, check_paylo
 from .peer_service import PeerService
 from .recovery import foreign_database, recovery_floor
 from .round_timer import RoundTimer
+from .setup import DATABASE_FILES
 from .wire import BatchMsg, BlockRequest, NodeCodec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
-DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
-
-
-class NodeStartError(Exception):
-    """The replica refuses to start (lost database without --recover, wrong key, ...)."""
+__all__ = ["DATABASE_FILES", "Node", "NodeOptions", "NodeStartError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +84,6 @@ class NodeOptions:
     storage_crash_hook: Callable[[str], None] | None = None
     seed: int | None = None
     byzantine: str | None = None  # fault injection: "double-vote"
-
-
-@dataclass(slots=True)
-class _Event:
-    kind: str
-    args: tuple[Any, ...] = field(default_factory=tuple)
 
 
 class Node:
@@ -140,7 +134,7 @@ class Node:
         self.started = trio.Event()
         self._storage_lock = trio.Lock()
         self._safety_lock = trio.Lock()
-        self._events_send, self._events = trio.open_memory_channel[_Event](10_000)
+        self._events_send, self._events = trio.open_memory_channel[Event](10_000)
         self._batch_seq = 0
         self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
         self._batched = trio.Event()
@@ -148,8 +142,8 @@ class Node:
         self._submitted_at: dict[bytes, float] = {}
         self._proposed_at: dict[bytes, float] = {}
         self._nursery: trio.Nursery | None = None
-        self.peer_service = PeerService(self)
-        self.catch_up = CatchUp(self)
+        self.catch_up = CatchUp(replica_id, self.transport, self, self.guard, self.metrics.sync_demotions)
+        self.peer_service = PeerService(self, self.transport, self.catch_up, self.limits.max_frame_bytes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -253,7 +247,10 @@ class Node:
         await self._execute(self.replica.start())
 
     async def _recover(self) -> None:
-        floor, high_qc = await recovery_floor(self)
+        floor, high_qc = await recovery_floor(
+            self.id, self.committee, self.verifier, genesis_block(self.committee.chain_id).id,
+            self.catch_up, self.transport.connected_peers,
+        )
         state = SafetyState(floor, high_qc, floor)
         await self._safety_call(self._require_safety_store().save_safety, state)
         await self.storage_call(self.require_storage().set_meta, "recovered_floor", str(floor))
@@ -293,10 +290,10 @@ class Node:
             return None
         return Batch.decode(body, self.limits.max_frame_bytes)
 
-    def post(self, kind: str, *args: Any) -> bool:
+    def post(self, event: Event) -> bool:
         """Hand an event to the core loop; False (and counted) if it is saturated."""
         try:
-            self._events_send.send_nowait(_Event(kind, args))
+            self._events_send.send_nowait(event)
         except trio.WouldBlock:
             self.metrics.inbox_drops.inc()
             return False
@@ -307,10 +304,22 @@ class Node:
     async def _dispatch_inbound(self) -> None:
         async for sender, message in self.transport.inbox:
             if isinstance(message, CONSENSUS_TYPES):
-                self.post("message", sender, message)
+                self.post(MessageIn(sender, message))
             else:
                 with self.guard.handling(type(message).__name__):
                     await self.peer_service.handle(sender, message)
+
+    def core_height(self) -> int | None:
+        """The consensus core's committed height (ahead of ``durable_height`` while the executor
+        writes); None until the core has started. For catch-up."""
+        return None if self.replica is None else self.replica.committed.height
+
+    def adopt_synced(self, blocks: tuple[Block, ...], proof: CommitProof, batches: tuple[Batch, ...]) -> bool:
+        """Catch-up's blocks to the core, their batch bodies to the pool (identified by digest:
+        safe to keep from anyone); False if the core's inbox is full."""
+        for batch in batches:
+            self.batches.stash(batch)
+        return self.post(Synced(blocks, proof))
 
     def accept_batch(self, batch: Batch, sender: int | None) -> bool:
         """A batch body from a peer (broadcast by its author, or a fetch response)."""
@@ -339,30 +348,31 @@ class Node:
     # -- the core loop -------------------------------------------------------------------------
 
     async def _on_timer(self, round: int) -> None:
-        self.post("timeout", round)
+        self.post(TimerFired(round))
 
     async def _core_loop(self) -> None:
         replica = self._require_replica()
         async for event in self._events:
-            with self.guard.handling(event.kind):
-                await self._handle_event(replica, event.kind, event.args)
+            with self.guard.handling(event.input):
+                await self._handle_event(replica, event)
 
-    async def _handle_event(self, replica: Replica, kind: str, args: tuple[Any, ...]) -> None:
-        if kind == "message":
-            actions = replica.on_message(*args)
-        elif kind == "timeout":
-            actions = replica.on_timeout(*args)
-        elif kind == "blocks":
-            actions = replica.on_blocks(*args)
-        elif kind == "synced":
-            actions = replica.on_synced(*args)
-            self.metrics.sync_blocks.inc(len(args[0]))
-        elif kind == "recheck":
-            actions = await self._verify_payload(*args)
-        elif kind == "propose":
-            actions = self._propose(*args)
-        else:
-            raise AssertionError(f"unknown event {kind}")
+    async def _handle_event(self, replica: Replica, event: Event) -> None:
+        match event:
+            case MessageIn(sender, message):
+                actions = replica.on_message(sender, message)
+            case TimerFired(round):
+                actions = replica.on_timeout(round)
+            case BlocksIn(sender, blocks):
+                actions = replica.on_blocks(sender, blocks)
+            case Synced(blocks, proof):
+                actions = replica.on_synced(blocks, proof)
+                self.metrics.sync_blocks.inc(len(blocks))
+            case Recheck(block):
+                actions = await self._verify_payload(block)
+            case Propose(request):
+                actions = self._propose(request)
+            case _:
+                assert_never(event)
         await self._execute(actions)
 
     async def _execute(self, actions: list[Action]) -> None:
@@ -416,7 +426,7 @@ class Node:
         with trio.move_on_after(self.config.timing.idle_block_delay):
             while not len(self.batches):
                 await self._batch_added.wait()
-        self.post("propose", request)
+        self.post(Propose(request))
 
     def _note_batch(self) -> None:
         self._batch_added.set()
@@ -482,7 +492,7 @@ class Node:
             for batch in got:
                 if self.batches.committed_at(batch.digest) is None:
                     self.batches.add(batch)
-            self.post("recheck", block)
+            self.post(Recheck(block))
 
     def _require_nursery(self) -> trio.Nursery:
         assert self._nursery is not None

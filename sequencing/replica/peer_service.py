@@ -4,111 +4,178 @@ answers to the parts of the node waiting for them."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
-from ..rollup.batches import Batch
+from consensus.commit_proof import CommitProof
+from consensus.messages import Block, QuorumCert, TimeoutCert
+
+from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockPayload
 from ..rollup.transactions import item_txs
+from .events import BlocksIn
 from .wire import (
     BatchMsg,
     BatchRequest,
     BatchResponse,
     BlockRequest,
     BlockResponse,
+    PeerLink,
     StatusRequest,
     StatusResponse,
     SyncRequest,
     SyncResponse,
 )
 
-if TYPE_CHECKING:
-    from .node import Node
-
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BLOCKS_PER_FETCH = 256
 
 
+class LedgerReads(Protocol):
+    """The ledger database's reads that peers' requests need (blocking: run via ``storage_call``)."""
+
+    def committed_height(self) -> int: ...
+
+    def block_at(self, height: int) -> tuple[Block, CommitProof] | None: ...
+
+    def block_by_id(self, block_id: bytes) -> Block | None: ...
+
+    def blocks_between(self, first: int, last: int) -> list[Block]: ...
+
+
+class CoreView(Protocol):
+    """What peers may ask of the consensus core (``consensus.core.Replica`` satisfies it)."""
+
+    @property
+    def high_qc(self) -> QuorumCert: ...
+
+    @property
+    def last_tc(self) -> TimeoutCert | None: ...
+
+    @property
+    def committed(self) -> Block: ...
+
+    def chain_to(self, target: bytes, above_height: int, limit: int) -> list[Block]: ...
+
+
+class ServedReplica(Protocol):
+    """The replica as the peer service sees it (``Node`` satisfies it)."""
+
+    @property
+    def replica(self) -> CoreView | None: ...  # the consensus core, once started
+
+    @property
+    def recovering(self) -> bool: ...  # a recovering replica's certificates say nothing yet
+
+    @property
+    def storage(self) -> LedgerReads | None: ...
+
+    @property
+    def batches(self) -> BatchPool: ...
+
+    async def storage_call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def load_batch(self, digest: bytes) -> Batch | None: ...
+
+    def accept_batch(self, batch: Batch, sender: int | None) -> bool: ...
+
+    def post(self, event: BlocksIn) -> bool: ...
+
+
+class StatusListener(Protocol):
+    """Where answers to our own sync and status requests go (``CatchUp``)."""
+
+    def on_status(self, sender: int, status: StatusResponse) -> None: ...
+
+    def on_response(self, sender: int, response: SyncResponse) -> None: ...
+
+
 class PeerService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, host: ServedReplica, peers: PeerLink, catch_up: StatusListener,
+                 max_frame_bytes: int) -> None:
+        self._host = host
+        self._peers = peers
+        self._catch_up = catch_up
+        self._max_frame_bytes = max_frame_bytes
         self.unexpected = 0
 
-    async def handle(self, sender: int, message: Any) -> None:
-        node = self.node
+    async def handle(self, sender: int, message: object) -> None:
+        host = self._host
         if isinstance(message, BatchMsg):
-            node.accept_batch(message.batch, sender)
+            host.accept_batch(message.batch, sender)
         elif isinstance(message, BatchResponse):
             for batch in message.batches:
-                node.accept_batch(batch, None)
+                host.accept_batch(batch, None)
         elif isinstance(message, BatchRequest):
             await self._answer_batches(sender, message)
         elif isinstance(message, BlockRequest):
             await self._answer_blocks(sender, message)
         elif isinstance(message, BlockResponse):
-            node.post("blocks", sender, list(message.blocks))
+            host.post(BlocksIn(sender, message.blocks))
         elif isinstance(message, SyncRequest):
             await self._answer_sync(sender, message)
         elif isinstance(message, SyncResponse):
-            node.catch_up.on_response(sender, message)
+            self._catch_up.on_response(sender, message)
         elif isinstance(message, StatusRequest):
             self._answer_status(sender)
         elif isinstance(message, StatusResponse):
-            node.catch_up.on_status(sender, message)
+            self._catch_up.on_status(sender, message)
         else:
             self.unexpected += 1
 
     async def _answer_batches(self, sender: int, request: BatchRequest) -> None:
-        node = self.node
+        host = self._host
         found = []
         for digest in request.digests:
-            batch = node.batches.get(digest)
+            batch = host.batches.get(digest)
             if batch is None:
-                batch = await node.load_batch(digest)
+                batch = await host.load_batch(digest)
             if batch is not None:
                 found.append(batch)
         if found:
-            node.transport.send(sender, BatchResponse(tuple(found)))
+            self._peers.send(sender, BatchResponse(tuple(found)))
 
     async def _answer_blocks(self, sender: int, request: BlockRequest) -> None:
-        node = self.node
-        replica = node.replica
-        if replica is None or node.storage is None:
+        host = self._host
+        replica = host.replica
+        if replica is None or host.storage is None:
             return
         blocks = replica.chain_to(request.target, request.above_height, MAX_BLOCKS_PER_FETCH)
         next_id = blocks[-1].parent_id if blocks else request.target
-        storage = node.storage
+        storage = host.storage
         while len(blocks) < MAX_BLOCKS_PER_FETCH:
-            block = await node.storage_call(storage.block_by_id, next_id)
+            block = await host.storage_call(storage.block_by_id, next_id)
             if block is None or block.height <= request.above_height:
                 break
             blocks.append(block)
             next_id = block.parent_id
         if blocks:
-            node.transport.send(sender, BlockResponse(tuple(blocks)))
+            self._peers.send(sender, BlockResponse(tuple(blocks)))
 
     async def _answer_sync(self, sender: int, request: SyncRequest) -> None:
-        node = self.node
-        storage = node.storage
+        host = self._host
+        storage = host.storage
         if storage is None:
             return
-        height = await node.storage_call(storage.committed_height)
+        height = await host.storage_call(storage.committed_height)
         last = min(height, request.from_height + min(request.limit, MAX_BLOCKS_PER_FETCH) - 1)
         if last < request.from_height:
-            node.transport.send(sender, SyncResponse((), None, height))
+            self._peers.send(sender, SyncResponse((), None, height))
             return
-        blocks = await node.storage_call(storage.blocks_between, request.from_height, last)
+        blocks = await host.storage_call(storage.blocks_between, request.from_height, last)
         if not blocks:
             return
         # blocks and their batch bodies within a byte budget (well under the frame limit)
-        budget = node.limits.max_frame_bytes // 2
+        budget = self._max_frame_bytes // 2
         batches: list[Batch] = []
         kept = 0
         for block in blocks:
             size = len(block.payload) + 512
             bodies = []
             for digest in BlockPayload.decode(block.payload).batches:
-                batch = node.batches.get(digest) or await node.load_batch(digest)
+                batch = host.batches.get(digest) or await host.load_batch(digest)
                 if batch is not None:
                     bodies.append(batch)
                     size += sum(len(tx.payload) + 16 for item in batch.items for tx in item_txs(item))
@@ -117,16 +184,16 @@ class PeerService:
             budget -= size
             batches.extend(bodies)
             kept += 1
-        tail = await node.storage_call(storage.block_at, blocks[kept - 1].height)
+        tail = await host.storage_call(storage.block_at, blocks[kept - 1].height)
         if tail is None:
             return
-        node.transport.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
+        self._peers.send(sender, SyncResponse(tuple(blocks[:kept]), tail[1], height, tuple(batches)))
 
     def _answer_status(self, sender: int) -> None:
-        node = self.node
-        replica = node.replica
-        if replica is None or node.recovering:
+        host = self._host
+        replica = host.replica
+        if replica is None or host.recovering:
             return
-        node.transport.send(
+        self._peers.send(
             sender, StatusResponse(replica.high_qc, replica.last_tc, replica.committed.height)
         )

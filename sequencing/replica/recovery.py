@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from consensus.committee import Committee
+from consensus.crypto import Verifier
 from consensus.errors import InvalidMessage
-from consensus.messages import QuorumCert, genesis_block
+from consensus.messages import QuorumCert
 from consensus.validation import verify_qc, verify_tc
 
-if TYPE_CHECKING:
-    from .node import Node
+from .errors import NodeStartError
+from .wire import StatusResponse
 
 log = logging.getLogger(__name__)
 REPORT_EVERY = 5.0  # seconds between "still waiting" lines
@@ -64,49 +65,59 @@ def floor_from(rounds: Mapping[int, int], committee: Committee, me: int) -> int 
     return max(peers.values()) + 2
 
 
-async def recovery_floor(node: Node, *, retry: float = 1.0) -> tuple[int, QuorumCert]:
-    committee = node.committee
-    needed = answers_needed(committee)
-    peers = [p for p in committee.ids if p != node.id]
-    if needed > len(peers):
-        from .node import NodeStartError
+class StatusPoll(Protocol):
+    """Asks every peer for its status and keeps the latest answer per peer (``CatchUp``)."""
 
-        raise NodeStartError(f"replica {node.id}: cannot recover: a {committee.size}-replica cluster has "
+    @property
+    def statuses(self) -> Mapping[int, StatusResponse]: ...
+
+    async def ask_statuses(self) -> None: ...
+
+
+async def recovery_floor(me: int, committee: Committee, verifier: Verifier, genesis_id: bytes,
+                         poll: StatusPoll, connected: Callable[[], set[int]], *,
+                         retry: float = 1.0) -> tuple[int, QuorumCert]:
+    """Wait for :func:`answers_needed` peers' verified certificates (asking through ``poll``);
+    the floor and the best QC among them. ``connected`` (the transport's linked peers) only
+    explains in the log who is missing."""
+    needed = answers_needed(committee)
+    peers = [p for p in committee.ids if p != me]
+    if needed > len(peers):
+        raise NodeStartError(f"replica {me}: cannot recover: a {committee.size}-replica cluster has "
                              f"no peers to learn its recovery floor from (it needs {needed})")
-    genesis_id = node.replica.genesis.id if node.replica is not None else genesis_block(node.config.chain_id).id
     verified: dict[int, tuple[int, QuorumCert]] = {}
     log.warning("replica %d recovery: lost its safety state; signs nothing until %d of its %d peers "
-                "(%s) answer with their certificates", node.id, needed, len(peers), _ids(peers))
+                "(%s) answer with their certificates", me, needed, len(peers), _ids(peers))
     reported = trio.current_time()
-    while (floor := floor_from({p: r for p, (r, _) in verified.items()}, committee, node.id)) is None:
-        await node.catch_up.ask_statuses()
-        for peer, status in list(node.catch_up.statuses.items()):
+    while (floor := floor_from({p: r for p, (r, _) in verified.items()}, committee, me)) is None:
+        await poll.ask_statuses()
+        for peer, status in list(poll.statuses.items()):
             if peer in verified:
                 continue
             try:
-                verify_qc(status.high_qc, node.verifier, genesis_id)
+                verify_qc(status.high_qc, verifier, genesis_id)
                 round = status.high_qc.round
                 if status.last_tc is not None:
-                    verify_tc(status.last_tc, node.verifier, genesis_id)
+                    verify_tc(status.last_tc, verifier, genesis_id)
                     round = max(round, status.last_tc.round)
             except InvalidMessage as exc:
-                log.warning("replica %d recovery: bad certificate from %d: %s", node.id, peer, exc)
+                log.warning("replica %d recovery: bad certificate from %d: %s", me, peer, exc)
                 continue
             verified[peer] = (round, status.high_qc)
         if len(verified) < needed:
             if trio.current_time() - reported >= REPORT_EVERY:
                 reported = trio.current_time()
-                connected = node.transport.connected_peers()
-                missing = [f"{p} ({'connected, no answer' if p in connected else 'not connected'})"
+                linked = connected()
+                missing = [f"{p} ({'connected, no answer' if p in linked else 'not connected'})"
                            for p in peers if p not in verified]
                 log.warning(
                     "replica %d recovery: waiting for certificates from %d of %d peers (n=%d tolerates "
                     "f=%d; recovery needs n - q + f + 1 answers, so it waits while more peers are down); "
-                    "answered: %s; missing: %s", node.id, needed, len(peers), committee.size,
+                    "answered: %s; missing: %s", me, needed, len(peers), committee.size,
                     committee.max_faulty, _ids(sorted(verified)), ", ".join(missing))
             await trio.sleep(retry)
     best_qc = max((qc for _, qc in verified.values()), key=lambda qc: qc.round)
-    log.warning("replica %d recovery: answers from %s; floor %d", node.id, _ids(sorted(verified)), floor)
+    log.warning("replica %d recovery: answers from %s; floor %d", me, _ids(sorted(verified)), floor)
     return floor, best_qc
 
 

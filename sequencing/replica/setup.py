@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..config import ClusterConfig
 from ..keys import ensure_keypair, key_path
 from ..storage.store import Storage
-from .node import DATABASE_FILES
+
+DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
 
 
 def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:

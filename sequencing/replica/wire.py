@@ -7,7 +7,7 @@ Envelope: ``[tag, body]``; tags 1-4 are consensus messages (consensus.messages),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from consensus.commit_proof import CommitProof
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_int, expect_list, pack, unpack
@@ -192,3 +192,12 @@ class NodeCodec:
         if cls is None:
             raise DecodeError(f"unknown message tag {tag}")
         return cls.from_wire(body)
+
+
+class PeerLink(Protocol):
+    """The transport as the replica's parts see it (network.Transport satisfies it): send one
+    message to a peer, or to every peer; False / 0 if it was not queued (peer unknown, queue full)."""
+
+    def send(self, to: int, message: object) -> bool: ...
+
+    def broadcast(self, message: object) -> int: ...

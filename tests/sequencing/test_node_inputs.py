@@ -18,6 +18,7 @@ from node_rig import NodeRig, node_rig
 
 from consensus.messages import Block
 from sequencing.replica.batch_fetcher import BatchFetcher
+from sequencing.replica.events import Recheck, TimerFired
 from sequencing.replica.wire import BatchMsg, BatchRequest, BatchResponse
 from sequencing.rollup.batches import Batch, BatchPool
 
@@ -53,7 +54,7 @@ async def assert_alive(rig: NodeRig) -> None:
     from consensus.messages import Timeout
 
     before = len(rig.net.of_type(Timeout))
-    assert rig.node.post("timeout", rig.replica.round)
+    assert rig.node.post(TimerFired(rig.replica.round))
     await rig.settle()
     assert len(rig.net.of_type(Timeout)) == before + 1, "the core loop no longer processes input"
 
@@ -105,7 +106,7 @@ async def test_recheck_of_a_pruned_block_is_dropped_and_counted(
         await propose(rig, b2)
         await propose(rig, rig.block(3, b2, w.qc(b2)))
         rig.node.batches.stash(batch)
-        assert rig.node.post("recheck", b1)
+        assert rig.node.post(Recheck(b1))
         await rig.settle()
         await assert_alive(rig)
         assert metric(rig, "ordo_dropped_inputs_total", kind="StalePayload") == 1

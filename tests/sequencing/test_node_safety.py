@@ -11,6 +11,7 @@ import trio
 from node_rig import NodeRig, node_rig
 
 from consensus.messages import Block, Timeout, Vote
+from sequencing.replica.events import TimerFired
 
 ME = 0
 
@@ -43,7 +44,7 @@ async def test_votes_leave_only_after_the_safety_state_is_stored(
             block = rig.block(round, parent, qc)
             await rig.deliver(block.author, w.proposal(block))
             parent, qc = block, w.qc(block)
-        assert rig.node.post("timeout", rig.replica.round)
+        assert rig.node.post(TimerFired(rig.replica.round))
         await rig.settle()
         assert [(kind, r) for kind, r, _, _ in seen] == [("Vote", 1), ("Vote", 2), ("Vote", 3), ("Timeout", 3)]
         for kind, round, stored_round, block_stored in seen:
