@@ -266,7 +266,6 @@ def test_client_never_reaches_the_replica_side() -> None:
 # -- sequencing/: no import circles ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="until issue-9 interfaces land")
 def test_sequencing_has_no_import_circles() -> None:
     cycles = import_cycles(import_graph("sequencing"))
     assert not cycles, cycle_report(cycles)

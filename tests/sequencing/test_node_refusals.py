@@ -12,6 +12,7 @@ import trio
 from node_rig import NodeRig, node_rig
 
 from consensus.messages import Timeout
+from sequencing.replica.events import TimerFired
 
 ME = 0  # leaders of rounds 1, 2, 3 are replicas 1, 2, 3: this replica only follows
 
@@ -26,7 +27,7 @@ async def test_a_refused_vote_is_counted_by_rule_and_logged_with_its_rounds(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sequencing")
     async with node_rig(tmp_path, ME) as rig:
-        assert rig.node.post("timeout", 1)
+        assert rig.node.post(TimerFired(1))
         await rig.settle()
         assert rig.net.of_type(Timeout), "it timed out in round 1"
         w = rig.world
