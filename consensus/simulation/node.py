@@ -27,6 +27,7 @@ from ..actions import (
 from ..commit_proof import CommitProof
 from ..core import Replica, ReplicaConfig
 from ..crypto import Signer, Verifier
+from ..dispatch import dispatch
 from ..encoding import hash_bytes, pack, unpack
 from ..errors import ConsensusError
 from ..leader import LeaderSchedule
@@ -307,42 +308,65 @@ class SimNode:
 
     def handle(self, action: Action) -> list[Action]:
         """Carry out one action; returns follow-up actions (from immediate callbacks)."""
+        return dispatch(action, self)
+
+    # The ActionHandler methods (consensus/dispatch.py), called only while the replica is alive.
+
+    def on_send(self, action: Send) -> list[Action]:
+        self.send(action.to, action.message)
+        return []
+
+    def on_broadcast(self, action: Broadcast) -> list[Action]:
+        self.broadcast(action.message)
+        return []
+
+    def on_set_timer(self, action: SetTimer) -> list[Action]:
+        self.timer_token += 1
+        self.sim.schedule_timer(self, action.round, action.duration, self.timer_token)
+        return []
+
+    def on_persist_safety(self, action: PersistSafety) -> list[Action]:
+        self.disk.safety = action.state
+        return []
+
+    def on_persist_block(self, action: PersistBlock) -> list[Action]:
+        if self.persist_blocks:
+            self.disk.voted_blocks[action.block.id] = action.block
+        return []
+
+    def on_commit(self, action: Commit) -> list[Action]:
+        self.disk.append(action.block, action.proof)
+        self.sim.on_commit(self, action.block)
+        return []
+
+    def on_record_evidence(self, action: RecordEvidence) -> list[Action]:
+        if action.evidence.id not in self.evidence_ids:
+            self.evidence_ids.add(action.evidence.id)
+            self.evidence.append(action.evidence)
+        return []
+
+    def on_fetch_blocks(self, action: FetchBlocks) -> list[Action]:
+        self.sim.request_blocks(self, action.peer, action.target, action.above_height)
+        return []
+
+    def on_request_payload(self, action: RequestPayload) -> list[Action]:
         replica = self.replica
         assert replica is not None
-        sim = self.sim
-        if isinstance(action, Send):
-            self.send(action.to, action.message)
-        elif isinstance(action, Broadcast):
-            self.broadcast(action.message)
-        elif isinstance(action, SetTimer):
-            self.timer_token += 1
-            sim.schedule_timer(self, action.round, action.duration, self.timer_token)
-        elif isinstance(action, PersistSafety):
-            self.disk.safety = action.state
-        elif isinstance(action, PersistBlock):
-            if self.persist_blocks:
-                self.disk.voted_blocks[action.block.id] = action.block
-        elif isinstance(action, Commit):
-            self.disk.append(action.block, action.proof)
-            sim.on_commit(self, action.block)
-        elif isinstance(action, RecordEvidence):
-            if action.evidence.id not in self.evidence_ids:
-                self.evidence_ids.add(action.evidence.id)
-                self.evidence.append(action.evidence)
-        elif isinstance(action, FetchBlocks):
-            sim.request_blocks(self, action.peer, action.target, action.above_height)
-        elif isinstance(action, RequestPayload):
-            payload = self.build_payload(action)
-            return replica.on_payload_ready(action.round, payload, hash_bytes(payload))
-        elif isinstance(action, VerifyPayload):
-            return self._verify_payload(action.block)
-        elif isinstance(action, Dropped):
-            self.dropped[action.reason.split(":")[0]] += 1
-        elif isinstance(action, RoundEntered):
-            self.rounds_entered.append((sim.now, action.round, action.by_tc))
-            self.max_round = max(self.max_round, action.round)
-            if action.by_tc:
-                self.rounds_by_tc.add(action.round - 1)
+        payload = self.build_payload(action)
+        return replica.on_payload_ready(action.round, payload, hash_bytes(payload))
+
+    def on_verify_payload(self, action: VerifyPayload) -> list[Action]:
+        return self._verify_payload(action.block)
+
+    def on_dropped(self, action: Dropped) -> list[Action]:
+        self.dropped[action.reason.split(":")[0]] += 1
+        return []
+
+    def on_round_entered(self, action: RoundEntered) -> list[Action]:
+        self.rounds_entered.append((self.sim.now, action.round, action.by_tc))
+        self.max_round = max(self.max_round, action.round)
+        if action.by_tc:
+            self.rounds_by_tc.add(action.round - 1)
         return []
 
     def send(self, to: ReplicaId, message: ConsensusMessage) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import ConfigError, load_config
+from ..replica.faults import BYZANTINE_MODES
 
 DEFAULT_CONFIG = "cluster.toml"
-BYZANTINE_MODES = ("double-vote",)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +19,7 @@ from consensus.crypto import KeyPair
 from ..api.serve import serve_api
 from ..config import ClusterConfig, load_config
 from ..keys import KeyFileError, key_path, load_keypair, restore_public_key
+from ..replica.faults import crash_hook_from_env
 from ..replica.node import Node, NodeOptions, NodeStartError
 from ..replica.setup import missing_key_problem
 
@@ -55,25 +55,6 @@ async def _stop_when_orphaned(parent: int, scope: trio.CancelScope) -> None:
         await trio.sleep(0.5)
     logging.getLogger("ordo").warning("launcher %d is gone; stopping", parent)
     scope.cancel()
-
-
-def crash_hook_from_env() -> Callable[[str], None] | None:
-    """``ORDO_CRASH_AT=<crash point>:<n>`` (test-only): die like kill -9 (``os._exit``, nothing
-    flushed or closed) the n-th time storage reaches that point, e.g. ``append:slices:3``."""
-    spec = os.environ.get("ORDO_CRASH_AT")
-    if not spec:
-        return None
-    point, _, count = spec.rpartition(":")
-    remaining = [int(count)]
-
-    def hook(name: str) -> None:
-        if name == point:
-            remaining[0] -= 1
-            if remaining[0] <= 0:
-                os.write(2, f"ORDO_CRASH_AT: dying at {name}\n".encode())
-                os._exit(137)
-
-    return hook
 
 
 def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str, byzantine: str | None = None) -> int:

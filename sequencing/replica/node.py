@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -21,21 +21,7 @@ from typing import Any, TypeVar, assert_never
 import trio
 from prometheus_client import CollectorRegistry
 
-from consensus.actions import (
-    Action,
-    Broadcast,
-    Commit,
-    Dropped,
-    FetchBlocks,
-    PersistBlock,
-    PersistSafety,
-    RecordEvidence,
-    RequestPayload,
-    RoundEntered,
-    Send,
-    SetTimer,
-    VerifyPayload,
-)
+from consensus.actions import Action, Commit, Dropped, RequestPayload, RoundEntered
 from consensus.commit_proof import CommitProof
 from consensus.core import Replica, ReplicaConfig
 from consensus.crypto import KeyPair, Signer, Verifier
@@ -53,13 +39,14 @@ from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload
 from ..rollup.transactions import Item, item_txs
 from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
+from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
 from .errors import NodeStartError
 from .events import BlocksIn, Event, MessageIn, Propose, Recheck, Synced, TimerFired
 from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
-from .faults import conflicting_vote
+from .faults import FaultInjection
 from .input_guard import InputGuard
 from .mempool import Mempool
 from .metrics import NodeMetrics
@@ -68,7 +55,7 @@ from .peer_service import PeerService
 from .recovery import foreign_database, recovery_floor
 from .round_timer import RoundTimer
 from .setup import DATABASE_FILES
-from .wire import BatchMsg, BlockRequest, NodeCodec
+from .wire import BatchMsg, NodeCodec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,9 +68,9 @@ __all__ = ["DATABASE_FILES", "Node", "NodeOptions", "NodeStartError"]
 class NodeOptions:
     recover: bool = False
     transport: TransportConfig | None = None
-    storage_crash_hook: Callable[[str], None] | None = None
+    storage_crash_hook: Callable[[str], None] | None = None  # fault injection: see faults.py
     seed: int | None = None
-    byzantine: str | None = None  # fault injection: "double-vote"
+    byzantine: str | None = None  # fault injection: a mode of faults.BYZANTINE_MODES
 
 
 class Node:
@@ -122,6 +109,14 @@ class Node:
         self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
         self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
         self.timer = RoundTimer()
+        self.fault_injection = FaultInjection(self._signer(), byzantine=self.options.byzantine,
+                                     storage_crash_hook=self.options.storage_crash_hook)
+        self._actions = ActionRunner(
+            link=self.transport, timer=self.timer, faults=self.fault_injection, save_safety=self._save_safety,
+            commit=self._on_commit, record_evidence=self._on_evidence,
+            request_payload=self._on_request_payload, verify_payload=self._verify_payload,
+            proposed=self._note_proposal, dropped=self._on_dropped, round_entered=self._on_round_entered,
+        )
         self.storage: Storage | None = None
         self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
         self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
@@ -201,9 +196,9 @@ class Node:
             stores = [await trio.to_thread.run_sync(partial(self._open_db, path, create=True)) for path in paths]
             self.recovering = True
         self.storage, self.safety_store = stores
-        if self.options.storage_crash_hook is not None:
-            self.storage.crash_hook = self.options.storage_crash_hook
-            self.safety_store.crash_hook = self.options.storage_crash_hook
+        if self.fault_injection.storage_crash_hook is not None:
+            self.storage.crash_hook = self.fault_injection.storage_crash_hook
+            self.safety_store.crash_hook = self.fault_injection.storage_crash_hook
 
     def _open_db(self, path: Path, *, create: bool) -> Storage:
         return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
@@ -376,49 +371,31 @@ class Node:
         await self._execute(actions)
 
     async def _execute(self, actions: list[Action]) -> None:
-        queue: deque[Action] = deque(actions)
-        voted: list[Block] = []
-        while queue:
-            action = queue.popleft()
-            if isinstance(action, Send):
-                self.transport.send(action.to, action.message)
-            elif isinstance(action, Broadcast):
-                self.transport.broadcast(action.message)
-                if self.options.byzantine == "double-vote" and isinstance(action.message, Vote):
-                    self.transport.broadcast(conflicting_vote(self._signer(), action.message))
-                if isinstance(action.message, Proposal):
-                    self._proposed_at[action.message.block.id] = trio.current_time()
-            elif isinstance(action, SetTimer):
-                self.timer.set(action.round, action.duration)
-            elif isinstance(action, PersistBlock):
-                voted.append(action.block)  # written with the safety state that follows it
-            elif isinstance(action, PersistSafety):
-                await self._safety_call(self._require_safety_store().save_safety, action.state, voted)
-                voted = []
-            elif isinstance(action, Commit):
-                await self._on_commit(action)
-            elif isinstance(action, RecordEvidence):
-                await self._on_evidence(action.evidence)
-            elif isinstance(action, FetchBlocks):
-                self.transport.send(action.peer, BlockRequest(action.target, action.above_height))
-            elif isinstance(action, RequestPayload):
-                if len(self.batches) or self.evidence or self.config.timing.idle_block_delay <= 0:
-                    queue.extend(self._propose(action))
-                else:
-                    self._require_nursery().start_soon(self._propose_when_busy, action)
-            elif isinstance(action, VerifyPayload):
-                queue.extend(await self._verify_payload(action.block))
-            elif isinstance(action, Dropped):
-                self.metrics.dropped.labels(action.kind).inc()
-                if action.refusal is not None:
-                    self.metrics.refusals.labels(action.refusal.signing, action.refusal.reason).inc()
-                log.debug("replica %d dropped %s from %d: %s", self.id, action.kind, action.sender,
-                          action.reason)
-            elif isinstance(action, RoundEntered):
-                self.metrics.round.set(action.round)
-                self.metrics.rounds_entered.labels("tc" if action.by_tc else "qc").inc()
-                self.evidence.prune(action.round)
+        await self._actions.run(actions)
         self.metrics.peers_connected.set(len(self.transport.connected_peers()))
+
+    async def _save_safety(self, state: SafetyState, voted: list[Block]) -> None:
+        await self._safety_call(self._require_safety_store().save_safety, state, voted)
+
+    def _on_request_payload(self, request: RequestPayload) -> list[Action]:
+        if len(self.batches) or self.evidence or self.config.timing.idle_block_delay <= 0:
+            return self._propose(request)
+        self._require_nursery().start_soon(self._propose_when_busy, request)
+        return []
+
+    def _note_proposal(self, proposal: Proposal) -> None:
+        self._proposed_at[proposal.block.id] = trio.current_time()
+
+    def _on_dropped(self, action: Dropped) -> None:
+        self.metrics.dropped.labels(action.kind).inc()
+        if action.refusal is not None:
+            self.metrics.refusals.labels(action.refusal.signing, action.refusal.reason).inc()
+        log.debug("replica %d dropped %s from %d: %s", self.id, action.kind, action.sender, action.reason)
+
+    def _on_round_entered(self, action: RoundEntered) -> None:
+        self.metrics.round.set(action.round)
+        self.metrics.rounds_entered.labels("tc" if action.by_tc else "qc").inc()
+        self.evidence.prune(action.round)
 
     async def _propose_when_busy(self, request: RequestPayload) -> None:
         """Nothing to propose: wait up to ``idle_block_delay`` for a batch, then propose anyway
