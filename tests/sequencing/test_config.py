@@ -11,6 +11,7 @@ import pytest
 from sequencing.config import ConfigError, load_config
 from sequencing.keys import KeyFileError, committee_of, ensure_keypair, key_path, load_keypair
 
+KEY = "ab" * 32
 GOOD = """
 [cluster]
 chain_id = "t"
@@ -62,6 +63,13 @@ def test_defaults_and_relative_data_dir(tmp_path: Path) -> None:
         (GOOD + "\n[extra]\n", "extra", "unknown key"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\npublic_key = "zz"'), "replica[0].public_key", "hexadecimal"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\npublic_key = "00"'), "replica[0].public_key", "32 bytes"),
+        # the same rule as every id (sequencing.rollup.ids): bytes.fromhex would take these whitespace-padded keys
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY} "'), "replica[0].public_key",
+         "not hexadecimal"),
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY[:32]}{" " * 32}"'),
+         "replica[0].public_key", "not hexadecimal"),
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "0x{KEY}"'), "replica[0].public_key",
+         "0x prefix"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\nhost = "bad host!"'), "replica[0].host", "neither"),
     ],
 )
@@ -72,6 +80,13 @@ def test_each_mistake_names_file_key_and_problem(tmp_path: Path, text: str, key:
     assert err.value.path == str(path) and err.value.key == key
     assert problem in err.value.problem
     assert str(err.value).startswith(f"{path}: {key}: " if key else f"{path}: not valid TOML")
+
+
+def test_a_public_key_in_either_case_is_the_same_key(tmp_path: Path) -> None:
+    lower = load_config(write(tmp_path, GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY}"')))
+    upper = load_config(write(tmp_path, GOOD.replace("api_port = 8000",
+                                                     f'api_port = 8000\npublic_key = "{KEY.upper()}"')))
+    assert lower.replicas[0].public_key == upper.replicas[0].public_key == bytes.fromhex(KEY)
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
