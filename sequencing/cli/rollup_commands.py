@@ -1,8 +1,10 @@
 """The client commands of ``ordo``: submit, bundle, log, tx, evidence list|verify.
 
 Each talks to one replica's public API (``--replica N`` of ``--config``, default replica 0 of
-cluster.toml) through :mod:`sequencing.client.client`, checks proofs against the committee's public keys
-from the same file, prints one clear ``ordo: ...`` line on failure and exits non-zero.
+cluster.toml) through :mod:`sequencing.client`, checks proofs against the committee's public keys
+from the same file, prints one clear ``ordo: ...`` line on failure and exits non-zero. Ids and keys
+are checked by :mod:`sequencing.rollup.ids`, evidence by :mod:`sequencing.client.evidence` — the
+same rules the client and the API apply.
 Registered by ``sequencing.cli.main.build_parser`` through :func:`add_client_commands`.
 """
 
@@ -16,9 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ClusterConfig, load_config
+from ..rollup.ids import InvalidId, parse_id32
 
 if TYPE_CHECKING:  # imported when a command runs: `ordo replica` need not load the client
-    from ..client.client import OrdoClient
+    from consensus.crypto import Verifier
+
+    from ..client import OrdoClient
     from ..rollup.proofs import SliceProof
 
 DEFAULT_CONFIG = "cluster.toml"
@@ -44,7 +49,7 @@ def _endpoint_args(p: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace, *, verify: bool) -> tuple[OrdoClient, ClusterConfig]:
-    from ..client.client import OrdoClient
+    from ..client import OrdoClient
     from ..keys import committee_of
     config = load_config(args.config)
     url = config.api_url(args.replica)
@@ -55,7 +60,7 @@ def _run(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespac
     """One line on stderr and a non-zero exit for every expected failure."""
 
     def wrapper(args: argparse.Namespace) -> int:
-        from ..client.client import OrdoError
+        from ..client import OrdoError
 
         try:
             return fn(args)
@@ -89,6 +94,18 @@ def _payload(text: str, as_hex: bool, what: str) -> bytes:
         return bytes.fromhex(cleaned)
     except ValueError:
         raise CliError(f"{what}: {text[:40]!r} is not hex", EXIT_UNREADABLE) from None
+
+
+def _id_arg(text: str, noun: str, option: str = "") -> bytes:
+    """A 32-byte id or key typed or pasted by a person: spaces and a 0x prefix are dropped, the
+    rest must be 64 hex digits (:func:`sequencing.rollup.ids.parse_id32`); CliError(2) if not."""
+    cleaned = "".join(text.split())
+    cleaned = cleaned[2:] if cleaned[:2] in ("0x", "0X") else cleaned
+    try:
+        return parse_id32(cleaned)
+    except InvalidId as exc:
+        shown = f"{option} {text.strip()[:80]!r}".lstrip()
+        raise CliError(f"{shown} is not {noun} (64 hex digits): {exc.problem}", EXIT_UNREADABLE) from None
 
 
 def _show(payload: bytes) -> str:
@@ -171,11 +188,9 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 @_run
 def cmd_tx(args: argparse.Namespace) -> int:
-    from ..client.client import NotFound
+    from ..client import NotFound
 
-    ident = args.id.strip().lower()
-    if len(ident) != 64 or any(c not in "0123456789abcdef" for c in ident):
-        raise CliError(f"{args.id[:80]!r} is not an id (64 hex digits)", EXIT_UNREADABLE)
+    ident = _id_arg(args.id, "an id").hex()
     client, _ = _client(args, verify=not args.no_verify)
     with client:
         status = client.tx_status(ident)
@@ -291,21 +306,18 @@ def _print_slice(proof: SliceProof, args: argparse.Namespace) -> None:
 
 @_run
 def cmd_evidence_list(args: argparse.Namespace) -> int:
-    from consensus.crypto import Verifier
-    from consensus.errors import ConsensusError
-    from consensus.evidence import verify_evidence
+    from ..client.evidence import InvalidEvidence, check_record
 
     client, _ = _client(args, verify=True)
     with client:
-        records = client.evidence(offender=args.offender, verify=False)
-        assert client.committee is not None
-        verifier = Verifier(client.committee)
+        records = client.evidence(offender=args.offender, verify=False)  # each checked below, not all or none
+        verifier = client.verifier(True)
     rows: list[dict[str, Any]] = []
     for r in records:
         try:
-            verify_evidence(r.evidence, verifier)
+            check_record(r, verifier)
             valid = True
-        except ConsensusError:
+        except InvalidEvidence:
             valid = False
         rows.append({"id": r.id, "kind": r.kind, "offender": r.offender, "round": r.round,
                      "committed_height": r.committed_height, "valid": valid, "evidence": r.evidence.encode().hex()})
@@ -363,38 +375,26 @@ def _read_evidence(path: str) -> list[tuple[str, bytes, dict[str, Any] | None]]:
     return out
 
 
-def _check_one(encoded: bytes, meta: dict[str, Any] | None, verifier: Any) -> str:
+def _check_one(encoded: bytes, meta: dict[str, Any] | None, verifier: Verifier) -> str:
     """A description of valid evidence; CliError(1) if invalid, CliError(2) if not evidence at all."""
-    from consensus.encoding import unpack
-    from consensus.errors import ConsensusError
-    from consensus.evidence import verify_evidence
-    from consensus.messages import Evidence
+    from ..client.evidence import InvalidEvidence, UnreadableEvidence, check_evidence, decode_evidence
 
     try:
-        wire = unpack(encoded, max_size=4096)
-    except ConsensusError as exc:
-        raise CliError(f"not evidence (undecodable: {exc})", EXIT_UNREADABLE) from None
-    if not isinstance(wire, list) or len(wire) != 7:
-        raise CliError("not evidence (expected the 7-field evidence encoding)", EXIT_UNREADABLE)
-    try:
-        evidence = Evidence.from_wire(wire)
-        verify_evidence(evidence, verifier)
-    except ConsensusError as exc:
+        evidence = decode_evidence(encoded)
+        check_evidence(evidence, verifier, meta)
+    except UnreadableEvidence as exc:
+        raise CliError(str(exc), EXIT_UNREADABLE) from None
+    except InvalidEvidence as exc:
         raise CliError(f"INVALID: {exc}") from None
-    if meta is not None:
-        listed = {"id": evidence.id.hex(), "offender": evidence.offender, "round": evidence.round,
-                  "kind": evidence.kind.name.lower()}
-        wrong = [k for k, v in listed.items() if k in meta and meta[k] != v]
-        if wrong:
-            raise CliError(f"INVALID: the listed {', '.join(wrong)} do not match the signed evidence")
     what = "votes" if evidence.kind.name == "DOUBLE_VOTE" else "proposals"
     return (f"valid: replica {evidence.offender} signed two different {what} in round {evidence.round} "
             f"(evidence {evidence.id.hex()[:16]})")
 
 
-def _evidence_verifier(args: argparse.Namespace, offenders: set[int]) -> tuple[Any, str]:
+def _evidence_verifier(args: argparse.Namespace, offenders: set[int]) -> tuple[Verifier, str]:
     """The committee's keys to check evidence with, and a description of where they came from:
-    --chain-id with --public-key (the offender's key), else the cluster file --config."""
+    --chain-id with --public-key (the offender's key; ``offenders`` are those the decodable pieces
+    name), else the cluster file --config."""
     from consensus.committee import Committee
     from consensus.crypto import KeyPair, Verifier
 
@@ -404,14 +404,11 @@ def _evidence_verifier(args: argparse.Namespace, offenders: set[int]) -> tuple[A
         if args.public_key is None or args.chain_id is None:
             raise CliError("--public-key and --chain-id go together (the offender's key and the chain id)",
                            EXIT_UNREADABLE)
-        try:
-            key = bytes.fromhex(args.public_key.removeprefix("0x"))
-        except ValueError:
-            raise CliError("--public-key is not hex", EXIT_UNREADABLE) from None
-        if len(key) != 32 or len(offenders) != 1:
-            raise CliError("--public-key must be 32 bytes (64 hex digits) and FILE must name one offender",
-                           EXIT_UNREADABLE)
-        offender = offenders.pop()
+        key = _id_arg(args.public_key, "a key", "--public-key")
+        if len(offenders) > 1:
+            raise CliError(f"--public-key is one replica's key, but FILE names replicas "
+                           f"{', '.join(map(str, sorted(offenders)))}; use --config", EXIT_UNREADABLE)
+        offender = min(offenders, default=0)  # none: no piece decodes, each is reported as it is
         if not 0 <= offender < 1024:
             raise CliError(f"evidence names replica {offender}, not a committee member", EXIT_FAIL)
         # only the offender's key is checked; the other slots hold keys nobody has
@@ -427,22 +424,23 @@ def _evidence_verifier(args: argparse.Namespace, offenders: set[int]) -> tuple[A
     return Verifier(committee_of(config)), f"{config.size}-replica committee of chain {config.chain_id!r}"
 
 
-def _offender(encoded: bytes) -> int | None:
-    from consensus.encoding import unpack
-    from consensus.errors import ConsensusError
+def _offenders(pieces: list[tuple[str, bytes, dict[str, Any] | None]]) -> set[int]:
+    """The replicas the decodable pieces accuse."""
+    from ..client.evidence import InvalidEvidence, UnreadableEvidence, decode_evidence
 
-    try:
-        wire = unpack(encoded, max_size=4096)
-    except ConsensusError:
-        return None
-    return wire[1] if isinstance(wire, list) and len(wire) == 7 and isinstance(wire[1], int) else None
+    out = set()
+    for _, encoded, _ in pieces:
+        try:
+            out.add(decode_evidence(encoded).offender)
+        except (UnreadableEvidence, InvalidEvidence):
+            pass
+    return out
 
 
 def cmd_evidence_verify(args: argparse.Namespace) -> int:
     try:
         pieces = _read_evidence(args.file)
-        offenders = {o for _, encoded, _ in pieces if (o := _offender(encoded)) is not None}
-        verifier, against = _evidence_verifier(args, offenders)
+        verifier, against = _evidence_verifier(args, _offenders(pieces))
     except CliError as exc:
         print(f"ordo: {exc}", file=sys.stderr)
         return exc.code

@@ -8,17 +8,17 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
 from consensus.committee import Committee
 from consensus.crypto import Verifier
-from consensus.errors import ConsensusError
-from consensus.messages import Evidence
 
+from ..rollup.ids import parse_id32
 from ..rollup.proofs import BundleProof, InvalidProof, SliceProof
 from ..rollup.transactions import Bundle, Transaction
+from .evidence import check_record, evidence_records
 from .model import (
     CHUNK_BYTES,
     CHUNK_TXS,
@@ -42,6 +42,10 @@ from .model import (
     Unavailable,
 )
 
+__all__ = ["STREAM_TIMEOUT", "BaseClient", "Op", "Request", "Sleep", "body_or_raise"]  # what client.py drives
+
+STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=STREAM_READ_TIMEOUT)
+
 # -- the protocol, shared by both clients -------------------------------------------------------
 
 
@@ -53,14 +57,9 @@ def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
     return {"rollup_id": rollup_id, "payload": bytes(payload).hex()}
 
 
-def _check_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or len(value) != 64:
-        raise ValueError(f"{what} must be 64 hex digits")
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        raise ValueError(f"{what} must be 64 hex digits") from None
-    return value.lower()
+def _hex_id(value: str, what: str) -> str:
+    """The id in canonical (lower-case) hex; InvalidId (a ValueError) unless 64 hex digits."""
+    return parse_id32(value, what).hex()
 
 
 def _chunks(items: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
@@ -90,7 +89,7 @@ def _body(response: httpx.Response) -> Any:
         raise ServerError(f"HTTP {response.status_code}: response is not JSON: {response.text[:200]!r}") from None
 
 
-def _raise_for(response: httpx.Response, *, not_found_ok: bool = False) -> Any:
+def body_or_raise(response: httpx.Response, *, not_found_ok: bool = False) -> Any:
     """The JSON body of a 2xx response (or of a 404 when ``not_found_ok``), else a typed error."""
     status = response.status_code
     if 200 <= status < 300 or (status == 404 and not_found_ok):
@@ -129,20 +128,6 @@ def _tx_status(body: Any) -> TxStatus:
     return TxStatus(body["id"], body["status"], location)
 
 
-def _evidence_records(body: Any) -> list[EvidenceRecord]:
-    if not isinstance(body, list):
-        raise ServerError("the evidence list is not a list")
-    out = []
-    for item in body:
-        try:
-            evidence = Evidence.decode(bytes.fromhex(item["evidence"]))
-            out.append(EvidenceRecord(item["id"], item["kind"], int(item["offender"]), int(item["round"]),
-                                      item["committed_height"], evidence))
-        except (KeyError, TypeError, ValueError, ConsensusError) as exc:
-            raise ServerError(f"unreadable evidence record: {exc}") from None
-    return out
-
-
 def _batch_response(response: httpx.Response) -> BatchResult:
     """A batch result; a 503 carries one too (nothing taken) unless it is a plain busy error."""
     if response.status_code == 503:
@@ -151,9 +136,9 @@ def _batch_response(response: httpx.Response) -> BatchResult:
         except ValueError:
             body = None
         if not (isinstance(body, dict) and "accepted" in body):
-            _raise_for(response)
+            body_or_raise(response)
     else:
-        body = _raise_for(response)
+        body = body_or_raise(response)
     try:
         return BatchResult(int(body["accepted"]), int(body["duplicates"]), list(body["ids"]),
                            list(body["rejected"]))
@@ -277,27 +262,27 @@ def _parse_bundle_proof(body: dict[str, Any], bundle_id: str, verifier: Verifier
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class Request:
     method: str
     path: str
     kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _Sleep:
+class Sleep:
     seconds: float
 
 
 # An operation is a generator: it yields requests (and sleeps), is sent each response (or thrown
 # Unavailable), and returns its result. OrdoClient and AsyncOrdoClient only drive it.
-Op = Generator[_Request | _Sleep, httpx.Response | None, T]
+Op = Generator[Request | Sleep, httpx.Response | None, T]
 
 
-def _get(path: str, **kwargs: Any) -> _Request:
-    return _Request("GET", path, kwargs)
+def _get(path: str, **kwargs: Any) -> Request:
+    return Request("GET", path, kwargs)
 
 
-class _Base:
+class BaseClient:
     """The operations, shared by both clients (no I/O here)."""
 
     def __init__(self, base_url: str, committee: Committee | None, retry: RetryPolicy | None) -> None:
@@ -309,7 +294,13 @@ class _Base:
         self.retry = retry or RetryPolicy()
         self._verifier = Verifier(committee) if committee is not None else None
 
+    @overload
+    def verifier(self, verify: Literal[True]) -> Verifier: ...
+    @overload
+    def verifier(self, verify: bool) -> Verifier | None: ...
+
     def verifier(self, verify: bool) -> Verifier | None:
+        """The committee's verifier, or None when ``verify`` is false; MissingCommittee if it has none."""
         if not verify:
             return None
         if self._verifier is None:
@@ -344,19 +335,19 @@ class _Base:
 
     # -- operations --------------------------------------------------------------------------------
 
-    def _call(self, request: _Request, *, not_found_ok: bool = False) -> Op[Any]:
+    def _call(self, request: Request, *, not_found_ok: bool = False) -> Op[Any]:
         response = yield request
         assert response is not None
-        return _raise_for(response, not_found_ok=not_found_ok)
+        return body_or_raise(response, not_found_ok=not_found_ok)
 
     def _submit(self, path: str, body: dict[str, Any]) -> Op[dict[str, Any]]:
         for attempt in range(self.retry.attempts + 1):
             try:
-                return _obj((yield from self._call(_Request("POST", path, {"json": body}))))
+                return _obj((yield from self._call(Request("POST", path, {"json": body}))))
             except Busy as exc:
                 if attempt == self.retry.attempts:
                     raise
-                yield _Sleep(self.retry.delay(attempt, exc.retry_after))
+                yield Sleep(self.retry.delay(attempt, exc.retry_after))
         raise AssertionError("unreachable")
 
     def _submit_op(self, rollup_id: int, payload: bytes) -> Op[str]:
@@ -377,14 +368,14 @@ class _Base:
         positions = list(range(len(chunk)))
         for attempt in range(self.retry.attempts + 1):
             body = {"transactions": [_tx_json(*chunk[i]) for i in positions]}
-            response = yield _Request("POST", "/v1/transactions/batch", {"json": body})
+            response = yield Request("POST", "/v1/transactions/batch", {"json": body})
             assert response is not None
             got = _batch_response(response)
             result = got if result is None else _merge(result, got, positions)
             positions = _busy_positions(result)
             if not positions or attempt == self.retry.attempts:
                 break
-            yield _Sleep(self.retry.delay(attempt, _retry_after(response)))
+            yield Sleep(self.retry.delay(attempt, _retry_after(response)))
         assert result is not None
         if result.accepted == 0 and result.duplicates == 0 and len(positions) == len(chunk):
             raise Busy("mempool full", 1.0)
@@ -407,7 +398,7 @@ class _Base:
         return _obj((yield from self._call(_get(f"/v1/blocks/{int(height)}"))))
 
     def _tx_status_op(self, tx_id: str) -> Op[TxStatus]:
-        request = _get(f"/v1/transactions/{_check_id(tx_id, 'tx_id')}")
+        request = _get(f"/v1/transactions/{_hex_id(tx_id, 'tx_id')}")
         return _tx_status((yield from self._call(request, not_found_ok=True)))
 
     def _wait_op(self, what: str, timeout: float, poll: Callable[[], Op[T | None]]) -> Op[T]:
@@ -425,7 +416,7 @@ class _Base:
             if time.monotonic() + delay > deadline:
                 raise CommitTimeout(f"{what} not committed within {timeout:g}s"
                                     + (f" (last error: {last})" if last else ""))
-            yield _Sleep(delay)
+            yield Sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
     def _wait_for_commit_op(self, tx_id: str, timeout: float) -> Op[TxLocation]:
@@ -436,7 +427,7 @@ class _Base:
 
     def _bundle_proof_op(self, bundle_id: str, verify: bool) -> Op[BundleProof | None]:
         verifier = self.verifier(verify)
-        bundle_id = _check_id(bundle_id, "bundle_id")
+        bundle_id = _hex_id(bundle_id, "bundle_id")
         body = _obj((yield from self._call(_get(f"/v1/bundles/{bundle_id}"))))
         if body.get("status") != "committed":
             return None
@@ -467,9 +458,12 @@ class _Base:
     def _evidence_op(self, offender: int | None, verify: bool) -> Op[list[EvidenceRecord]]:
         verifier = self.verifier(verify)
         params = {} if offender is None else {"offender": str(offender)}
-        records = _evidence_records((yield from self._call(_get("/v1/evidence", params=params))))
+        records = evidence_records((yield from self._call(_get("/v1/evidence", params=params))))
+        if verifier is None:
+            return records
         try:
-            _verify_evidence(records, verifier)
+            for record in records:
+                check_record(record, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -479,7 +473,7 @@ class _Base:
         response = yield _get("/metrics")
         assert response is not None
         if response.status_code != 200:
-            _raise_for(response)
+            body_or_raise(response)
         return response.text
 
     def _subscription(self, rollup_id: int, from_height: int, verify: bool) -> _Subscription:
@@ -503,19 +497,3 @@ def _concat(results: list[BatchResult]) -> BatchResult:
         ids += r.ids
     return BatchResult(sum(r.accepted for r in results), sum(r.duplicates for r in results), ids, rejected)
 
-
-def _verify_evidence(records: list[EvidenceRecord], verifier: Verifier | None) -> None:
-    if verifier is None:
-        return
-    from consensus.evidence import verify_evidence
-
-    for record in records:
-        try:
-            verify_evidence(record.evidence, verifier)
-        except ConsensusError as exc:
-            raise ProofFailed(f"evidence {record.id}: {exc}") from None
-        if record.evidence.id.hex() != record.id or record.evidence.offender != record.offender:
-            raise ProofFailed(f"evidence {record.id}: the listed id/offender do not match its contents")
-
-
-_STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=STREAM_READ_TIMEOUT)
