@@ -120,3 +120,25 @@ def test_keys_are_private_and_feed_the_committee(tmp_path: Path) -> None:
     key_path(config, 1).chmod(0o644)
     with pytest.raises(KeyFileError, match="readable by others"):
         load_keypair(key_path(config, 1))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("ab" * 16 + " " + "ab" * 16, "not hexadecimal"),  # bytes.fromhex took this as 32 bytes
+    ("ab" * 31, "62 hex digits, not 64"),
+    ("0x" + "ab" * 32, "0x prefix"),
+])
+def test_key_files_hold_64_hex_digits(tmp_path: Path, text: str, problem: str) -> None:
+    """The same rule as cluster.toml's public_key and every id (sequencing.rollup.ids)."""
+    config = load_config(write(tmp_path, GOOD))
+    for replica in (0, 1):
+        ensure_keypair(config, replica)
+    key_path(config, 0).write_text(text + "\n")
+    with pytest.raises(KeyFileError, match=f"private key must be 64 hex digits.*{problem}"):
+        load_keypair(key_path(config, 0))
+    public = key_path(config, 1).with_name("public.key")
+    good = public.read_text()
+    public.write_text(" " + good.strip() + " \n")  # surrounding whitespace is fine
+    committee_of(config)
+    public.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=f"replica\\[id=1\\].public_key: .*{problem}"):
+        committee_of(config)
