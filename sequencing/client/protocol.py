@@ -1,9 +1,9 @@
-"""The API protocol shared by both clients: requests as generators of I/O steps, response
-parsing, proof checks, the SSE parser and subscription bookkeeping (see :mod:`sequencing.client.client`)."""
+"""The API protocol shared by both clients: requests as generators of I/O steps and response
+parsing (see :mod:`sequencing.client.client`; proof checks in :mod:`.checks`, evidence in
+:mod:`.evidence`, the subscription stream in :mod:`.stream`)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from consensus.crypto import Verifier
 from ..rollup.ids import parse_id32
 from ..rollup.proofs import BundleProof, InvalidProof, SliceProof
 from ..rollup.transactions import Bundle, Transaction
+from .checks import check_slice, parse_bundle_proof
 from .evidence import check_record, evidence_records
 from .model import (
     CHUNK_BYTES,
@@ -35,12 +36,12 @@ from .model import (
     ProofFailed,
     RetryPolicy,
     ServerError,
-    SubscriptionGap,
     T,
     TxLocation,
     TxStatus,
     Unavailable,
 )
+from .stream import Subscription
 
 __all__ = ["STREAM_TIMEOUT", "BaseClient", "Op", "Request", "Sleep", "body_or_raise"]  # what client.py drives
 
@@ -159,106 +160,6 @@ def _merge(first: BatchResult, retried: BatchResult, positions: list[int]) -> Ba
 
 def _busy_positions(result: BatchResult) -> list[int]:
     return [r["index"] for r in result.rejected if str(r.get("error", "")).startswith("mempool full")]
-
-
-class _Sse:
-    """Incremental text/event-stream parser (the subset the API sends: id, event, data, comments)."""
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.event = "message"
-        self.data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str | None, str, str] | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            if not self.data:
-                self.event = "message"
-                return None
-            out = (self.id, self.event, "\n".join(self.data))
-            self.event, self.data = "message", []
-            return out
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "id":
-            self.id = value
-        elif name == "event":
-            self.event = value
-        elif name == "data":
-            self.data.append(value)
-        return None
-
-
-class _Subscription:
-    """Checks the stream: consecutive heights from ``from_height``, the right rollup, valid proofs."""
-
-    def __init__(self, rollup_id: int, from_height: int, verifier: Verifier | None) -> None:
-        if from_height < 1:
-            raise ValueError("from_height must be >= 1")
-        self.rollup_id = rollup_id
-        self.next_height = from_height
-        self.first_height = from_height
-        self.verifier = verifier
-        self.parser = _Sse()
-
-    def request(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Query parameters and headers for (re)connecting: the stream continues at next_height."""
-        headers = {"Accept": "text/event-stream"}
-        if self.next_height > self.first_height:
-            headers["Last-Event-ID"] = str(self.next_height - 1)
-        self.parser = _Sse()
-        return {"from": str(self.first_height)}, headers
-
-    def feed(self, line: str) -> SliceProof | None:
-        event = self.parser.feed(line)
-        if event is None:
-            return None
-        event_id, kind, data = event
-        if kind != "slice":
-            return None
-        try:
-            proof = SliceProof.from_json(json.loads(data))
-        except (ValueError, InvalidProof) as exc:
-            raise ProofFailed(f"unreadable slice event: {exc}") from None
-        if event_id != str(proof.height):
-            raise ProofFailed(f"event id {event_id!r} is not the slice's height {proof.height}")
-        if proof.height != self.next_height:
-            raise SubscriptionGap(self.next_height, proof.height)
-        _check_slice(proof, self.rollup_id, proof.height, self.verifier)
-        self.next_height += 1
-        return proof
-
-
-def _check_slice(proof: SliceProof, rollup_id: int, height: int, verifier: Verifier | None) -> None:
-    if proof.rollup_id != rollup_id or proof.height != height:
-        raise ProofFailed(f"asked for rollup {rollup_id} at height {height}, got rollup {proof.rollup_id} "
-                          f"at height {proof.height}")
-    if verifier is not None:
-        try:
-            proof.verify(verifier)
-        except InvalidProof as exc:
-            raise ProofFailed(f"slice proof for rollup {rollup_id} at height {height}: {exc}") from None
-
-
-def _check_bundle(proof: BundleProof, bundle_id: str, verifier: Verifier | None) -> BundleProof:
-    if proof.bundle.id.hex() != bundle_id:
-        raise ProofFailed(f"the proof is for bundle {proof.bundle.id.hex()}, not {bundle_id}")
-    if verifier is not None:
-        try:
-            proof.verify(verifier)
-        except InvalidProof as exc:
-            raise ProofFailed(f"bundle proof for {bundle_id}: {exc}") from None
-    return proof
-
-
-def _parse_bundle_proof(body: dict[str, Any], bundle_id: str, verifier: Verifier | None) -> BundleProof:
-    try:
-        proof = BundleProof.from_json(body["proof"])
-    except (KeyError, TypeError, InvalidProof) as exc:
-        raise ProofFailed(f"unreadable bundle proof: {exc}") from None
-    return _check_bundle(proof, bundle_id, verifier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +333,7 @@ class BaseClient:
         if body.get("status") != "committed":
             return None
         try:
-            return _parse_bundle_proof(body, bundle_id, verifier)
+            return parse_bundle_proof(body, bundle_id, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -449,7 +350,7 @@ class BaseClient:
         except InvalidProof as exc:
             raise ProofFailed(str(exc)) from None
         try:
-            _check_slice(proof, rollup_id, height, verifier)
+            check_slice(proof, rollup_id, height, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -476,8 +377,8 @@ class BaseClient:
             body_or_raise(response)
         return response.text
 
-    def _subscription(self, rollup_id: int, from_height: int, verify: bool) -> _Subscription:
-        return _Subscription(rollup_id, from_height, self.verifier(verify))
+    def _subscription(self, rollup_id: int, from_height: int, verify: bool) -> Subscription:
+        return Subscription(rollup_id, from_height, self.verifier(verify))
 
     def _reconnect_delay(self, problem: Exception, down_since: float, attempt: int, reconnect_timeout: float,
                          on_reconnect: Callable[[Exception], None] | None) -> float:
