@@ -140,3 +140,29 @@ def test_evidence_with_a_malformed_field_is_invalid_not_unreadable(
     for keys in (["--config", str(config_path)], ["--chain-id", "ev-chain", "--public-key", public]):
         code, _, err = cli(capsys, "evidence", "verify", swapped, *keys)
         assert code == 1 and "INVALID" in one_line(err) and "canonical order" in err, (keys, err)
+
+
+def test_evidence_list_marks_a_piece_whose_listing_lies_as_invalid(
+        evidence: tuple[Path, Path, Evidence], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ordo evidence list` applies the client's rule (sequencing.client.evidence): the listed id,
+    offender, round and kind must match the signed evidence, not only the signatures verify."""
+    import json
+
+    import httpx
+
+    from sequencing.cli import rollup_commands
+    from sequencing.client import OrdoClient
+    from sequencing.keys import committee_of
+
+    config_path, _, ev = evidence
+    config = load_config(config_path)
+    record = {"id": ev.id.hex(), "kind": "double_vote", "offender": 2, "round": 7, "committed_height": 4,
+              "evidence": ev.encode().hex()}
+    served = [record, {**record, "round": 8}, {**record, "kind": "double_proposal"}]
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=served))
+    monkeypatch.setattr(rollup_commands, "_client", lambda args, verify: (
+        OrdoClient("http://replica", committee_of(config), transport=transport), config))
+    code, out, err = cli(capsys, "evidence", "list", "--json", "--config", config_path)
+    assert code == 0, err
+    assert [row["valid"] for row in json.loads(out)] == [True, False, False]
