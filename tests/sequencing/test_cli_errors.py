@@ -151,7 +151,7 @@ def test_evidence_list_marks_a_piece_whose_listing_lies_as_invalid(
 
     import httpx
 
-    from sequencing.cli import rollup_commands
+    from sequencing.cli import evidence_commands
     from sequencing.client import OrdoClient
     from sequencing.keys import committee_of
 
@@ -161,7 +161,7 @@ def test_evidence_list_marks_a_piece_whose_listing_lies_as_invalid(
               "evidence": ev.encode().hex()}
     served = [record, {**record, "round": 8}, {**record, "kind": "double_proposal"}]
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=served))
-    monkeypatch.setattr(rollup_commands, "_client", lambda args, verify: (
+    monkeypatch.setattr(evidence_commands, "connect", lambda args, verify: (
         OrdoClient("http://replica", committee_of(config), transport=transport), config))
     code, out, err = cli(capsys, "evidence", "list", "--json", "--config", config_path)
     assert code == 0, err
