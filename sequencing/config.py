@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .ids import InvalidId, parse_id32
+
 MAX_ROLLUP_ID = 2**32 - 1
 
 
@@ -178,11 +180,10 @@ def _replicas(raw: dict[str, Any], path: Path) -> tuple[ReplicaConfig, ...]:
         public_key = None
         if key_hex:
             try:
-                public_key = bytes.fromhex(key_hex)
-            except ValueError:
-                raise ConfigError(path, f"{where}.public_key", "not hexadecimal") from None
-            if len(public_key) != 32:
-                raise ConfigError(path, f"{where}.public_key", "must be 32 bytes (64 hex digits)")
+                public_key = parse_id32(key_hex, "public_key")
+            except InvalidId as exc:
+                problem = f"must be 32 bytes (64 hex digits): {exc.problem}"
+                raise ConfigError(path, f"{where}.public_key", problem) from None
         allowed = {"id", "host", "peer_port", "api_port", "admin_port", "public_key"}
         _reject_unknown(item, allowed, where, path)
         out.append(ReplicaConfig(rid, host, peer_port, api_port, admin_port, public_key))

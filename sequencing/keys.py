@@ -11,6 +11,7 @@ from consensus.committee import Committee
 from consensus.crypto import KeyPair
 
 from .config import ClusterConfig, ConfigError
+from .ids import InvalidId, parse_id32
 
 
 class KeyFileError(Exception):
@@ -34,11 +35,9 @@ def load_keypair(path: Path) -> KeyPair:
     if mode & 0o077:
         raise KeyFileError(f"{path}: private key is readable by others (mode {mode:o}); chmod 600 it")
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise KeyFileError(f"{path}: private key is not hexadecimal") from None
-    if len(raw) != 32:
-        raise KeyFileError(f"{path}: private key must be 32 bytes")
+        raw = parse_id32(text, "private key")
+    except InvalidId as exc:
+        raise KeyFileError(f"{path}: private key must be 64 hex digits (32 bytes): {exc.problem}") from None
     return KeyPair.from_private_bytes(raw)
 
 
@@ -77,13 +76,13 @@ def committee_of(config: ClusterConfig) -> Committee:
             continue
         path = public_key_path(config, r.id)
         try:
-            keys.append(bytes.fromhex(path.read_text().strip()))
-        except (OSError, ValueError):
-            raise ConfigError(
-                config.path, f"replica[id={r.id}].public_key",
-                f"not set, and no readable {path}: put replica {r.id}'s public key into cluster.toml "
-                f"or restore that file (for a new cluster: `ordo keygen --config {config.path}`)",
-            ) from None
+            text = path.read_text().strip()
+        except OSError:
+            raise _no_public_key(config, r.id, f"no readable {path}") from None
+        try:
+            keys.append(parse_id32(text, "public key"))
+        except InvalidId as exc:
+            raise _no_public_key(config, r.id, f"{path} is not 64 hex digits ({exc.problem})") from None
     try:
         return Committee(config.chain_id, tuple(keys))
     except Exception as exc:
@@ -97,3 +96,11 @@ def check_own_key(config: ClusterConfig, replica_id: int, key: KeyPair) -> None:
             config.path, f"replica[id={replica_id}].public_key",
             f"does not match the private key in {key_path(config, replica_id)}",
         )
+
+
+def _no_public_key(config: ClusterConfig, replica_id: int, problem: str) -> ConfigError:
+    return ConfigError(
+        config.path, f"replica[id={replica_id}].public_key",
+        f"not set, and {problem}: put replica {replica_id}'s public key into cluster.toml "
+        f"or restore that file (for a new cluster: `ordo keygen --config {config.path}`)",
+    )

@@ -13,10 +13,12 @@ call says ``verify=False``), so a rollup needs to trust no replica::
 Failures are typed, never raw httpx exceptions: :class:`ClientError` (4xx: the server's ``error``
 code and ``detail``; :class:`NotFound` for 404), :class:`Busy` (503 or 429, with ``retry_after``; busy
 submissions are first retried with backoff), :class:`ProofFailed` (a proof that does not verify,
-or a response that contradicts the request), :class:`SubscriptionGap` (a stream skipped or
-repeated a height), :class:`Unavailable` (cannot reach the replica), :class:`CommitTimeout`
-and :class:`ServerError` (any other 5xx or an unreadable response). All derive from
-:class:`OrdoError`.
+or a response that contradicts the request; :class:`InvalidEvidence` for evidence), :class:`SubscriptionGap`
+(a stream skipped or repeated a height), :class:`Unavailable` (cannot reach the replica),
+:class:`CommitTimeout` and :class:`ServerError` (any other 5xx or an unreadable response). All
+derive from :class:`OrdoError`. The caller's own mistakes are refused before any request:
+``TypeError`` for a payload that is not bytes, :class:`~sequencing.ids.InvalidId` (a
+``ValueError``) for an id that is not 64 hex digits.
 
 The subscription resumes by itself after a dropped connection or a restarted replica: it
 reconnects with ``Last-Event-ID`` (the last height it delivered), so the caller sees every height
@@ -36,6 +38,7 @@ import httpx
 from consensus.committee import Committee
 
 from ..rollup.proofs import BundleProof, SliceProof
+from .evidence import InvalidEvidence, UnreadableEvidence
 from .model import (
     DEFAULT_TIMEOUT,
     BatchResult,
@@ -55,13 +58,7 @@ from .model import (
     TxStatus,
     Unavailable,
 )
-from .protocol import (
-    _STREAM_TIMEOUT,
-    Op,
-    _Base,
-    _raise_for,
-    _Sleep,
-)
+from .protocol import STREAM_TIMEOUT, BaseClient, Op, Sleep, body_or_raise
 
 __all__ = [
     "AsyncOrdoClient",
@@ -70,6 +67,7 @@ __all__ = [
     "ClientError",
     "CommitTimeout",
     "EvidenceRecord",
+    "InvalidEvidence",
     "MissingCommittee",
     "NotFound",
     "OrdoClient",
@@ -81,12 +79,13 @@ __all__ = [
     "TxLocation",
     "TxStatus",
     "Unavailable",
+    "UnreadableEvidence",
 ]
 
 # -- sync ---------------------------------------------------------------------------------------
 
 
-class OrdoClient(_Base):
+class OrdoClient(BaseClient):
     """Blocking client (httpx.Client). Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, base_url: str, committee: Committee | None = None, *, timeout: float = DEFAULT_TIMEOUT,
@@ -113,7 +112,7 @@ class OrdoClient(_Base):
         try:
             step = next(op)
             while True:
-                if isinstance(step, _Sleep):
+                if isinstance(step, Sleep):
                     time.sleep(step.seconds)
                     step = op.send(None)
                     continue
@@ -191,10 +190,10 @@ class OrdoClient(_Base):
             params, headers = sub.request()
             try:
                 with self._http.stream("GET", f"/v1/rollups/{int(rollup_id)}/subscribe", params=params,
-                                       headers=headers, timeout=_STREAM_TIMEOUT) as response:
+                                       headers=headers, timeout=STREAM_TIMEOUT) as response:
                     if response.status_code != 200:
                         response.read()
-                        _raise_for(response)
+                        body_or_raise(response)
                     down_since, attempt = None, 0
                     for line in response.iter_lines():
                         try:
@@ -215,7 +214,7 @@ class OrdoClient(_Base):
 # -- async --------------------------------------------------------------------------------------
 
 
-class AsyncOrdoClient(_Base):
+class AsyncOrdoClient(BaseClient):
     """The same API as :class:`OrdoClient`, awaitable (httpx.AsyncClient; trio or asyncio).
     ``subscribe`` is an async iterator; close it with ``contextlib.aclosing`` when you stop early."""
 
@@ -242,7 +241,7 @@ class AsyncOrdoClient(_Base):
         try:
             step = next(op)
             while True:
-                if isinstance(step, _Sleep):
+                if isinstance(step, Sleep):
                     await anyio.sleep(step.seconds)
                     step = op.send(None)
                     continue
@@ -304,10 +303,10 @@ class AsyncOrdoClient(_Base):
             params, headers = sub.request()
             try:
                 async with self._http.stream("GET", f"/v1/rollups/{int(rollup_id)}/subscribe", params=params,
-                                             headers=headers, timeout=_STREAM_TIMEOUT) as response:
+                                             headers=headers, timeout=STREAM_TIMEOUT) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        _raise_for(response)
+                        body_or_raise(response)
                     down_since, attempt = None, 0
                     async for line in response.aiter_lines():
                         try:

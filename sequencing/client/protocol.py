@@ -1,24 +1,25 @@
-"""The API protocol shared by both clients: requests as generators of I/O steps, response
-parsing, proof checks, the SSE parser and subscription bookkeeping (see :mod:`sequencing.client.client`)."""
+"""The API protocol shared by both clients: requests as generators of I/O steps and response
+parsing (see :mod:`sequencing.client.client`; proof checks in :mod:`.checks`, evidence in
+:mod:`.evidence`, the subscription stream in :mod:`.stream`)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
 from consensus.committee import Committee
 from consensus.crypto import Verifier
-from consensus.errors import ConsensusError
-from consensus.messages import Evidence
 
+from ..ids import parse_id32
 from ..rollup.proofs import BundleProof, InvalidProof, SliceProof
 from ..rollup.transactions import Bundle, Transaction
+from .checks import check_slice, parse_bundle_proof
+from .evidence import check_record, evidence_records
 from .model import (
     CHUNK_BYTES,
     CHUNK_TXS,
@@ -35,12 +36,16 @@ from .model import (
     ProofFailed,
     RetryPolicy,
     ServerError,
-    SubscriptionGap,
     T,
     TxLocation,
     TxStatus,
     Unavailable,
 )
+from .stream import Subscription
+
+__all__ = ["STREAM_TIMEOUT", "BaseClient", "Op", "Request", "Sleep", "body_or_raise"]  # what client.py drives
+
+STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=STREAM_READ_TIMEOUT)
 
 # -- the protocol, shared by both clients -------------------------------------------------------
 
@@ -53,14 +58,9 @@ def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
     return {"rollup_id": rollup_id, "payload": bytes(payload).hex()}
 
 
-def _check_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or len(value) != 64:
-        raise ValueError(f"{what} must be 64 hex digits")
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        raise ValueError(f"{what} must be 64 hex digits") from None
-    return value.lower()
+def _hex_id(value: str, what: str) -> str:
+    """The id in canonical (lower-case) hex; InvalidId (a ValueError) unless 64 hex digits."""
+    return parse_id32(value, what).hex()
 
 
 def _chunks(items: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
@@ -90,7 +90,7 @@ def _body(response: httpx.Response) -> Any:
         raise ServerError(f"HTTP {response.status_code}: response is not JSON: {response.text[:200]!r}") from None
 
 
-def _raise_for(response: httpx.Response, *, not_found_ok: bool = False) -> Any:
+def body_or_raise(response: httpx.Response, *, not_found_ok: bool = False) -> Any:
     """The JSON body of a 2xx response (or of a 404 when ``not_found_ok``), else a typed error."""
     status = response.status_code
     if 200 <= status < 300 or (status == 404 and not_found_ok):
@@ -129,20 +129,6 @@ def _tx_status(body: Any) -> TxStatus:
     return TxStatus(body["id"], body["status"], location)
 
 
-def _evidence_records(body: Any) -> list[EvidenceRecord]:
-    if not isinstance(body, list):
-        raise ServerError("the evidence list is not a list")
-    out = []
-    for item in body:
-        try:
-            evidence = Evidence.decode(bytes.fromhex(item["evidence"]))
-            out.append(EvidenceRecord(item["id"], item["kind"], int(item["offender"]), int(item["round"]),
-                                      item["committed_height"], evidence))
-        except (KeyError, TypeError, ValueError, ConsensusError) as exc:
-            raise ServerError(f"unreadable evidence record: {exc}") from None
-    return out
-
-
 def _batch_response(response: httpx.Response) -> BatchResult:
     """A batch result; a 503 carries one too (nothing taken) unless it is a plain busy error."""
     if response.status_code == 503:
@@ -151,9 +137,9 @@ def _batch_response(response: httpx.Response) -> BatchResult:
         except ValueError:
             body = None
         if not (isinstance(body, dict) and "accepted" in body):
-            _raise_for(response)
+            body_or_raise(response)
     else:
-        body = _raise_for(response)
+        body = body_or_raise(response)
     try:
         return BatchResult(int(body["accepted"]), int(body["duplicates"]), list(body["ids"]),
                            list(body["rejected"]))
@@ -176,128 +162,28 @@ def _busy_positions(result: BatchResult) -> list[int]:
     return [r["index"] for r in result.rejected if str(r.get("error", "")).startswith("mempool full")]
 
 
-class _Sse:
-    """Incremental text/event-stream parser (the subset the API sends: id, event, data, comments)."""
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.event = "message"
-        self.data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str | None, str, str] | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            if not self.data:
-                self.event = "message"
-                return None
-            out = (self.id, self.event, "\n".join(self.data))
-            self.event, self.data = "message", []
-            return out
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "id":
-            self.id = value
-        elif name == "event":
-            self.event = value
-        elif name == "data":
-            self.data.append(value)
-        return None
-
-
-class _Subscription:
-    """Checks the stream: consecutive heights from ``from_height``, the right rollup, valid proofs."""
-
-    def __init__(self, rollup_id: int, from_height: int, verifier: Verifier | None) -> None:
-        if from_height < 1:
-            raise ValueError("from_height must be >= 1")
-        self.rollup_id = rollup_id
-        self.next_height = from_height
-        self.first_height = from_height
-        self.verifier = verifier
-        self.parser = _Sse()
-
-    def request(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Query parameters and headers for (re)connecting: the stream continues at next_height."""
-        headers = {"Accept": "text/event-stream"}
-        if self.next_height > self.first_height:
-            headers["Last-Event-ID"] = str(self.next_height - 1)
-        self.parser = _Sse()
-        return {"from": str(self.first_height)}, headers
-
-    def feed(self, line: str) -> SliceProof | None:
-        event = self.parser.feed(line)
-        if event is None:
-            return None
-        event_id, kind, data = event
-        if kind != "slice":
-            return None
-        try:
-            proof = SliceProof.from_json(json.loads(data))
-        except (ValueError, InvalidProof) as exc:
-            raise ProofFailed(f"unreadable slice event: {exc}") from None
-        if event_id != str(proof.height):
-            raise ProofFailed(f"event id {event_id!r} is not the slice's height {proof.height}")
-        if proof.height != self.next_height:
-            raise SubscriptionGap(self.next_height, proof.height)
-        _check_slice(proof, self.rollup_id, proof.height, self.verifier)
-        self.next_height += 1
-        return proof
-
-
-def _check_slice(proof: SliceProof, rollup_id: int, height: int, verifier: Verifier | None) -> None:
-    if proof.rollup_id != rollup_id or proof.height != height:
-        raise ProofFailed(f"asked for rollup {rollup_id} at height {height}, got rollup {proof.rollup_id} "
-                          f"at height {proof.height}")
-    if verifier is not None:
-        try:
-            proof.verify(verifier)
-        except InvalidProof as exc:
-            raise ProofFailed(f"slice proof for rollup {rollup_id} at height {height}: {exc}") from None
-
-
-def _check_bundle(proof: BundleProof, bundle_id: str, verifier: Verifier | None) -> BundleProof:
-    if proof.bundle.id.hex() != bundle_id:
-        raise ProofFailed(f"the proof is for bundle {proof.bundle.id.hex()}, not {bundle_id}")
-    if verifier is not None:
-        try:
-            proof.verify(verifier)
-        except InvalidProof as exc:
-            raise ProofFailed(f"bundle proof for {bundle_id}: {exc}") from None
-    return proof
-
-
-def _parse_bundle_proof(body: dict[str, Any], bundle_id: str, verifier: Verifier | None) -> BundleProof:
-    try:
-        proof = BundleProof.from_json(body["proof"])
-    except (KeyError, TypeError, InvalidProof) as exc:
-        raise ProofFailed(f"unreadable bundle proof: {exc}") from None
-    return _check_bundle(proof, bundle_id, verifier)
-
-
 @dataclass(frozen=True, slots=True)
-class _Request:
+class Request:
     method: str
     path: str
     kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _Sleep:
+class Sleep:
     seconds: float
 
 
 # An operation is a generator: it yields requests (and sleeps), is sent each response (or thrown
 # Unavailable), and returns its result. OrdoClient and AsyncOrdoClient only drive it.
-Op = Generator[_Request | _Sleep, httpx.Response | None, T]
+Op = Generator[Request | Sleep, httpx.Response | None, T]
 
 
-def _get(path: str, **kwargs: Any) -> _Request:
-    return _Request("GET", path, kwargs)
+def _get(path: str, **kwargs: Any) -> Request:
+    return Request("GET", path, kwargs)
 
 
-class _Base:
+class BaseClient:
     """The operations, shared by both clients (no I/O here)."""
 
     def __init__(self, base_url: str, committee: Committee | None, retry: RetryPolicy | None) -> None:
@@ -309,7 +195,13 @@ class _Base:
         self.retry = retry or RetryPolicy()
         self._verifier = Verifier(committee) if committee is not None else None
 
+    @overload
+    def verifier(self, verify: Literal[True]) -> Verifier: ...
+    @overload
+    def verifier(self, verify: bool) -> Verifier | None: ...
+
     def verifier(self, verify: bool) -> Verifier | None:
+        """The committee's verifier, or None when ``verify`` is false; MissingCommittee if it has none."""
         if not verify:
             return None
         if self._verifier is None:
@@ -344,19 +236,19 @@ class _Base:
 
     # -- operations --------------------------------------------------------------------------------
 
-    def _call(self, request: _Request, *, not_found_ok: bool = False) -> Op[Any]:
+    def _call(self, request: Request, *, not_found_ok: bool = False) -> Op[Any]:
         response = yield request
         assert response is not None
-        return _raise_for(response, not_found_ok=not_found_ok)
+        return body_or_raise(response, not_found_ok=not_found_ok)
 
     def _submit(self, path: str, body: dict[str, Any]) -> Op[dict[str, Any]]:
         for attempt in range(self.retry.attempts + 1):
             try:
-                return _obj((yield from self._call(_Request("POST", path, {"json": body}))))
+                return _obj((yield from self._call(Request("POST", path, {"json": body}))))
             except Busy as exc:
                 if attempt == self.retry.attempts:
                     raise
-                yield _Sleep(self.retry.delay(attempt, exc.retry_after))
+                yield Sleep(self.retry.delay(attempt, exc.retry_after))
         raise AssertionError("unreachable")
 
     def _submit_op(self, rollup_id: int, payload: bytes) -> Op[str]:
@@ -377,14 +269,14 @@ class _Base:
         positions = list(range(len(chunk)))
         for attempt in range(self.retry.attempts + 1):
             body = {"transactions": [_tx_json(*chunk[i]) for i in positions]}
-            response = yield _Request("POST", "/v1/transactions/batch", {"json": body})
+            response = yield Request("POST", "/v1/transactions/batch", {"json": body})
             assert response is not None
             got = _batch_response(response)
             result = got if result is None else _merge(result, got, positions)
             positions = _busy_positions(result)
             if not positions or attempt == self.retry.attempts:
                 break
-            yield _Sleep(self.retry.delay(attempt, _retry_after(response)))
+            yield Sleep(self.retry.delay(attempt, _retry_after(response)))
         assert result is not None
         if result.accepted == 0 and result.duplicates == 0 and len(positions) == len(chunk):
             raise Busy("mempool full", 1.0)
@@ -407,7 +299,7 @@ class _Base:
         return _obj((yield from self._call(_get(f"/v1/blocks/{int(height)}"))))
 
     def _tx_status_op(self, tx_id: str) -> Op[TxStatus]:
-        request = _get(f"/v1/transactions/{_check_id(tx_id, 'tx_id')}")
+        request = _get(f"/v1/transactions/{_hex_id(tx_id, 'tx_id')}")
         return _tx_status((yield from self._call(request, not_found_ok=True)))
 
     def _wait_op(self, what: str, timeout: float, poll: Callable[[], Op[T | None]]) -> Op[T]:
@@ -425,7 +317,7 @@ class _Base:
             if time.monotonic() + delay > deadline:
                 raise CommitTimeout(f"{what} not committed within {timeout:g}s"
                                     + (f" (last error: {last})" if last else ""))
-            yield _Sleep(delay)
+            yield Sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
     def _wait_for_commit_op(self, tx_id: str, timeout: float) -> Op[TxLocation]:
@@ -436,12 +328,12 @@ class _Base:
 
     def _bundle_proof_op(self, bundle_id: str, verify: bool) -> Op[BundleProof | None]:
         verifier = self.verifier(verify)
-        bundle_id = _check_id(bundle_id, "bundle_id")
+        bundle_id = _hex_id(bundle_id, "bundle_id")
         body = _obj((yield from self._call(_get(f"/v1/bundles/{bundle_id}"))))
         if body.get("status") != "committed":
             return None
         try:
-            return _parse_bundle_proof(body, bundle_id, verifier)
+            return parse_bundle_proof(body, bundle_id, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -458,7 +350,7 @@ class _Base:
         except InvalidProof as exc:
             raise ProofFailed(str(exc)) from None
         try:
-            _check_slice(proof, rollup_id, height, verifier)
+            check_slice(proof, rollup_id, height, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -467,9 +359,12 @@ class _Base:
     def _evidence_op(self, offender: int | None, verify: bool) -> Op[list[EvidenceRecord]]:
         verifier = self.verifier(verify)
         params = {} if offender is None else {"offender": str(offender)}
-        records = _evidence_records((yield from self._call(_get("/v1/evidence", params=params))))
+        records = evidence_records((yield from self._call(_get("/v1/evidence", params=params))))
+        if verifier is None:
+            return records
         try:
-            _verify_evidence(records, verifier)
+            for record in records:
+                check_record(record, verifier)
         except ProofFailed as exc:
             yield from self._explain_op(exc)
             raise
@@ -479,11 +374,11 @@ class _Base:
         response = yield _get("/metrics")
         assert response is not None
         if response.status_code != 200:
-            _raise_for(response)
+            body_or_raise(response)
         return response.text
 
-    def _subscription(self, rollup_id: int, from_height: int, verify: bool) -> _Subscription:
-        return _Subscription(rollup_id, from_height, self.verifier(verify))
+    def _subscription(self, rollup_id: int, from_height: int, verify: bool) -> Subscription:
+        return Subscription(rollup_id, from_height, self.verifier(verify))
 
     def _reconnect_delay(self, problem: Exception, down_since: float, attempt: int, reconnect_timeout: float,
                          on_reconnect: Callable[[Exception], None] | None) -> float:
@@ -503,19 +398,3 @@ def _concat(results: list[BatchResult]) -> BatchResult:
         ids += r.ids
     return BatchResult(sum(r.accepted for r in results), sum(r.duplicates for r in results), ids, rejected)
 
-
-def _verify_evidence(records: list[EvidenceRecord], verifier: Verifier | None) -> None:
-    if verifier is None:
-        return
-    from consensus.evidence import verify_evidence
-
-    for record in records:
-        try:
-            verify_evidence(record.evidence, verifier)
-        except ConsensusError as exc:
-            raise ProofFailed(f"evidence {record.id}: {exc}") from None
-        if record.evidence.id.hex() != record.id or record.evidence.offender != record.offender:
-            raise ProofFailed(f"evidence {record.id}: the listed id/offender do not match its contents")
-
-
-_STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=STREAM_READ_TIMEOUT)

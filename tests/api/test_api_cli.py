@@ -20,7 +20,7 @@ import trio
 from consensus.crypto import KeyPair, SignatureKind, Signer
 from consensus.messages import Evidence, EvidenceKind
 from sequencing.cli.main import build_parser
-from sequencing.client.client import AsyncOrdoClient
+from sequencing.client import AsyncOrdoClient
 from sequencing.cluster.local import write_local_config
 from sequencing.keys import key_path, load_keypair
 

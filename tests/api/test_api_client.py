@@ -15,8 +15,9 @@ import pytest
 import trio
 
 from consensus.committee import Committee
-from consensus.crypto import KeyPair
-from sequencing.client.client import (
+from consensus.crypto import KeyPair, SignatureKind, Signer
+from consensus.messages import Evidence, EvidenceKind
+from sequencing.client import (
     AsyncOrdoClient,
     Busy,
     ClientError,
@@ -260,3 +261,69 @@ def test_transport_failures_are_unavailable_not_httpx() -> None:
             client.submit(1, b"x")
         with pytest.raises(Unavailable):
             client.tx_status("00" * 32)
+
+
+# -- input checked before any request, and evidence checked against its listing ----------------
+
+
+def reply(body: object) -> Handler:
+    return lambda _: httpx.Response(200, json=body)
+
+
+@pytest.mark.parametrize("bad", [
+    "ab" * 16 + " " * 32,  # 64 characters that bytes.fromhex reads as 16 bytes
+    " " + "ab" * 31 + "a ",
+    "0x" + "ab" * 31,
+    "ab" * 31,
+    "zz" * 32,
+])
+def test_a_malformed_id_is_refused_before_any_request(bad: str) -> None:
+    seen: list[httpx.Request] = []
+    with OrdoClient("http://replica", transport=scripted([error(400, "invalid_parameter")], seen)) as client:
+        with pytest.raises(ValueError, match="64 hex digits"):
+            client.tx_status(bad)
+        with pytest.raises(ValueError, match="64 hex digits"):
+            client.bundle_proof(bad, verify=False)
+    assert seen == []
+
+
+def test_an_upper_case_id_is_sent_in_lower_case() -> None:
+    seen: list[httpx.Request] = []
+    unknown = reply({"id": "ab" * 32, "status": "unknown"})
+    with OrdoClient("http://replica", transport=scripted([unknown], seen)) as client:
+        assert client.tx_status("AB" * 32).id == "ab" * 32
+    assert seen[0].url.path == "/v1/transactions/" + "ab" * 32
+
+
+def signed_double_vote(chain_id: str, keys: list[KeyPair], offender: int, round: int) -> Evidence:
+    signer = Signer(chain_id, offender, keys[offender])
+    a, b = bytes([1]) * 32, bytes([2]) * 32
+    return Evidence.of(EvidenceKind.DOUBLE_VOTE, offender, round,
+                       (a, signer.sign(SignatureKind.VOTE, round, a)), (b, signer.sign(SignatureKind.VOTE, round, b)))
+
+
+LIES = [("id", "00" * 32), ("offender", 1), ("round", 8), ("kind", "double_proposal")]
+
+
+@pytest.mark.parametrize(("field", "lie"), LIES)
+def test_evidence_whose_listing_contradicts_it_fails(field: str, lie: object) -> None:
+    """The listing /v1/evidence serves next to each piece must match the signed contents (the client
+    checked only id and offender; `ordo evidence verify` also round and kind)."""
+    keys = [KeyPair.from_seed(b"k%d" % i) for i in range(4)]
+    committee = Committee("ev", tuple(k.public for k in keys))
+    ev = signed_double_vote("ev", keys, 2, 7)
+    record = {"id": ev.id.hex(), "kind": "double_vote", "offender": 2, "round": 7, "committed_height": None,
+              "evidence": ev.encode().hex()}
+    with OrdoClient("http://replica", committee, transport=scripted([reply([record])], [])) as client:
+        assert [r.evidence for r in client.evidence()] == [ev]
+    lying = [record, {**record, field: lie}]
+    status = reply({"chain_id": "ev"})  # asked when a proof fails, to tell a wrong chain apart
+    with OrdoClient("http://replica", committee, transport=scripted([reply(lying), status, reply(lying)], [])) as c:
+        with pytest.raises(ProofFailed, match=f"evidence .*{field}"):
+            c.evidence()
+        assert len(c.evidence(verify=False)) == 2
+    forged = signed_double_vote("another chain", keys, 2, 7)
+    served_forged = [{**record, "id": forged.id.hex(), "evidence": forged.encode().hex()}]
+    transport = scripted([reply(served_forged), status], [])
+    with OrdoClient("http://replica", committee, transport=transport) as c, pytest.raises(ProofFailed, match="signat"):
+        c.evidence()

@@ -293,7 +293,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "    return commit.headers[0]\n",
       PROOFS, CLIENT, SEQ),
     m("client-ignores-slice-proof-failure", "the client refuses a slice whose proof fails",
-      "sequencing/client/protocol.py",
+      "sequencing/client/checks.py",
       'raise ProofFailed(f"slice proof for rollup {rollup_id} at height {height}: {exc}") from None', "pass",
       CLIENT, "tests/api/test_api_endpoints.py"),
 )

@@ -96,3 +96,73 @@ def test_evidence_verify_with_the_offenders_key_and_chain_id(
     assert code == 1 and "INVALID" in one_line(err)
     code, _, err = cli(capsys, "evidence", "verify", path, "--public-key", public)
     assert code == 2 and "go together" in one_line(err)
+
+
+def test_a_malformed_tx_id_is_refused_before_contacting_a_replica(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_local_config(tmp_path)  # nothing listens on its ports
+    for bad, problem in [("zz" * 32, "not hexadecimal"), ("ab" * 31, "62 hex digits, not 64"),
+                         ("0x0x" + "ab" * 31, "has a 0x prefix"), ("ab" * 33, "66 hex digits, not 64")]:
+        code, _, err = cli(capsys, "tx", bad, "--config", config)
+        line = one_line(err)
+        assert code == 2 and "is not an id (64 hex digits)" in line and problem in line, line
+    # what a person pastes: spaces and line breaks, a 0x prefix, upper case -> the replica is asked
+    for good in [" " + "ab" * 32 + "\n", "ab" * 16 + "\n" + "ab" * 16, "0x" + "ab" * 32, "AB" * 32]:
+        code, _, err = cli(capsys, "tx", good, "--config", config, "--no-verify")
+        assert code == 1 and "cannot reach" in one_line(err), (good, err)
+
+
+def test_a_malformed_public_key_says_what_is_wrong(
+        evidence: tuple[Path, Path, Evidence], capsys: pytest.CaptureFixture[str]) -> None:
+    config_path, path, _ = evidence
+    public = load_keypair(key_path(load_config(config_path), 2)).public.hex()
+    for bad, problem in [(public[:-2], "62 hex digits, not 64"), ("zz" * 32, "not hexadecimal")]:
+        code, _, err = cli(capsys, "evidence", "verify", path, "--chain-id", "ev-chain", "--public-key", bad)
+        line = one_line(err)
+        assert code == 2 and "--public-key '" in line and "is not a key (64 hex digits)" in line, line
+        assert problem in line, line
+    for good in ["0x" + public, f" {public.upper()} "]:
+        code, out, _ = cli(capsys, "evidence", "verify", path, "--chain-id", "ev-chain", "--public-key", good)
+        assert code == 0 and "valid: replica 2" in out
+
+
+def test_evidence_with_a_malformed_field_is_invalid_not_unreadable(
+        evidence: tuple[Path, Path, Evidence], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Seven fields but not valid evidence (blocks out of canonical order): exit 1, with either
+    source of keys."""
+    from consensus.encoding import pack
+
+    config_path, _, ev = evidence
+    swapped = tmp_path / "swapped.hex"
+    swapped.write_text(pack([int(ev.kind), ev.offender, ev.round, ev.block_b, ev.signature_b, ev.block_a,
+                             ev.signature_a]).hex())
+    public = load_keypair(key_path(load_config(config_path), 2)).public.hex()
+    for keys in (["--config", str(config_path)], ["--chain-id", "ev-chain", "--public-key", public]):
+        code, _, err = cli(capsys, "evidence", "verify", swapped, *keys)
+        assert code == 1 and "INVALID" in one_line(err) and "canonical order" in err, (keys, err)
+
+
+def test_evidence_list_marks_a_piece_whose_listing_lies_as_invalid(
+        evidence: tuple[Path, Path, Evidence], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ordo evidence list` applies the client's rule (sequencing.client.evidence): the listed id,
+    offender, round and kind must match the signed evidence, not only the signatures verify."""
+    import json
+
+    import httpx
+
+    from sequencing.cli import evidence_commands
+    from sequencing.client import OrdoClient
+    from sequencing.keys import committee_of
+
+    config_path, _, ev = evidence
+    config = load_config(config_path)
+    record = {"id": ev.id.hex(), "kind": "double_vote", "offender": 2, "round": 7, "committed_height": 4,
+              "evidence": ev.encode().hex()}
+    served = [record, {**record, "round": 8}, {**record, "kind": "double_proposal"}]
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=served))
+    monkeypatch.setattr(evidence_commands, "connect", lambda args, verify: (
+        OrdoClient("http://replica", committee_of(config), transport=transport), config))
+    code, out, err = cli(capsys, "evidence", "list", "--json", "--config", config_path)
+    assert code == 0, err
+    assert [row["valid"] for row in json.loads(out)] == [True, False, False]

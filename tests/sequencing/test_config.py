@@ -11,6 +11,7 @@ import pytest
 from sequencing.config import ConfigError, load_config
 from sequencing.keys import KeyFileError, committee_of, ensure_keypair, key_path, load_keypair
 
+KEY = "ab" * 32
 GOOD = """
 [cluster]
 chain_id = "t"
@@ -62,6 +63,13 @@ def test_defaults_and_relative_data_dir(tmp_path: Path) -> None:
         (GOOD + "\n[extra]\n", "extra", "unknown key"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\npublic_key = "zz"'), "replica[0].public_key", "hexadecimal"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\npublic_key = "00"'), "replica[0].public_key", "32 bytes"),
+        # the same rule as every id (sequencing.ids): bytes.fromhex would take these whitespace-padded keys
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY} "'), "replica[0].public_key",
+         "not hexadecimal"),
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY[:32]}{" " * 32}"'),
+         "replica[0].public_key", "not hexadecimal"),
+        (GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "0x{KEY}"'), "replica[0].public_key",
+         "0x prefix"),
         (GOOD.replace("api_port = 8000", 'api_port = 8000\nhost = "bad host!"'), "replica[0].host", "neither"),
     ],
 )
@@ -72,6 +80,13 @@ def test_each_mistake_names_file_key_and_problem(tmp_path: Path, text: str, key:
     assert err.value.path == str(path) and err.value.key == key
     assert problem in err.value.problem
     assert str(err.value).startswith(f"{path}: {key}: " if key else f"{path}: not valid TOML")
+
+
+def test_a_public_key_in_either_case_is_the_same_key(tmp_path: Path) -> None:
+    lower = load_config(write(tmp_path, GOOD.replace("api_port = 8000", f'api_port = 8000\npublic_key = "{KEY}"')))
+    upper = load_config(write(tmp_path, GOOD.replace("api_port = 8000",
+                                                     f'api_port = 8000\npublic_key = "{KEY.upper()}"')))
+    assert lower.replicas[0].public_key == upper.replicas[0].public_key == bytes.fromhex(KEY)
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -105,3 +120,25 @@ def test_keys_are_private_and_feed_the_committee(tmp_path: Path) -> None:
     key_path(config, 1).chmod(0o644)
     with pytest.raises(KeyFileError, match="readable by others"):
         load_keypair(key_path(config, 1))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("ab" * 16 + " " + "ab" * 16, "not hexadecimal"),  # bytes.fromhex took this as 32 bytes
+    ("ab" * 31, "62 hex digits, not 64"),
+    ("0x" + "ab" * 32, "0x prefix"),
+])
+def test_key_files_hold_64_hex_digits(tmp_path: Path, text: str, problem: str) -> None:
+    """The same rule as cluster.toml's public_key and every id (sequencing.ids)."""
+    config = load_config(write(tmp_path, GOOD))
+    for replica in (0, 1):
+        ensure_keypair(config, replica)
+    key_path(config, 0).write_text(text + "\n")
+    with pytest.raises(KeyFileError, match=f"private key must be 64 hex digits.*{problem}"):
+        load_keypair(key_path(config, 0))
+    public = key_path(config, 1).with_name("public.key")
+    good = public.read_text()
+    public.write_text(" " + good.strip() + " \n")  # surrounding whitespace is fine
+    committee_of(config)
+    public.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=f"replica\\[id=1\\].public_key: .*{problem}"):
+        committee_of(config)
