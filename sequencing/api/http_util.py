@@ -11,9 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..ids import InvalidId, parse_id32
 from ..replica.mempool import AlreadySubmitted, MempoolFull
 from ..rollup.transactions import InvalidTransaction
-from .views import ApiError, is_hex
+from .views import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,10 @@ def hex_id(request: Request, name: str) -> bytes:
     if name == "tx_id" and raw == "batch":  # GET /v1/transactions/batch is a method error, not a bad id
         raise ApiError(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}",
                        headers={"Allow": "POST"})
-    if len(raw) != 64 or not is_hex(raw):
-        raise ApiError(400, "invalid_parameter", f"{name} must be 64 hex digits (32 bytes), got {raw[:80]!r}")
-    return bytes.fromhex(raw)
+    try:
+        return parse_id32(raw, name)
+    except InvalidId as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Limits
+from ..ids import ID_HEX_PATTERN
 
 MAX_REPLICA_ID = 1023
-HEX64 = "^[0-9a-fA-F]{64}$"
+HEX64 = f"^{ID_HEX_PATTERN}$"  # what sequencing/ids.py accepts
 LOWER_HEX64 = "^[0-9a-f]{64}$"
 
 
