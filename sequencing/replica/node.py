@@ -50,7 +50,15 @@ from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload, TreeCache
 from ..rollup.transactions import Item, item_txs
-from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
+from ..storage import (
+    DATABASE_FILES,
+    CommitRecord,
+    CorruptDatabase,
+    LedgerStore,
+    MissingDatabase,
+    SafetyStore,
+    open_stores,
+)
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
 from .evidence_pool import EvidencePool
@@ -69,7 +77,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
-DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
 
 
 class NodeStartError(Exception):
@@ -127,8 +134,8 @@ class Node:
         self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
         self.executor = Executor(self.fetcher, self._write_records, self._on_written, self.cached_content)
         self.timer = RoundTimer()
-        self.storage: Storage | None = None
-        self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
+        self.storage: LedgerStore | None = None  # ordo.sqlite: the committed chain, batches, evidence
+        self.safety_store: SafetyStore | None = None  # safety.sqlite: safety state + voted blocks
         self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
         self.trees = TreeCache()  # NMTs of recent heights, for proofs served by the API
         self.replica: Replica | None = None
@@ -181,14 +188,10 @@ class Node:
         """Open the ledger database and the safety database; if either is missing or unreadable
         the replica may have forgotten what it signed, so it refuses to start without --recover."""
         directory = self.config.replica_dir(self.id)
-        paths = [directory / name for name in DATABASE_FILES]
-        stores: list[Storage] = []
         try:
-            for path in paths:
-                stores.append(await trio.to_thread.run_sync(partial(self._open_db, path, create=False)))
+            stores = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=False))
         except (MissingDatabase, CorruptDatabase) as exc:
-            for store in stores:
-                store.close()
+            path = exc.path or directory
             problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
             foreign = foreign_database(path, self.config.chain_id, self.id)
             if foreign is not None:
@@ -201,18 +204,18 @@ class Node:
                     "from peers (it stays silent until it is safe to sign)."
                 ) from None
             suffix = f".unreadable-{int(time.time())}"
-            for path in paths:
+            for path in (directory / name for name in DATABASE_FILES):
                 if path.exists():
                     path.rename(path.with_name(path.name + suffix))
-            stores = [await trio.to_thread.run_sync(partial(self._open_db, path, create=True)) for path in paths]
+            stores = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=True))
             self.recovering = True
         self.storage, self.safety_store = stores
         if self.options.storage_crash_hook is not None:
             self.storage.crash_hook = self.options.storage_crash_hook
             self.safety_store.crash_hook = self.options.storage_crash_hook
 
-    def _open_db(self, path: Path, *, create: bool) -> Storage:
-        return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
+    def _open_stores(self, directory: Path, *, create: bool) -> tuple[LedgerStore, SafetyStore]:
+        return open_stores(directory, chain_id=self.config.chain_id, replica_id=self.id, create=create)
 
     async def _start_core(self) -> None:
         storage = self.require_storage()
@@ -265,7 +268,7 @@ class Node:
     def _signer(self) -> Signer:
         return Signer(self.config.chain_id, self.id, self.key)
 
-    def require_storage(self) -> Storage:
+    def require_storage(self) -> LedgerStore:
         assert self.storage is not None, "storage not open"
         return self.storage
 
@@ -273,7 +276,7 @@ class Node:
         assert self.replica is not None, "core not started"
         return self.replica
 
-    def _require_safety_store(self) -> Storage:
+    def _require_safety_store(self) -> SafetyStore:
         assert self.safety_store is not None, "safety store not open"
         return self.safety_store
 

@@ -205,7 +205,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "self._require_nursery().start_soon(self._safety_call, self._require_safety_store().save_safety, "
       "action.state, voted)",
       NODE_SAFETY, SEQ),
-    m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage/store.py",
+    m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage/safety.py",
       '"save_safety", durable=True', '"save_safety", durable=False',
       STORAGE, SEQ),
     Mutant("recovery-floor-arithmetic", "a lost-disk replica signs nothing at or below R + 2",
