@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
+BATCH_PRUNE_EVERY = 64  # blocks between deletions of expired batch rows (docs/ARCHITECTURE.md)
 
 
 class NodeStartError(Exception):
@@ -528,6 +529,9 @@ class Node:
         if self.durable_height % 100 < len(records) and self._nursery is not None:
             self._nursery.start_soon(self._safety_call, self._require_safety_store().prune_voted,
                                      self.durable_height)
+        expired_below = self.durable_height - 2 * self.limits.batch_ttl_blocks  # own batches' rows
+        if self.durable_height % BATCH_PRUNE_EVERY < len(records) and expired_below > 0 and self._nursery:
+            self._nursery.start_soon(self.storage_call, self.require_storage().prune_batches, expired_below)
         self.txs_committed += sum(len(r.tx_ids) for r in records)
         self.metrics.committed_height.set(self.durable_height)
         self.metrics.pending_batches.set(len(self.batches))
