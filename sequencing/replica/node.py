@@ -150,6 +150,7 @@ class Node:
         self._safety_lock = trio.Lock()
         self._events_send, self._events = trio.open_memory_channel[_Event](10_000)
         self._batch_seq = 0
+        self._rebatching: dict[bytes, set[bytes]] = {}  # expired own batch -> its items not re-batched yet
         self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
         self._batched = trio.Event()
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
@@ -336,9 +337,19 @@ class Node:
         return added
 
     async def _persist_batch(self, batch: Batch) -> None:
+        """Write an own batch; the rows of expired batches whose last items it carries go in the same
+        transaction, so after a crash their items are either still queued by the expired row or in
+        this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
+        replaced = []
+        for digest, waiting in self._rebatching.items():
+            waiting.difference_update(item.id for item in batch.items)
+            if not waiting:
+                replaced.append(digest)
+        for digest in replaced:
+            del self._rebatching[digest]
         storage = self.require_storage()
         await self.storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
-                                 batch.encode())
+                                batch.encode(), replaced)
 
     # -- the core loop -------------------------------------------------------------------------
 
@@ -503,6 +514,7 @@ class Node:
         for batch in self.batches.expire(block.height):
             if batch.author == self.id:
                 self.mempool.requeue(list(batch.items))
+                self._rebatching[batch.digest] = {item.id for item in batch.items}
         await self.executor.send.send(Committed(block, commit.proof))
 
     async def _write_records(self, records: list[CommitRecord]) -> None:
@@ -531,7 +543,8 @@ class Node:
                                      self.durable_height)
         expired_below = self.durable_height - 2 * self.limits.batch_ttl_blocks  # own batches' rows
         if self.durable_height % BATCH_PRUNE_EVERY < len(records) and expired_below > 0 and self._nursery:
-            self._nursery.start_soon(self.storage_call, self.require_storage().prune_batches, expired_below)
+            self._nursery.start_soon(self.storage_call, self.require_storage().prune_batches, expired_below,
+                                     frozenset(self._rebatching))  # their items are not in a batch yet
         self.txs_committed += sum(len(r.tx_ids) for r in records)
         self.metrics.committed_height.set(self.durable_height)
         self.metrics.pending_batches.set(len(self.batches))

@@ -15,7 +15,7 @@ Durability
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from consensus.commit_proof import CommitProof
@@ -248,9 +248,11 @@ class LedgerStore(StorageCore):
     # -- batches -----------------------------------------------------------------------------------
 
     @api
-    def save_batch(self, digest: bytes, author: int, created_height: int, body: bytes) -> None:
+    def save_batch(self, digest: bytes, author: int, created_height: int, body: bytes,
+                   replaces: Sequence[bytes] = ()) -> None:
         """Keep a batch body (idempotent; the first body and author stay). A body for a batch
-        already committed is kept too."""
+        already committed is kept too. In the same transaction, delete the uncommitted batches
+        ``replaces`` (expired ones whose items this batch carries now)."""
         if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(body, bytes):
             raise InvalidRecord("save_batch needs a 32-byte digest and a bytes body")
         with self._transaction("save_batch", durable=False, hooked=False):
@@ -261,6 +263,8 @@ class LedgerStore(StorageCore):
                 " body = coalesce(batches.body, excluded.body)",
                 (digest, author, created_height, body),
             )
+            self._conn.executemany("DELETE FROM batches WHERE digest = ? AND committed_height IS NULL",
+                                   [(old,) for old in replaces if old != digest])
 
     @api
     def load_batch(self, digest: bytes) -> bytes | None:
@@ -284,14 +288,20 @@ class LedgerStore(StorageCore):
         )]
 
     @api
-    def prune_batches(self, below_height: int) -> int:
+    def prune_batches(self, below_height: int, keep: Collection[bytes] = frozenset()) -> int:
         """Delete uncommitted batches created below ``below_height`` (expired: no block above
-        ``created_height + batch_ttl_blocks`` may include them). Committed batches keep their
-        bodies: catch-up serves them to lagging replicas. Returns the number of rows deleted."""
+        ``created_height + batch_ttl_blocks`` may include them), except those in ``keep``.
+        Committed batches keep their bodies: catch-up serves them to lagging replicas. Returns
+        the number of rows deleted."""
+        c = self._conn
         with self._transaction("prune_batches", durable=False, hooked=False):
-            return self._conn.execute(
-                "DELETE FROM batches WHERE committed_height IS NULL AND created_height < ?", (below_height,)
-            ).rowcount
+            expired = c.execute(
+                "SELECT digest FROM batches WHERE committed_height IS NULL AND created_height < ?",
+                (below_height,),
+            ).fetchall()
+            doomed = [(digest,) for (digest,) in expired if digest not in keep]
+            c.executemany("DELETE FROM batches WHERE digest = ?", doomed)
+        return len(doomed)
 
     # -- evidence ----------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from consensus_factories import World
 from consensus.messages import Block, QuorumCert
 from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.keys import write_keypair
+from sequencing.keys import key_path, write_keypair
 from sequencing.replica.node import Node, NodeOptions
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockPayload, assemble
@@ -93,7 +93,8 @@ async def node_rig(tmp_path: Path, me: int, *, options: NodeOptions | None = Non
     world = World.make(4)
     config = load_config(write_local_config(tmp_path, n=4, chain_id=world.chain_id, limits=limits))
     for i, key in enumerate(world.keys):
-        write_keypair(config.replica_dir(i), key)
+        if not key_path(config, i).exists():  # a second rig on the same directory: a restart
+            write_keypair(config.replica_dir(i), key)
     for store in open_stores(config.replica_dir(me), chain_id=config.chain_id, replica_id=me, create=True):
         store.close()
     node = Node(config, me, world.keys[me], options)

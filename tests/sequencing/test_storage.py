@@ -600,6 +600,7 @@ def test_batches(tmp_path: Path) -> None:
         assert s.load_batch(d[4]) == b"late body" and dict(s.committed_batches_since(0))[d[4]] == 1
         # below 3: uncommitted d[2] (created 2) has expired; committed batches keep their bodies
         # (catch-up serves them to lagging replicas)
+        assert s.prune_batches(3, keep={d[2]}) == 0 and s.load_batch(d[2]) == b"body2"
         assert s.prune_batches(3) == 1
         assert s.load_batch(d[2]) is None and d[2] not in dict(s.committed_batches_since(0))
         assert [s.load_batch(x) for x in (d[0], d[1], d[4])] == [b"body0", b"body1", b"late body"]
@@ -607,6 +608,18 @@ def test_batches(tmp_path: Path) -> None:
         assert s.prune_batches(3) == 0
     with db(path, create=False) as s:
         assert s.load_batch(d[3]) == b"body3" and dict(s.committed_batches_since(0)) == committed
+
+
+def test_a_batch_replaces_expired_ones_in_its_write(tmp_path: Path) -> None:
+    old, new, again = h32("old"), h32("new"), h32("again")
+    with db(tmp_path / "r.db") as s:
+        s.save_batch(old, 0, 1, b"old")
+        s.save_batch(new, 0, 5, b"new", replaces=[old, new, h32("unknown")])  # itself, unknown: no-ops
+        assert [p[0] for p in s.pending_batches()] == [new]
+        s.append(record(GENESIS, txs_for(1), batches=[new]))
+        s.save_batch(again, 0, 6, b"again", replaces=[new])  # committed rows stay
+        assert s.load_batch(new) == b"new" and dict(s.committed_batches_since(0)) == {new: 1}
+        assert [p[0] for p in s.pending_batches()] == [again]
 
 
 def test_evidence(tmp_path: Path) -> None:
