@@ -82,7 +82,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..keys import key_path, load_keypair, public_key_path, restore_public_key
-    from ..replica.setup import DATABASE_FILES, init_replica_dir
+    from ..replica.setup import init_replica_dir
+    from ..storage import DATABASE_FILES
 
     config = load_config(args.config)
     ids = [args.id] if args.id is not None else [r.id for r in config.replicas]

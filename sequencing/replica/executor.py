@@ -16,7 +16,7 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
 from ..rollup.block_content import BlockContent, BlockPayload, assemble
-from ..storage.store import CommitRecord
+from ..storage import CommitRecord
 from .batch_fetcher import BatchFetcher
 
 log = logging.getLogger(__name__)

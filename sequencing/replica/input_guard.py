@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter
 
-from ..storage.store import StorageError
+from ..storage import StorageError
 
 log = logging.getLogger(__name__)
 

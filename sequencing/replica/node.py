@@ -38,7 +38,15 @@ from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload
 from ..rollup.transactions import Item, item_txs
-from ..storage.store import CommitRecord, CorruptDatabase, MissingDatabase, Storage
+from ..storage import (
+    DATABASE_FILES,
+    CommitRecord,
+    CorruptDatabase,
+    LedgerStore,
+    MissingDatabase,
+    SafetyStore,
+    open_stores,
+)
 from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
@@ -54,7 +62,6 @@ from .payload_rules import Ancestry, PayloadRejected, build_payload, check_paylo
 from .peer_service import PeerService
 from .recovery import foreign_database, recovery_floor
 from .round_timer import RoundTimer
-from .setup import DATABASE_FILES
 from .wire import BatchMsg, NodeCodec
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
 __all__ = ["DATABASE_FILES", "Node", "NodeOptions", "NodeStartError"]
+BATCH_PRUNE_EVERY = 64  # blocks between deletions of expired batch rows (docs/ARCHITECTURE.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +125,8 @@ class Node:
             request_payload=self._on_request_payload, verify_payload=self._verify_payload,
             proposed=self._note_proposal, dropped=self._on_dropped, round_entered=self._on_round_entered,
         )
-        self.storage: Storage | None = None
-        self.safety_store: Storage | None = None  # safety state + voted blocks, a file of its own
+        self.storage: LedgerStore | None = None  # ordo.sqlite: the committed chain, batches, evidence
+        self.safety_store: SafetyStore | None = None  # safety.sqlite: safety state + voted blocks
         self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
         self.replica: Replica | None = None
         self.recovering = False
@@ -131,6 +139,7 @@ class Node:
         self._safety_lock = trio.Lock()
         self._events_send, self._events = trio.open_memory_channel[Event](10_000)
         self._batch_seq = 0
+        self._rebatching: dict[bytes, set[bytes]] = {}  # expired own batch -> its items not re-batched yet
         self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
         self._batched = trio.Event()
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
@@ -170,14 +179,10 @@ class Node:
         """Open the ledger database and the safety database; if either is missing or unreadable
         the replica may have forgotten what it signed, so it refuses to start without --recover."""
         directory = self.config.replica_dir(self.id)
-        paths = [directory / name for name in DATABASE_FILES]
-        stores: list[Storage] = []
         try:
-            for path in paths:
-                stores.append(await trio.to_thread.run_sync(partial(self._open_db, path, create=False)))
+            stores = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=False))
         except (MissingDatabase, CorruptDatabase) as exc:
-            for store in stores:
-                store.close()
+            path = exc.path or directory
             problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
             foreign = foreign_database(path, self.config.chain_id, self.id)
             if foreign is not None:
@@ -190,18 +195,18 @@ class Node:
                     "from peers (it stays silent until it is safe to sign)."
                 ) from None
             suffix = f".unreadable-{int(time.time())}"
-            for path in paths:
+            for path in (directory / name for name in DATABASE_FILES):
                 if path.exists():
                     path.rename(path.with_name(path.name + suffix))
-            stores = [await trio.to_thread.run_sync(partial(self._open_db, path, create=True)) for path in paths]
+            stores = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=True))
             self.recovering = True
         self.storage, self.safety_store = stores
         if self.fault_injection.storage_crash_hook is not None:
             self.storage.crash_hook = self.fault_injection.storage_crash_hook
             self.safety_store.crash_hook = self.fault_injection.storage_crash_hook
 
-    def _open_db(self, path: Path, *, create: bool) -> Storage:
-        return Storage.open(path, chain_id=self.config.chain_id, replica_id=self.id, create=create)
+    def _open_stores(self, directory: Path, *, create: bool) -> tuple[LedgerStore, SafetyStore]:
+        return open_stores(directory, chain_id=self.config.chain_id, replica_id=self.id, create=create)
 
     async def _start_core(self) -> None:
         storage = self.require_storage()
@@ -257,7 +262,7 @@ class Node:
     def _signer(self) -> Signer:
         return Signer(self.config.chain_id, self.id, self.key)
 
-    def require_storage(self) -> Storage:
+    def require_storage(self) -> LedgerStore:
         assert self.storage is not None, "storage not open"
         return self.storage
 
@@ -265,7 +270,7 @@ class Node:
         assert self.replica is not None, "core not started"
         return self.replica
 
-    def _require_safety_store(self) -> Storage:
+    def _require_safety_store(self) -> SafetyStore:
         assert self.safety_store is not None, "safety store not open"
         return self.safety_store
 
@@ -336,9 +341,19 @@ class Node:
         return added
 
     async def _persist_batch(self, batch: Batch) -> None:
+        """Write an own batch; the rows of expired batches whose last items it carries go in the same
+        transaction, so after a crash their items are either still queued by the expired row or in
+        this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
+        replaced = []
+        for digest, waiting in self._rebatching.items():
+            waiting.difference_update(item.id for item in batch.items)
+            if not waiting:
+                replaced.append(digest)
+        for digest in replaced:
+            del self._rebatching[digest]
         storage = self.require_storage()
         await self.storage_call(storage.save_batch, batch.digest, batch.author, batch.created_height,
-                                 batch.encode())
+                                batch.encode(), replaced)
 
     # -- the core loop -------------------------------------------------------------------------
 
@@ -488,6 +503,7 @@ class Node:
         for batch in self.batches.expire(block.height):
             if batch.author == self.id:
                 self.mempool.requeue(list(batch.items))
+                self._rebatching[batch.digest] = {item.id for item in batch.items}
         await self.executor.send.send(Committed(block, commit.proof))
 
     async def _write_records(self, records: list[CommitRecord]) -> None:
@@ -514,6 +530,10 @@ class Node:
         if self.durable_height % 100 < len(records) and self._nursery is not None:
             self._nursery.start_soon(self._safety_call, self._require_safety_store().prune_voted,
                                      self.durable_height)
+        expired_below = self.durable_height - 2 * self.limits.batch_ttl_blocks  # own batches' rows
+        if self.durable_height % BATCH_PRUNE_EVERY < len(records) and expired_below > 0 and self._nursery:
+            self._nursery.start_soon(self.storage_call, self.require_storage().prune_batches, expired_below,
+                                     frozenset(self._rebatching))  # their items are not in a batch yet
         self.txs_committed += sum(len(r.tx_ids) for r in records)
         self.metrics.committed_height.set(self.durable_height)
         self.metrics.pending_batches.set(len(self.batches))
@@ -640,6 +660,6 @@ class Node:
     def ledger_open(self) -> bool:
         return self.storage is not None
 
-    async def read_ledger(self, read: Callable[[Storage], T]) -> T:
+    async def read_ledger(self, read: Callable[[LedgerStore], T]) -> T:
         """``read(ledger)`` in the storage thread, one call at a time (as storage_call)."""
         return await self.storage_call(read, self.require_storage())

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from ..config import ClusterConfig
 from ..keys import ensure_keypair, key_path
-from ..storage.store import Storage
-
-DATABASE_FILES = ("ordo.sqlite", "safety.sqlite")  # the ledger; the safety state and voted blocks
+from ..storage import DATABASE_FILES, open_stores
 
 
 def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:
@@ -16,10 +14,9 @@ def init_replica_dir(config: ClusterConfig, replica_id: int) -> bool:
     if key_path(config, replica_id).exists():
         return False
     ensure_keypair(config, replica_id)
-    for name in DATABASE_FILES:
-        storage = Storage.open(config.replica_dir(replica_id) / name, chain_id=config.chain_id,
-                               replica_id=replica_id, create=True)
-        storage.close()
+    for store in open_stores(config.replica_dir(replica_id), chain_id=config.chain_id,
+                             replica_id=replica_id, create=True):
+        store.close()
     return True
 
 

@@ -1,7 +1,27 @@
-"""The connection under :class:`sequencing.storage.store.Storage`: opening and identity checks, the
-cached chain tip, transactions with crash-hook points, and sqlite3 error mapping.
+"""What both stores share: the connection, opening and identity checks, the migration of
+version-1 files, transactions with crash-hook points, decoding, and sqlite3 error mapping.
 
-See :mod:`sequencing.storage.store` for the threading and durability contract.
+Concurrency
+    One store is one ``sqlite3`` connection and is NOT thread-safe. The node calls it from a
+    single trio task through ``trio.to_thread.run_sync``, so calls never overlap but may run on
+    different worker threads (hence ``check_same_thread=False``). Overlapping calls are detected
+    and refused with :class:`StorageError` rather than interleaved. The file is held with
+    ``locking_mode=EXCLUSIVE``: a second process (or a second store) gets
+    :class:`DatabaseLocked`, so two replica processes can never share, and equivocate from, one
+    safety state. Do not open() a database file by other means inside the node process: closing
+    any descriptor of it drops all of the process's POSIX locks on it, SQLite's included.
+
+Durability
+    WAL journal. Each write is one transaction: after a crash at any point the database is exactly
+    before or exactly after it. ``durable=True`` writes commit with ``synchronous=FULL`` (the WAL
+    is fsync'd at COMMIT); the others with ``NORMAL`` (they survive a killed process, and a power
+    loss up to the next fsync'd transaction). Which writes are which: each store's docstring.
+
+Crash hook (tests)
+    ``crash_hook(name)`` runs at each named point of a hooked write (the stores' ``CRASH_POINTS``),
+    between its statements and right before and after its COMMIT. A hook that raises aborts the
+    write (it is rolled back like any other failure); tests snapshot the files inside the hook,
+    or kill the process there, to get the on-disk state of a crash at that point.
 """
 
 from __future__ import annotations
@@ -12,17 +32,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 
 from consensus.encoding import unpack
 from consensus.errors import DecodeError
-from consensus.messages import MAX_MESSAGE_SIZE, Block, genesis_block
+from consensus.messages import MAX_MESSAGE_SIZE, Block
 
-from .records import RollupState
 from .schema import (
     APPLICATION_ID,
-    FORMAT,
-    SCHEMA,
+    LEGACY_FORMAT,
+    LEGACY_VERSION,
     SCHEMA_VERSION,
     CorruptDatabase,
     DatabaseLocked,
@@ -36,9 +55,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 C = TypeVar("C", bound="StorageCore")
 
-# Files (st_dev, st_ino) open by a Storage in this process. Checked before anything reads the file:
+# Files (st_dev, st_ino) open by a store in this process. Checked before anything reads the file:
 # closing ANY descriptor of a file drops all of this process's POSIX locks on it, SQLite's included,
-# so even peeking at the header of a file another Storage here holds would unlock it.
+# so even peeking at the header of a file another store here holds would unlock it.
 _open_files: set[tuple[int, int]] = set()
 _open_files_lock = threading.Lock()
 
@@ -59,7 +78,7 @@ def api(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C, P], R
         if self._closed:
             raise StorageError(f"{self.path}: storage is closed")
         if not self._lock.acquire(blocking=False):
-            raise StorageError(f"{self.path}: overlapping calls into Storage; calls must be serialized")
+            raise StorageError(f"{self.path}: overlapping calls into a store; calls must be serialized")
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
@@ -82,28 +101,28 @@ class Txn:
 
 
 class StorageCore:
-    """The connection, its checks and its transactions; :class:`sequencing.storage.store.Storage` adds
-    the data API. Create with :meth:`open`."""
+    """The connection, its checks and its transactions; :class:`~sequencing.storage.ledger.LedgerStore`
+    and :class:`~sequencing.storage.safety.SafetyStore` add a schema and a data API. Create with
+    :meth:`open`."""
+
+    FORMAT: ClassVar[str]  # meta.format of this kind of file
+    SCHEMA: ClassVar[tuple[str, ...]]
+    LEGACY_FOREIGN: ClassVar[tuple[str, ...]]  # tables of the other file: empty in a version-1 file
+    LEGACY_DROPS: ClassVar[tuple[str, ...]]  # version 1 -> 2
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, *, chain_id: str, replica_id: int, is_new: bool,
+        self, conn: sqlite3.Connection, path: Path, *, chain_id: str, replica_id: int,
         crash_hook: Callable[[str], None] | None = None,
     ) -> None:
         self._conn = conn
         self.path = path
         self.chain_id = chain_id
         self.replica_id = replica_id
-        self._is_new = is_new
         self.crash_hook = crash_hook
         self._closed = False
         self._file_key: tuple[int, int] | None = None
         self._lock = threading.RLock()
         self._sync_full: bool | None = None
-        self._genesis_id = genesis_block(chain_id).id
-        self._height = 0
-        self._last_id = self._genesis_id
-        self._txs = 0
-        self._rollups: dict[int, RollupState] = {}
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -112,21 +131,26 @@ class StorageCore:
         cls, path: Path, *, chain_id: str, replica_id: int, create: bool,
         crash_hook: Callable[[str], None] | None = None,
     ) -> Self:
-        """Open (``create=True``: create if missing or empty) the database of one replica.
+        """Open (``create=True``: create if missing or empty) this database of one replica.
 
-        Raises :class:`MissingDatabase`, :class:`CorruptDatabase`, :class:`DatabaseLocked`."""
+        Raises :class:`MissingDatabase`, :class:`CorruptDatabase`, :class:`DatabaseLocked` (with
+        ``path`` set)."""
         path = Path(path)
         if not isinstance(chain_id, str) or not chain_id:
             raise ValueError("chain_id must be a non-empty string")
         if not isinstance(replica_id, int) or replica_id < 0:
             raise ValueError("replica_id must be a non-negative integer")
-        with _open_files_lock:
-            if _file_key(path) in _open_files:
-                raise DatabaseLocked(f"{path}: already open by another Storage in this process")
-            storage = cls._open(path, chain_id, replica_id, create, crash_hook)
-            storage._file_key = _file_key(path)
-            if storage._file_key is not None:
-                _open_files.add(storage._file_key)
+        try:
+            with _open_files_lock:
+                if _file_key(path) in _open_files:
+                    raise DatabaseLocked(f"{path}: already open by another store in this process")
+                storage = cls._open(path, chain_id, replica_id, create, crash_hook)
+                storage._file_key = _file_key(path)
+                if storage._file_key is not None:
+                    _open_files.add(storage._file_key)
+        except StorageError as exc:
+            exc.path = exc.path or path
+            raise
         return storage
 
     @classmethod
@@ -141,8 +165,7 @@ class StorageCore:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0)
         except sqlite3.Error as exc:
             raise translate(exc, path, "open") from exc
-        storage = cls(conn, path, chain_id=chain_id, replica_id=replica_id, is_new=False,
-                      crash_hook=crash_hook)
+        storage = cls(conn, path, chain_id=chain_id, replica_id=replica_id, crash_hook=crash_hook)
         try:
             storage._setup(create)
         except sqlite3.Error as exc:
@@ -164,22 +187,26 @@ class StorageCore:
             raise MissingDatabase(f"{self.path}: an empty database and create=False")
         if not empty and app_id != APPLICATION_ID:
             raise CorruptDatabase(f"{self.path}: not an ordo database (application_id {app_id:#x})")
-        if not empty and version != SCHEMA_VERSION:
+        if not empty and version not in (SCHEMA_VERSION, LEGACY_VERSION):
             raise CorruptDatabase(
                 f"{self.path}: schema version {version}; this build reads version {SCHEMA_VERSION}"
+                f" (and migrates {LEGACY_VERSION})"
             )
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise StorageError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
         c.execute("PRAGMA cache_size=-65536")  # 64 MiB: the tx index's inner pages stay cached
         # Checkpoint every ~40 MiB of WAL rather than 4: index pages dirtied by consecutive blocks
-        # are then copied back once, about 1.5x the append rate of the default.
+        # are then copied back once, about 1.5x the append rate of the default (and the safety
+        # file, whose few pages every vote rewrites, fsyncs a checkpoint 10x less often).
         c.execute("PRAGMA wal_autocheckpoint=10000")
         self._set_sync(True)
         c.execute("BEGIN EXCLUSIVE")  # takes and keeps the file lock
         try:
             if empty:
                 self._initialize()
+            elif version == LEGACY_VERSION:
+                self._migrate()
             self._check_identity()
             self._load_state()
             c.execute("COMMIT")
@@ -187,52 +214,57 @@ class StorageCore:
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
-        self._is_new = empty
+
+    def _initial_meta(self) -> list[tuple[str, str]]:
+        """Meta rows a new file starts with, besides its identity."""
+        return []
+
+    def _load_state(self) -> None:
+        """Read and check what the store caches (nothing by default), inside the opening transaction."""
 
     def _initialize(self) -> None:
         c = self._conn
-        for statement in SCHEMA:
+        for statement in self.SCHEMA:
             c.execute(statement)
         c.execute(f"PRAGMA application_id={APPLICATION_ID}")
         c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         c.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)), ("chain_id", self.chain_id),
-            ("replica_id", str(self.replica_id)), ("committed_height", "0"), ("txs_committed", "0"),
+            ("format", self.FORMAT), ("schema_version", str(SCHEMA_VERSION)), ("chain_id", self.chain_id),
+            ("replica_id", str(self.replica_id)), *self._initial_meta(),
         ])
+
+    def _migrate(self) -> None:
+        """A version-1 file (one layout for both databases): drop what this kind of file never
+        used, after checking that the other kind's tables are empty (else it is the other file)."""
+        c = self._conn
+        row = c.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None or row[0] != LEGACY_FORMAT:
+            raise CorruptDatabase(f"{self.path}: schema version {LEGACY_VERSION} but format {row and row[0]!r}")
+        for table in self.LEGACY_FOREIGN:
+            if c.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+                raise CorruptDatabase(
+                    f"{self.path}: format is {LEGACY_FORMAT!r} with rows in {table!r}: not a"
+                    f" {self.FORMAT!r} file (the two database files swapped?)"
+                )
+        for statement in self.LEGACY_DROPS:
+            c.execute(statement)
+        c.executemany("UPDATE meta SET value = ? WHERE key = ?",
+                      [(self.FORMAT, "format"), (str(SCHEMA_VERSION), "schema_version")])
+        c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _check_identity(self) -> None:
         meta = dict(self._conn.execute(
             "SELECT key, value FROM meta WHERE key IN "
             "('format', 'schema_version', 'chain_id', 'replica_id')"
         ).fetchall())
-        expected = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION),
+        expected = {"format": self.FORMAT, "schema_version": str(SCHEMA_VERSION),
                     "chain_id": self.chain_id, "replica_id": str(self.replica_id)}
         for key, want in expected.items():
             if meta.get(key) != want:
                 raise CorruptDatabase(
                     f"{self.path}: {key} is {meta.get(key)!r}, expected {want!r}"
-                    " (another chain or replica's database?)"
+                    " (another chain or replica's database, or the other file of the two?)"
                 )
-
-    def _load_state(self) -> None:
-        c = self._conn
-        low, high = c.execute("SELECT min(height), max(height) FROM blocks").fetchone()
-        meta_height = self._meta_int("committed_height")
-        if (high or 0) != meta_height or (high is not None and low != 1):
-            raise CorruptDatabase(
-                f"{self.path}: blocks span {low}..{high} but committed_height is {meta_height}"
-            )
-        self._height = meta_height
-        self._last_id = self._genesis_id
-        if high is not None:
-            block_id, blob = c.execute(
-                "SELECT block_id, block FROM blocks WHERE height = ?", (high,)
-            ).fetchone()
-            if self._decode_block(blob, high).id != block_id:
-                raise CorruptDatabase(f"{self.path}: the block at height {high} does not match its id")
-            self._last_id = block_id
-        self._txs = self._meta_int("txs_committed")
-        self._rollups = {rid: (n, d, h) for rid, n, d, h in c.execute("SELECT * FROM rollups")}
 
     def _meta_int(self, key: str) -> int:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -1,6 +1,6 @@
 """What one committed block writes, checked and turned into rows before any write begins.
 
-Per-rollup sub-log digest (``Storage.rollup_summary``)::
+Per-rollup sub-log digest (``LedgerStore.rollup_summary``)::
 
     d_0 = 32 zero bytes
     d   = blake2b-256(d || u64be(height) || msgpack(payloads))   for each height, ascending,

@@ -1,27 +1,41 @@
-"""The SQLite schema of a replica's database, its errors, and the checks made before opening it.
+"""The SQLite schemas of a replica's two databases, their errors, and the checks made before
+opening one.
 
-Tables (schema version :data:`SCHEMA_VERSION`, also in ``PRAGMA user_version``; the file is marked
-``PRAGMA application_id = APPLICATION_ID``)::
+Both files are marked ``PRAGMA application_id = APPLICATION_ID`` and carry the schema version
+:data:`SCHEMA_VERSION` in ``PRAGMA user_version`` and in ``meta``; ``meta.format`` says which of the
+two a file is, so swapped files are refused. Every file has::
 
-    meta      key TEXT PK (WITHOUT ROWID)            format, schema_version, chain_id, replica_id,
-                                                     committed_height, txs_committed; free keys
-    safety    slot INTEGER PK (= 0)                  SafetyState.encode()
+    meta      key TEXT PK (WITHOUT ROWID)            format, schema_version, chain_id, replica_id
+                                                     (+ the ledger's own keys below)
+
+The ledger (``ordo.sqlite``, format :data:`LEDGER_FORMAT`)::
+
+    meta      + committed_height, txs_committed; free keys (``recovered_floor``)
     blocks    height INTEGER PK (rowid), block_id UNIQUE, block = msgpack(Block.to_wire()),
               proof = msgpack(CommitProof.to_wire())
     slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads
-              + index (rollup_id, height)        one row per rollup present in a block, never per tx
+                                                 one row per rollup present in a block, never per tx
     txs       tx_id PK (WITHOUT ROWID) -> height, rollup_id, position in the slice
     bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list
     rollups   rollup_id PK -> tx_count, digest, last_height     (running sub-log digest)
     batches   digest PK (WITHOUT ROWID) -> author, created_height, committed_height, body
               + index (committed_height, created_height)
     evidence  evidence_id PK (WITHOUT ROWID) -> offender, round, kind, body = Evidence.encode(),
-              received_round, committed_height     + indexes (offender, round), pending by round
+              received_round, committed_height     + index (offender, round)
+
+The safety database (``safety.sqlite``, format :data:`SAFETY_FORMAT`)::
+
+    safety    slot INTEGER PK (= 0)                  SafetyState.encode()
     voted_blocks block_id PK (WITHOUT ROWID) -> height, block: uncommitted blocks this replica
-              voted for or proposed, written with the safety state, deleted once committed over
+              voted for or proposed, written with the safety state, pruned once committed over
 
 A block's leaves are not stored twice: they are grouped by rollup id, so they are exactly the
 block's slices concatenated in rollup-id order, and ``leaves_at`` rebuilds them from ``slices``.
+
+Schema version 1 used one layout (all the tables above, format ``ordo-replica-db``) for both files.
+Opening a version-1 file migrates it in place, inside the opening transaction (all or nothing):
+the tables and indexes the file never used are dropped, after checking they are empty (a
+version-1 safety file with blocks, or a ledger with a safety state, is the other file: refused).
 """
 
 from __future__ import annotations
@@ -30,25 +44,28 @@ import sqlite3
 import struct
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEGACY_VERSION = 1  # one layout for both files; migrated when opened
 APPLICATION_ID = 0x6F72646F  # b"ordo"
-FORMAT = "ordo-replica-db"
+LEDGER_FORMAT = "ordo-ledger"
+SAFETY_FORMAT = "ordo-safety"
+LEGACY_FORMAT = "ordo-replica-db"
 
 # Keys of ``meta`` that storage maintains itself; ``set_meta`` refuses them.
 RESERVED_META = frozenset(
     {"format", "schema_version", "chain_id", "replica_id", "committed_height", "txs_committed"}
 )
 
-SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE safety (slot INTEGER PRIMARY KEY CHECK (slot = 0), state BLOB NOT NULL)",
+META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+
+LEDGER_SCHEMA = (
+    META,
     """CREATE TABLE blocks (
         height INTEGER PRIMARY KEY, block_id BLOB NOT NULL UNIQUE,
         block BLOB NOT NULL, proof BLOB NOT NULL)""",
     """CREATE TABLE slices (
         height INTEGER NOT NULL, rollup_id INTEGER NOT NULL, tx_count INTEGER NOT NULL,
         payloads BLOB NOT NULL, PRIMARY KEY (height, rollup_id))""",
-    "CREATE INDEX slices_by_rollup ON slices (rollup_id, height)",
     """CREATE TABLE txs (
         tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
         position INTEGER NOT NULL) WITHOUT ROWID""",
@@ -67,17 +84,31 @@ SCHEMA = (
         kind INTEGER NOT NULL, body BLOB NOT NULL, received_round INTEGER NOT NULL,
         committed_height INTEGER) WITHOUT ROWID""",
     "CREATE INDEX evidence_by_offender ON evidence (offender, round)",
-    "CREATE INDEX evidence_pending ON evidence (round) WHERE committed_height IS NULL",
+)
+LEDGER_TABLES = ("meta", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence")
+
+SAFETY_SCHEMA = (
+    META,
+    "CREATE TABLE safety (slot INTEGER PRIMARY KEY CHECK (slot = 0), state BLOB NOT NULL)",
     """CREATE TABLE voted_blocks (
         block_id BLOB PRIMARY KEY, height INTEGER NOT NULL, block BLOB NOT NULL) WITHOUT ROWID""",
 )
+SAFETY_TABLES = ("meta", "safety", "voted_blocks")
 
-TABLES = ("meta", "safety", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence",
-          "voted_blocks")
+# Version 1 -> 2: what each file drops. The two indexes served methods only tests used.
+LEDGER_DROPS = ("DROP TABLE safety", "DROP TABLE voted_blocks", "DROP INDEX slices_by_rollup",
+                "DROP INDEX evidence_pending")
+SAFETY_DROPS = (
+    *(f"DROP TABLE {t}" for t in LEDGER_TABLES if t != "meta"),
+    "DELETE FROM meta WHERE key IN ('committed_height', 'txs_committed')",
+)
 
 
 class StorageError(Exception):
-    """Base of every error this package's storage raises."""
+    """Base of every error this package's storage raises. ``path`` is the database file, when
+    the error comes from opening one (set by ``StorageCore.open``)."""
+
+    path: Path | None = None
 
 
 class MissingDatabase(StorageError):
@@ -89,7 +120,7 @@ class CorruptDatabase(StorageError):
 
 
 class DatabaseLocked(StorageError):
-    """Another process (or another open ``Storage``) holds the database."""
+    """Another process (or another open store) holds the database."""
 
 
 class InvalidRecord(StorageError):
@@ -146,7 +177,7 @@ def translate(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return CorruptDatabase(message)
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return DatabaseLocked(f"{path}: {doing}: the database is in use by another process or Storage")
+        return DatabaseLocked(f"{path}: {doing}: the database is in use by another process or store")
     if not name and type(exc) is sqlite3.DatabaseError:
         return CorruptDatabase(message)
     return StorageError(message)

@@ -214,8 +214,12 @@ MUTANTS: tuple[Mutant, ...] = (
       "self._require_nursery().start_soon(self._safety_call, self._require_safety_store().save_safety, "
       "state, voted)",
       NODE_SAFETY, SEQ),
-    m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage/store.py",
+    m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage/safety.py",
       '"save_safety", durable=True', '"save_safety", durable=False',
+      STORAGE, SEQ),
+    m("v1-migration-drops-safety-state", "a version-1 file holding the other file's rows (a safety state in "
+      "what opens as the ledger) is refused, never migrated", "sequencing/storage/core.py",
+      'if c.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:', "if False:",
       STORAGE, SEQ),
     Mutant("recovery-floor-arithmetic", "a lost-disk replica signs nothing at or below R + 2",
            (Edit("sequencing/replica/recovery.py", "return max(peers.values()) + 2",

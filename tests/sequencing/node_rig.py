@@ -23,12 +23,12 @@ from consensus_factories import World
 from consensus.messages import Block, QuorumCert
 from sequencing.cluster.local import write_local_config
 from sequencing.config import load_config
-from sequencing.keys import write_keypair
-from sequencing.replica.node import DATABASE_FILES, Node, NodeOptions
+from sequencing.keys import key_path, write_keypair
+from sequencing.replica.node import Node, NodeOptions
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockPayload, assemble
 from sequencing.rollup.transactions import Transaction
-from sequencing.storage.store import Storage
+from sequencing.storage import open_stores
 
 T = TypeVar("T")
 
@@ -88,15 +88,15 @@ class NodeRig:
 
 @asynccontextmanager
 async def node_rig(tmp_path: Path, me: int, *, options: NodeOptions | None = None,
-                   run_executor: bool = False) -> AsyncIterator[NodeRig]:
+                   run_executor: bool = False, limits: dict[str, int] | None = None) -> AsyncIterator[NodeRig]:
     """Replica ``me`` of a 4-replica World committee, started (core loop running) in a nursery."""
     world = World.make(4)
-    config = load_config(write_local_config(tmp_path, n=4, chain_id=world.chain_id))
+    config = load_config(write_local_config(tmp_path, n=4, chain_id=world.chain_id, limits=limits))
     for i, key in enumerate(world.keys):
-        write_keypair(config.replica_dir(i), key)
-    for name in DATABASE_FILES:
-        Storage.open(config.replica_dir(me) / name, chain_id=config.chain_id, replica_id=me,
-                     create=True).close()
+        if not key_path(config, i).exists():  # a second rig on the same directory: a restart
+            write_keypair(config.replica_dir(i), key)
+    for store in open_stores(config.replica_dir(me), chain_id=config.chain_id, replica_id=me, create=True):
+        store.close()
     node = Node(config, me, world.keys[me], options)
     net = Recorder()
     node.transport.send = net.send  # type: ignore[method-assign]

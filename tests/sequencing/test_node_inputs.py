@@ -194,7 +194,7 @@ def test_local_faults_stay_fatal() -> None:
     from prometheus_client import CollectorRegistry, Counter
 
     from sequencing.replica.input_guard import InputGuard
-    from sequencing.storage.store import StorageError
+    from sequencing.storage import StorageError
 
     counter = Counter("errors", "", ["input", "reason"], registry=CollectorRegistry())
     guard = InputGuard(0, counter)

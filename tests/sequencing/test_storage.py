@@ -1,5 +1,6 @@
-"""Replica storage: round trips, refusals, sub-log digests, crash points (in-process snapshots and
-real SIGKILLs) and, marked slow, a throughput measurement."""
+"""Replica storage (the ledger and the safety database): round trips, refusals, the migration of
+version-1 files, sub-log digests, crash points (in-process snapshots and real SIGKILLs) and, marked
+slow, a throughput measurement."""
 
 from __future__ import annotations
 
@@ -39,19 +40,20 @@ from consensus.messages import (
 )
 from consensus.safety import SafetyState
 from sequencing.rollup.nmt import data_root, group_by_namespace
-from sequencing.storage.schema import TABLES
-from sequencing.storage.store import (
+from sequencing.storage import (
     CRASH_POINTS,
     CommitRecord,
     CorruptDatabase,
     CrashPoint,
     DatabaseLocked,
-    EvidenceState,
     InvalidRecord,
+    LedgerStore,
     MissingDatabase,
-    Storage,
+    SafetyStore,
     StorageError,
 )
+from sequencing.storage.core import StorageCore
+from sequencing.storage.schema import LEDGER_TABLES, SAFETY_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = "ordo-test"
@@ -102,17 +104,35 @@ def chain(blocks: Sequence[Sequence[Leaf]], after: Block = GENESIS, salt: object
     return out
 
 
-def open_db(path: Path, *, create: bool = True, **kw: Any) -> Storage:
-    return Storage.open(path, chain_id=CHAIN, replica_id=1, create=create, **kw)
+def open_db(path: Path, *, create: bool = True, **kw: Any) -> LedgerStore:
+    return LedgerStore.open(path, chain_id=CHAIN, replica_id=1, create=create, **kw)
 
 
 @contextmanager
-def db(path: Path, **kw: Any) -> Iterator[Storage]:
+def db(path: Path, **kw: Any) -> Iterator[LedgerStore]:
     s = open_db(path, **kw)
     try:
         yield s
     finally:
         s.close()
+
+
+@contextmanager
+def safety_db(path: Path, *, create: bool = True, **kw: Any) -> Iterator[SafetyStore]:
+    s = SafetyStore.open(path, chain_id=CHAIN, replica_id=1, create=create, **kw)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def meta(path: Path) -> dict[str, str]:
+    """The meta table of a closed database, as an operator reads it with the sqlite3 shell."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        conn.close()
 
 
 def copy_db(src: Path, dst: Path) -> Path:
@@ -124,10 +144,10 @@ def copy_db(src: Path, dst: Path) -> Path:
     return dst
 
 
-def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+def dump(path: Path, tables: Sequence[str] = LEDGER_TABLES) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(path)
     try:
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         conn.close()
 
@@ -146,28 +166,26 @@ def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, b
     return out
 
 
-def check_against(s: Storage, records: Sequence[CommitRecord]) -> None:
+def slice_at(s: LedgerStore, rollup_id: int, height: int) -> list[bytes]:
+    return [payload for rid, payload in s.leaves_at(height) or () if rid == rollup_id]
+
+
+def check_against(s: LedgerStore, records: Sequence[CommitRecord]) -> None:
     """Everything readable from ``s`` agrees with a direct computation from ``records``."""
     assert s.committed_height() == len(records)
     assert s.txs_committed() == sum(len(r.leaves) for r in records)
     assert s.rollup_summary() == reference_digests(records)
-    rollups = sorted({rid for r in records for rid, _ in r.leaves})
     for r in records:
         h = r.block.height
         block, proof = s.block_at(h) or (None, None)
         assert block == r.block and proof == r.proof
         assert s.block_by_id(r.block.id) == r.block
         assert s.leaves_at(h) == r.leaves
-        for rid in rollups:
-            assert s.slice(rid, h) == [p for x, p in r.leaves if x == rid]
         for i, tx_id in enumerate(r.tx_ids):
             height, rid, pos = s.tx_location(tx_id) or (0, 0, 0)
-            assert height == h and (rid, s.slice(rid, h)[pos]) == r.leaves[i]  # type: ignore[index]
+            assert height == h and (rid, slice_at(s, rid, h)[pos]) == r.leaves[i]
         for bundle_id, indices in r.bundles:
             assert s.bundle_location(bundle_id) == (h, indices)
-    for rid in rollups:
-        heights = [r.block.height for r in records if any(x == rid for x, _ in r.leaves)]
-        assert s.rollup_heights(rid, 1, 10**6) == heights
     assert s.blocks_between(1, len(records)) == [r.block for r in records]
 
 
@@ -181,17 +199,40 @@ def txs_for(height: int, n: int = 6) -> list[Leaf]:
 def test_create_reopen_and_meta(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     with db(path) as s:
-        assert s.is_new and s.committed_height() == 0 and s.last_block() is None
-        assert s.get_meta("chain_id") == CHAIN and s.get_meta("replica_id") == "1"
-        assert s.get_meta("nope") is None
+        assert s.committed_height() == 0 and s.last_block() is None
         s.set_meta("listen", "127.0.0.1:7000")
         s.set_meta("listen", "127.0.0.1:7001")
         with pytest.raises(InvalidRecord, match="maintained by storage"):
             s.set_meta("committed_height", "5")
     with db(path, create=False) as s:
-        assert not s.is_new and s.get_meta("listen") == "127.0.0.1:7001"
         assert s.rollup_summary() == {} and s.txs_committed() == 0
     assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
+    assert meta(path) == {"format": "ordo-ledger", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1",
+                          "committed_height": "0", "txs_committed": "0", "listen": "127.0.0.1:7001"}
+
+
+def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
+    ledger, safety = tmp_path / "ordo.sqlite", tmp_path / "safety.sqlite"
+    open_db(ledger).close()
+    with safety_db(safety):
+        pass
+    for path, tables in ((ledger, LEDGER_TABLES), (safety, SAFETY_TABLES)):
+        conn = sqlite3.connect(path)
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        conn.close()
+        assert names == set(tables)
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+
+
+def test_the_two_files_swapped_are_refused(tmp_path: Path) -> None:
+    ledger, safety = tmp_path / "ordo.sqlite", tmp_path / "safety.sqlite"
+    open_db(ledger).close()
+    SafetyStore.open(safety, chain_id=CHAIN, replica_id=1, create=True).close()
+    with pytest.raises(CorruptDatabase, match=rf"{ledger}.*format is 'ordo-ledger', expected 'ordo-safety'"):
+        SafetyStore.open(ledger, chain_id=CHAIN, replica_id=1, create=False)
+    with pytest.raises(CorruptDatabase, match="format is 'ordo-safety', expected 'ordo-ledger'") as refused:
+        open_db(safety, create=False)
+    assert refused.value.path == safety
 
 
 def test_missing_or_empty_file_without_create(tmp_path: Path) -> None:
@@ -202,17 +243,17 @@ def test_missing_or_empty_file_without_create(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(MissingDatabase, match=str(path)):
         open_db(path, create=False)
-    with db(path) as s:  # an empty file is a fresh database when create=True
-        assert s.is_new
+    open_db(path).close()  # an empty file is a fresh database when create=True
+    assert meta(path)["committed_height"] == "0"
 
 
 def test_foreign_chain_or_replica(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     open_db(path).close()
     with pytest.raises(CorruptDatabase, match=rf"{path}.*chain_id.*other"):
-        Storage.open(path, chain_id="other", replica_id=1, create=True)
+        LedgerStore.open(path, chain_id="other", replica_id=1, create=True)
     with pytest.raises(CorruptDatabase, match=rf"{path}.*replica_id"):
-        Storage.open(path, chain_id=CHAIN, replica_id=2, create=False)
+        LedgerStore.open(path, chain_id=CHAIN, replica_id=2, create=False)
     open_db(path, create=False).close()  # refusals leave it usable
 
 
@@ -254,14 +295,20 @@ def test_undecodable_rows_are_corruption(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     with db(path) as s:
         s.append_many(chain([txs_for(1), txs_for(2)]))
-        s.save_safety(SafetyState.initial(genesis_qc(CHAIN)))
         s._conn.execute("UPDATE blocks SET block = x'c1' WHERE height = 1")
         s._conn.execute("UPDATE slices SET payloads = x'93' WHERE height = 2")
-        s._conn.execute("UPDATE safety SET state = x'00'")
-        for read in (lambda: s.block_at(1), lambda: s.leaves_at(2), s.load_safety):
+        for read in (lambda: s.block_at(1), lambda: s.leaves_at(2)):
             with pytest.raises(CorruptDatabase, match=rf"{path}: stored"):
                 read()
         assert s.block_at(2) is not None
+    path = tmp_path / "safety.db"
+    with safety_db(path) as safety:
+        safety.save_safety(SafetyState.initial(genesis_qc(CHAIN)), [r.block for r in chain([txs_for(1)])])
+        safety._conn.execute("UPDATE safety SET state = x'00'")
+        safety._conn.execute("UPDATE voted_blocks SET block = x'c1'")
+        for read in (safety.load_safety, safety.voted_blocks):
+            with pytest.raises(CorruptDatabase, match=rf"{path}: stored"):
+                read()
 
 
 def test_foreign_sqlite_and_schema_version(tmp_path: Path) -> None:
@@ -292,8 +339,8 @@ def test_empty_sqlite_file_counts_as_new(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(MissingDatabase):
         open_db(path, create=False)
-    with db(path) as s:
-        assert s.is_new
+    open_db(path).close()
+    assert meta(path)["format"] == "ordo-ledger"
 
 
 def test_second_open_is_refused(tmp_path: Path) -> None:
@@ -302,8 +349,8 @@ def test_second_open_is_refused(tmp_path: Path) -> None:
         with pytest.raises(DatabaseLocked, match=str(path)):
             open_db(path)
         code = (
-            "import sys; from pathlib import Path; from sequencing.storage.store import Storage, DatabaseLocked\n"
-            "try: Storage.open(Path(sys.argv[1]), chain_id=sys.argv[2], replica_id=1, create=False)\n"
+            "import sys; from pathlib import Path; from sequencing.storage import LedgerStore, DatabaseLocked\n"
+            "try: LedgerStore.open(Path(sys.argv[1]), chain_id=sys.argv[2], replica_id=1, create=False)\n"
             "except DatabaseLocked: sys.exit(3)\n"
         )
         proc = subprocess.run([sys.executable, "-c", code, str(path), CHAIN], cwd=ROOT, check=False)
@@ -334,18 +381,129 @@ def test_closed_and_overlapping_use(tmp_path: Path) -> None:
         s.committed_height()
 
 
+# -- schema version 1 (one layout for both files) -------------------------------------------------
+
+# What version 1 had beyond each file's own tables (sequencing/storage/schema.py before the split).
+V1_SAFETY_PART = (
+    "CREATE TABLE safety (slot INTEGER PRIMARY KEY CHECK (slot = 0), state BLOB NOT NULL)",
+    "CREATE TABLE voted_blocks (block_id BLOB PRIMARY KEY, height INTEGER NOT NULL, block BLOB NOT NULL)"
+    " WITHOUT ROWID",
+)
+V1_LEDGER_INDEXES = (
+    "CREATE INDEX slices_by_rollup ON slices (rollup_id, height)",
+    "CREATE INDEX evidence_pending ON evidence (round) WHERE committed_height IS NULL",
+)
+
+
+def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
+    """Rewrite a closed version-2 file into the version-1 layout the old code wrote for both files:
+    every table, format 'ordo-replica-db', schema version 1 (``ledger_tables_from``: an empty
+    ledger whose DDL supplies the ledger tables a safety file lacks)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "blocks" in present:
+            statements = [*V1_SAFETY_PART, *V1_LEDGER_INDEXES]
+        else:
+            source = sqlite3.connect(ledger_tables_from)
+            statements = [sql for (sql,) in source.execute(
+                "SELECT sql FROM sqlite_master WHERE name != 'meta' AND sql IS NOT NULL")]
+            source.close()
+            statements += [*V1_LEDGER_INDEXES, "INSERT INTO meta VALUES ('committed_height', '0')",
+                           "INSERT INTO meta VALUES ('txs_committed', '0')"]
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute("UPDATE meta SET value = 'ordo-replica-db' WHERE key = 'format'")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version=1")
+    finally:
+        conn.close()
+
+
+def user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def table_names(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+                                           " AND name NOT LIKE 'sqlite_%'")}
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def v1_files(tmp_path: Path) -> tuple[Path, Path, list[CommitRecord], SafetyState]:
+    """A version-1 ledger (3 blocks, evidence, batches) and safety file (a state, voted blocks)."""
+    ledger, safety, empty = tmp_path / "ordo.sqlite", tmp_path / "safety.sqlite", tmp_path / "empty.sqlite"
+    records = chain([txs_for(1), [], txs_for(3)])
+    with db(ledger) as s:
+        s.save_batch(h32("batch"), 1, 0, b"body")
+        s.save_evidence(evidence(2, 3), 3)
+        s.append_many(records)
+    state = SafetyState(5, QuorumCert(4, records[2].block.id, ()), 0)
+    with safety_db(safety) as safe:
+        safe.save_safety(state, [r.block for r in records])
+    open_db(empty).close()
+    as_version_1(ledger, ledger_tables_from=empty)
+    as_version_1(safety, ledger_tables_from=empty)
+    return ledger, safety, records, state
+
+
+def test_version_1_files_are_migrated_when_opened(
+    v1_files: tuple[Path, Path, list[CommitRecord], SafetyState],
+) -> None:
+    ledger, safety, records, state = v1_files
+    assert user_version(ledger) == user_version(safety) == 1
+    assert {"safety", "voted_blocks", "blocks"} <= table_names(ledger) & table_names(safety)
+    for _ in range(2):  # migrated once, then opened as version 2
+        with db(ledger, create=False) as s:
+            check_against(s, records)
+            assert dict(s.committed_batches_since(0)) == {} and s.load_batch(h32("batch")) == b"body"
+            assert s.evidence_list() == [(evidence(2, 3), None)]
+        with safety_db(safety, create=False) as safe:
+            assert safe.load_safety() == state
+            assert [b.id for b in safe.voted_blocks()] == [r.block.id for r in records]
+    assert user_version(ledger) == user_version(safety) == 2
+    assert table_names(ledger) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
+    assert table_names(safety) == set(SAFETY_TABLES)
+    assert meta(ledger)["format"] == "ordo-ledger" and meta(ledger)["committed_height"] == "3"
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+
+
+def test_version_1_files_swapped_or_foreign_are_refused_untouched(
+    v1_files: tuple[Path, Path, list[CommitRecord], SafetyState],
+) -> None:
+    ledger, safety, _, _ = v1_files
+    before = {path: dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) for path in (ledger, safety)}
+    with pytest.raises(CorruptDatabase, match=rf"{ledger}: .*rows in 'blocks'.*swapped"):
+        SafetyStore.open(ledger, chain_id=CHAIN, replica_id=1, create=False)
+    with pytest.raises(CorruptDatabase, match=rf"{safety}: .*rows in 'safety'.*swapped"):
+        open_db(safety, create=False)
+    with pytest.raises(CorruptDatabase, match="chain_id"):  # after the drops: all rolled back
+        LedgerStore.open(ledger, chain_id="other", replica_id=1, create=False)
+    for path in (ledger, safety):
+        assert user_version(path) == 1
+        assert dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) == before[path]
+
+
 # -- safety state -------------------------------------------------------------------------------
 
 
 def test_safety_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    with db(path) as s:
+    path = tmp_path / "safety.db"
+    with safety_db(path) as s:
         assert s.load_safety() is None
         s.save_safety(SafetyState.initial(genesis_qc(CHAIN)))
         state = SafetyState(7, QuorumCert(6, h32("b6"), ((0, b"\1" * 64), (2, b"\2" * 64))), 3)
         s.save_safety(state)
         assert s.load_safety() == state
-    with db(path, create=False) as s:
+    with safety_db(path, create=False) as s:
         assert s.load_safety() == state
 
 
@@ -359,15 +517,13 @@ def test_append_round_trip_and_reopen(tmp_path: Path) -> None:
         for r in records:
             s.append(r)
         check_against(s, records)
-        assert s.leaves_at(2) == () and s.slice(0, 2) == []
+        assert s.leaves_at(2) == ()
         assert s.leaves_at(0) is None and s.leaves_at(5) is None
-        assert s.slice(0, 5) is None and s.block_at(5) is None and s.block_at(0) is None
-        assert s.slice(999, 1) == []
+        assert s.block_at(5) is None and s.block_at(0) is None
         assert s.tx_location(h32("nope")) is None and s.bundle_location(h32("nope")) is None
         assert s.block_by_id(GENESIS.id) is None
         last = s.last_block()
         assert last is not None and last[0] == records[-1].block
-        assert s.rollup_heights(0, 2, 1) == s.rollup_heights(0, 2, 10)[:1]
         assert s.blocks_between(2, 3) == [records[1].block, records[2].block]
         assert s.blocks_between(3, 2) == []
     with db(path, create=False) as s:
@@ -407,8 +563,8 @@ def test_append_refuses_what_does_not_extend_the_chain(tmp_path: Path) -> None:
         check_against(s, records)
 
 
-def dump_live(s: Storage) -> dict[str, list[tuple[Any, ...]]]:
-    return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
+def dump_live(s: LedgerStore) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
 
 
 def test_duplicate_tx_ids_keep_the_first_location(tmp_path: Path) -> None:
@@ -418,7 +574,7 @@ def test_duplicate_tx_ids_keep_the_first_location(tmp_path: Path) -> None:
     with db(tmp_path / "r.db") as s:
         s.append_many([first, again])
         assert s.tx_location(first.tx_ids[1]) == (1, 2, 0)
-        assert s.slice(2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
+        assert slice_at(s, 2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
 
 
 # -- batches and evidence -----------------------------------------------------------------------
@@ -437,43 +593,52 @@ def test_batches(tmp_path: Path) -> None:
         first = record(GENESIS, txs_for(1), batches=[d[0], d[4]])  # d[4]: body unknown yet
         second = record(first.block, txs_for(2), batches=[d[0], d[1]])  # d[0] again: stays at 1
         s.append_many([first, second])
-        assert [s.batch_committed_height(x) for x in d] == [1, 2, None, None, 1]
+        committed = dict(s.committed_batches_since(0))
+        assert committed == {d[0]: 1, d[1]: 2, d[4]: 1} and s.committed_batches_since(2) == [(d[1], 2)]
         assert [p[0] for p in s.pending_batches()] == d[2:4]
         s.save_batch(d[4], 1, 0, b"late body")
-        assert s.load_batch(d[4]) == b"late body" and s.batch_committed_height(d[4]) == 1
-        assert s.batch_committed_height(h32("unknown")) is None
-        # below 3: uncommitted d[2] (created 2) expires; committed bodies d[0], d[1], d[4] dropped
-        assert s.prune_batches(3) == 4
-        assert s.load_batch(d[2]) is None and s.batch_committed_height(d[2]) is None
-        assert s.load_batch(d[0]) is None and s.batch_committed_height(d[0]) == 1
+        assert s.load_batch(d[4]) == b"late body" and dict(s.committed_batches_since(0))[d[4]] == 1
+        # below 3: uncommitted d[2] (created 2) has expired; committed batches keep their bodies
+        # (catch-up serves them to lagging replicas)
+        assert s.prune_batches(3, keep={d[2]}) == 0 and s.load_batch(d[2]) == b"body2"
+        assert s.prune_batches(3) == 1
+        assert s.load_batch(d[2]) is None and d[2] not in dict(s.committed_batches_since(0))
+        assert [s.load_batch(x) for x in (d[0], d[1], d[4])] == [b"body0", b"body1", b"late body"]
         assert [p[0] for p in s.pending_batches()] == [d[3]]
         assert s.prune_batches(3) == 0
     with db(path, create=False) as s:
-        assert s.load_batch(d[3]) == b"body3" and s.batch_committed_height(d[1]) == 2
+        assert s.load_batch(d[3]) == b"body3" and dict(s.committed_batches_since(0)) == committed
+
+
+def test_a_batch_replaces_expired_ones_in_its_write(tmp_path: Path) -> None:
+    old, new, again = h32("old"), h32("new"), h32("again")
+    with db(tmp_path / "r.db") as s:
+        s.save_batch(old, 0, 1, b"old")
+        s.save_batch(new, 0, 5, b"new", replaces=[old, new, h32("unknown")])  # itself, unknown: no-ops
+        assert [p[0] for p in s.pending_batches()] == [new]
+        s.append(record(GENESIS, txs_for(1), batches=[new]))
+        s.save_batch(again, 0, 6, b"again", replaces=[new])  # committed rows stay
+        assert s.load_batch(new) == b"new" and dict(s.committed_batches_since(0)) == {new: 1}
+        assert [p[0] for p in s.pending_batches()] == [again]
 
 
 def test_evidence(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     e1, e2, e3, e4 = evidence(1, 5), evidence(2, 3), evidence(1, 8), evidence(3, 1)
     with db(path) as s:
-        assert s.evidence_status(e1.id).state is EvidenceState.UNKNOWN
+        assert s.evidence_list() == []
         assert s.save_evidence(e1, 5) and s.save_evidence(e2, 4) and s.save_evidence(e3, 9)
         assert not s.save_evidence(e1, 6)
-        assert s.pending_evidence() == [e2, e1, e3]
-        status = s.evidence_status(e1.id)
-        assert status.known and not status.committed and status.height is None
+        assert s.evidence_list() == [(e2, None), (e1, None), (e3, None)]
         assert [e for e, _ in s.evidence_list(offender=1)] == [e1, e3]
         first = record(GENESIS, txs_for(1), evidence=[e1, e4])  # e4 was never seen before
         second = record(first.block, txs_for(2), evidence=[e1])  # committed again: stays at 1
         s.append_many([first, second])
-        assert s.evidence_status(e1.id).height == 1 and s.evidence_status(e4.id).committed
         assert not s.save_evidence(e1, 10)  # never downgrades to pending
-        assert s.evidence_status(e1.id).height == 1
-        assert s.pending_evidence() == [e2, e3]
         assert s.evidence_list() == [(e4, 1), (e2, None), (e1, 1), (e3, None)]
         assert s.evidence_list(limit=1) == [(e4, 1)] and s.evidence_list(offender=9) == []
     with db(path, create=False) as s:
-        assert s.evidence_status(e1.id).height == 1 and s.pending_evidence() == [e2, e3]
+        assert s.evidence_list() == [(e4, 1), (e2, None), (e1, 1), (e3, None)]
 
 
 # -- properties ---------------------------------------------------------------------------------
@@ -550,55 +715,70 @@ OPS: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
     "append_many": [("append_many", (MANY,))],
     # a crash hits the first save; the second (already committed) must change nothing
     "save_evidence": [("save_evidence", (E_NEW, 11)), ("save_evidence", (E_COMMITTED, 11))],
-    "save_safety": [("save_safety", (NEW_SAFETY,))],
+    "save_safety": [("save_safety", (NEW_SAFETY, [NEXT.block]))],
 }
+STORE: dict[str, type[StorageCore]] = {op: SafetyStore if op == "save_safety" else LedgerStore for op in OPS}
 
 
-def build_base(path: Path) -> None:
-    with db(path) as s:
-        s.save_safety(OLD_SAFETY)
+def store_of(op: str, path: Path, **kw: Any) -> StorageCore:
+    return STORE[op].open(path, chain_id=CHAIN, replica_id=1, create=False, **kw)
+
+
+def tables_of(op: str) -> Sequence[str]:
+    return SAFETY_TABLES if STORE[op] is SafetyStore else LEDGER_TABLES
+
+
+def build_base(ledger: Path, safety: Path) -> None:
+    with db(ledger) as s:
         s.save_evidence(E_COMMITTED, 1)
         s.save_evidence(E_PENDING, 2)
         s.save_batch(B_PENDING, 0, 2, b"pending body")
         s.append_many(BASE)
+    with safety_db(safety) as safe:
+        safe.save_safety(OLD_SAFETY, [BASE[2].block])
 
 
-def run_ops(s: Storage, op: str) -> None:
+def run_ops(s: StorageCore, op: str) -> None:
     for method, args in OPS[op]:
         getattr(s, method)(*args)
 
 
 @pytest.fixture(scope="module")
 def crash_states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The base database and its contents before and after each operation."""
+    """The base databases and their contents before and after each operation."""
     tmp = tmp_path_factory.mktemp("crash")
-    base = tmp / "base.db"
-    build_base(base)
-    states: dict[str, Any] = {"base": base, "before": dump(base)}
+    bases = {LedgerStore: tmp / "base-ledger.db", SafetyStore: tmp / "base-safety.db"}
+    build_base(bases[LedgerStore], bases[SafetyStore])
+    states: dict[str, Any] = {}
     for op in OPS:
+        base = bases[STORE[op]]
+        states[op, "base"], states[op, "before"] = base, dump(base, tables_of(op))
         path = copy_db(base, tmp / f"after-{op}.db")
-        with db(path, create=False) as s:
+        with store_of(op, path) as s:
             run_ops(s, op)
-        states[op] = dump(path)
-        assert states[op] != states["before"]
+        states[op, "after"] = dump(path, tables_of(op))
+        assert states[op, "after"] != states[op, "before"]
     return states
 
 
 def check_recovered(path: Path, point: str, states: dict[str, Any]) -> None:
     op, where = point.split(":")
-    with db(path, create=False) as s:  # opens cleanly: recovery, identity, tip checks
-        assert s.evidence_status(E_COMMITTED.id).height == 2  # never back to pending
-        check_against(s, BASE + ([] if s.committed_height() == 3 else [NEXT] if op == "append" else MANY))
-        assert s.load_safety() in (OLD_SAFETY, NEW_SAFETY)
-    expected = states[op] if where == "after-commit" else states["before"]
-    assert dump(path) == expected
+    with store_of(op, path) as s:  # opens cleanly: recovery, identity, tip checks
+        if isinstance(s, SafetyStore):
+            assert s.load_safety() in (OLD_SAFETY, NEW_SAFETY)
+        else:
+            assert isinstance(s, LedgerStore)
+            assert (E_COMMITTED, 2) in s.evidence_list()  # never back to pending
+            check_against(s, BASE + ([] if s.committed_height() == 3 else [NEXT] if op == "append" else MANY))
+    expected = states[op, "after" if where == "after-commit" else "before"]
+    assert dump(path, tables_of(op)) == expected
 
 
 def test_every_crash_point_is_reached(tmp_path: Path, crash_states: dict[str, Any]) -> None:
     seen: list[str] = []
     for op in OPS:
-        path = copy_db(crash_states["base"], tmp_path / f"{op}.db")
-        with db(path, create=False, crash_hook=seen.append) as s:
+        path = copy_db(crash_states[op, "base"], tmp_path / f"{op}.db")
+        with store_of(op, path, crash_hook=seen.append) as s:
             run_ops(s, op)
     assert set(seen) == set(CRASH_POINTS)
 
@@ -606,7 +786,8 @@ def test_every_crash_point_is_reached(tmp_path: Path, crash_states: dict[str, An
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, Any]) -> None:
     """Snapshot the files at the point (what a kill leaves on disk), then reopen the snapshot."""
-    work = copy_db(crash_states["base"], tmp_path / "work.db")
+    op = point.split(":", maxsplit=1)[0]
+    work = copy_db(crash_states[op, "base"], tmp_path / "work.db")
     snapshot = tmp_path / "crashed.db"
 
     def hook(name: str) -> None:
@@ -614,33 +795,35 @@ def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, A
             copy_db(work, snapshot)
             raise CrashPoint(name)
 
-    with db(work, create=False, crash_hook=hook) as s, pytest.raises(CrashPoint):
-        run_ops(s, point.split(":", maxsplit=1)[0])
+    with store_of(op, work, crash_hook=hook) as s, pytest.raises(CrashPoint):
+        run_ops(s, op)
     check_recovered(snapshot, point, crash_states)
 
 
 CHILD = """
 import os, pickle, signal, sys
 from pathlib import Path
-from sequencing.storage.store import Storage
+import sequencing.storage
 path, point, job = sys.argv[1:4]
-chain_id, ops = pickle.loads(Path(job).read_bytes())
+chain_id, store, ops = pickle.loads(Path(job).read_bytes())
 def hook(name):
     if name == point:
         os.kill(os.getpid(), signal.SIGKILL)
-s = Storage.open(Path(path), chain_id=chain_id, replica_id=1, create=False, crash_hook=hook)
+s = getattr(sequencing.storage, store).open(Path(path), chain_id=chain_id, replica_id=1, create=False,
+                                            crash_hook=hook)
 for method, args in ops:
     getattr(s, method)(*args)
-    print(method, s.committed_height(), flush=True)
+    print(method, s.committed_height() if hasattr(s, "committed_height") else 0, flush=True)
 """
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_sigkill_at(point: str, tmp_path: Path, crash_states: dict[str, Any]) -> None:
     """A real ``kill -9`` of a child process at the point, then reopen the same files."""
-    work = copy_db(crash_states["base"], tmp_path / "work.db")
+    op = point.split(":", maxsplit=1)[0]
+    work = copy_db(crash_states[op, "base"], tmp_path / "work.db")
     job = tmp_path / "job.pickle"
-    job.write_bytes(pickle.dumps((CHAIN, OPS[point.split(":", maxsplit=1)[0]])))
+    job.write_bytes(pickle.dumps((CHAIN, STORE[op].__name__, OPS[op])))
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(work), point, str(job)],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
@@ -658,7 +841,7 @@ def test_sigkill_while_streaming_appends(seed: int, tmp_path: Path) -> None:
     open_db(path).close()
     job = tmp_path / "job.pickle"
     ops = [("append", (r,)) if i % 3 else ("append_many", ([r],)) for i, r in enumerate(records)]
-    job.write_bytes(pickle.dumps((CHAIN, ops)))
+    job.write_bytes(pickle.dumps((CHAIN, "LedgerStore", ops)))
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), "-", str(job)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -720,47 +903,51 @@ def test_throughput(tmp_path: Path) -> None:
     assert blocks * per_block / one > 10_000
 
 
-def test_voted_blocks_are_saved_with_the_safety_state_and_dropped_once_committed(tmp_path: Path) -> None:
+def test_voted_blocks_are_saved_with_the_safety_state_and_pruned(tmp_path: Path) -> None:
     records = chain([txs_for(1), txs_for(2), txs_for(3)])
     blocks = [r.block for r in records]
     qc = QuorumCert(1, blocks[0].id, ())
-    path = tmp_path / "db.sqlite"
-    with db(path) as s:
+    path = tmp_path / "safety.sqlite"
+    with safety_db(path) as s:
         s.save_safety(SafetyState(2, qc), blocks[:2])
         s.save_safety(SafetyState(3, qc), [blocks[2]])
         assert [b.id for b in s.voted_blocks()] == [b.id for b in blocks]
-    with db(path, create=False) as s:
+    with safety_db(path, create=False) as s:
         assert [b.id for b in s.voted_blocks()] == [b.id for b in blocks]
-        s.append(records[0])
-        s.append(records[1])
+        s.prune_voted(2)
         assert [b.id for b in s.voted_blocks()] == [blocks[2].id]
-    assert [row[1] for row in dump(path)["voted_blocks"]] == [3]
+    assert [row[1] for row in dump(path, SAFETY_TABLES)["voted_blocks"]] == [3]
 
 
 # -- durability of each write ----------------------------------------------------------------------
 
 SYNC_FULL, SYNC_NORMAL = 2, 1
-DURABLE_WRITES: dict[str, Callable[[Storage], None]] = {
-    "save_safety": lambda s: s.save_safety(SafetyState.initial(genesis_qc(CHAIN))),
-    "append": lambda s: s.append(chain([[(1, b"a")]])[0]),
-    "save_evidence": lambda s: s.save_evidence(evidence(1, 5), 5),
+# (store, a NORMAL write on it, the durable write)
+DURABLE_WRITES: dict[str, tuple[type[StorageCore], Callable[[Any], object], Callable[[Any], object]]] = {
+    "save_safety": (SafetyStore, lambda s: s.prune_voted(0),
+                    lambda s: s.save_safety(SafetyState.initial(genesis_qc(CHAIN)))),
+    "append": (LedgerStore, lambda s: s.save_batch(h32("batch"), 0, 0, b"body"),
+               lambda s: s.append(chain([[(1, b"a")]])[0])),
+    "save_evidence": (LedgerStore, lambda s: s.save_batch(h32("batch"), 0, 0, b"body"),
+                      lambda s: s.save_evidence(evidence(1, 5), 5)),
 }
 
 
 @pytest.mark.parametrize("op", sorted(DURABLE_WRITES))
 def test_durable_writes_commit_with_synchronous_full(tmp_path: Path, op: str) -> None:
-    """The safety state (and the other hooked writes the docstring calls durable) is committed with
+    """The safety state (and the other hooked writes the docstrings call durable) is committed with
     PRAGMA synchronous=FULL, i.e. the WAL is fsync'd before the call returns, even right after a
-    NORMAL write (a batch) on the same connection. Read inside the transaction, at its crash points."""
+    NORMAL write on the same connection. Read inside the transaction, at its crash points."""
     seen: list[int] = []
-    with db(tmp_path / "r.db") as s:
+    store, normal_write, durable_write = DURABLE_WRITES[op]
+    with store.open(tmp_path / "r.db", chain_id=CHAIN, replica_id=1, create=True) as s:
 
         def hook(name: str) -> None:
             if name.startswith(f"{op}:"):
                 seen.append(s._conn.execute("PRAGMA synchronous").fetchone()[0])
 
-        s.save_batch(h32("batch"), 0, 0, b"body")  # leaves the connection at NORMAL
+        normal_write(s)  # leaves the connection at NORMAL
         assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == SYNC_NORMAL
         s.crash_hook = hook
-        DURABLE_WRITES[op](s)
+        durable_write(s)
     assert seen and all(level == SYNC_FULL for level in seen), seen

@@ -1,85 +1,46 @@
-"""A replica's durable state in one SQLite file: committed chain, rollup slices, indexes,
-batches, evidence and the consensus safety state.
-
-Concurrency
-    One ``Storage`` is one ``sqlite3`` connection and is NOT thread-safe. The node calls it from a
-    single trio task through ``trio.to_thread.run_sync``, so calls never overlap but may run on
-    different worker threads (hence ``check_same_thread=False``). Overlapping calls are detected
-    and refused with :class:`StorageError` rather than interleaved. The file is held with
-    ``locking_mode=EXCLUSIVE``: a second process (or a second ``Storage``) gets
-    :class:`DatabaseLocked`, so two replica processes can never share, and equivocate from, one
-    safety state. Do not open() the database file by other means inside the node process: closing
-    any descriptor of it drops all of the process's POSIX locks on it, SQLite's included.
+"""The ledger (``ordo.sqlite``): committed chain, rollup slices, tx and bundle indexes, batches,
+evidence and per-rollup sub-log digests. Tables: :mod:`sequencing.storage.schema`; validation,
+rows and the running digest: :mod:`sequencing.storage.records`; connection, threading, opening
+and crash hooks: :mod:`sequencing.storage.core`.
 
 Durability
-    WAL journal. ``synchronous=FULL`` (the WAL is fsync'd at every COMMIT) for ``append``,
-    ``append_many``, ``save_safety``, ``save_evidence`` and ``set_meta``; ``NORMAL`` for
-    ``save_batch`` and ``prune_batches``, which survive a process kill but may lose their last
-    writes on power loss. Each write is one transaction: after a crash at any point the database
-    is exactly before or exactly after it. A committed evidence or batch row is never set back to
-    pending (a single row carries its ``committed_height``, written in the block's transaction).
-
-Layout
-    Tables and keys: :mod:`sequencing.storage.schema`; validation, rows and the per-rollup running
-    digest: :mod:`sequencing.storage.records`; connection, opening checks and transactions:
-    :mod:`sequencing.storage.core`. Storage trusts the node for signatures and ``data_root`` (it
-    checks chain linkage, heights, the proof's block id and the shape of the record only).
-
-Crash hook (tests)
-    ``crash_hook(name)`` runs at each name of :data:`CRASH_POINTS`, between the writes of a
-    transaction and right before and after its COMMIT. A hook that raises aborts the write (it is
-    rolled back like any other failure); tests snapshot the files inside the hook, or kill the
-    process there, to get the on-disk state of a crash at that point.
+    ``append``, ``append_many``, ``save_evidence`` and ``set_meta`` are fsync'd
+    (``synchronous=FULL``); ``save_batch`` and ``prune_batches`` are not (``NORMAL``). A committed
+    evidence or batch row is never set back to pending (a single row carries its
+    ``committed_height``, written in the block's transaction). The ledger trusts the node for
+    signatures and ``data_root`` (it checks chain linkage, heights, the proof's block id and the
+    shape of the record only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import Enum
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 
 from consensus.commit_proof import CommitProof
-from consensus.encoding import pack, unpack
-from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence
-from consensus.safety import SafetyState
+from consensus.encoding import unpack
+from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence, genesis_block
 
 from .core import StorageCore, api
-from .records import SUBLOG_SEED, CommitRecord, RollupState, plan, sublog_step
+from .records import CommitRecord, RollupState, plan
 from .schema import (
+    LEDGER_DROPS,
+    LEDGER_FORMAT,
+    LEDGER_SCHEMA,
     RESERVED_META,
     CorruptDatabase,
-    CrashPoint,
-    DatabaseLocked,
     InvalidRecord,
-    MissingDatabase,
-    StorageError,
 )
-
-__all__ = [
-    "CRASH_POINTS",
-    "SUBLOG_SEED",
-    "CommitRecord",
-    "CorruptDatabase",
-    "CrashPoint",
-    "DatabaseLocked",
-    "EvidenceState",
-    "EvidenceStatus",
-    "InvalidRecord",
-    "MissingDatabase",
-    "Storage",
-    "StorageError",
-    "sublog_step",
-]
 
 _APPEND_POINTS = (
     "blocks", "slices", "txindex", "bundles", "batches", "evidence", "rollups", "meta",
     "before-commit", "after-commit",
 )
-CRASH_POINTS: tuple[str, ...] = (
+LEDGER_CRASH_POINTS: tuple[str, ...] = (
     *(f"append:{p}" for p in _APPEND_POINTS),
     *(f"append_many:{p}" for p in _APPEND_POINTS),
     "save_evidence:insert", "save_evidence:before-commit", "save_evidence:after-commit",
-    "save_safety:write", "save_safety:before-commit", "save_safety:after-commit",
 )
 
 
@@ -87,45 +48,53 @@ def _decode_proof(blob: bytes) -> CommitProof:
     return CommitProof.from_wire(unpack(blob, max_size=MAX_MESSAGE_SIZE))
 
 
-class EvidenceState(Enum):
-    UNKNOWN = "unknown"
-    PENDING = "pending"
-    COMMITTED = "committed"
+class LedgerStore(StorageCore):
+    """A replica's ledger; see the module docstring. Create with :meth:`LedgerStore.open`."""
 
+    FORMAT = LEDGER_FORMAT
+    SCHEMA = LEDGER_SCHEMA
+    LEGACY_FOREIGN = ("safety", "voted_blocks")
+    LEGACY_DROPS = LEDGER_DROPS
 
-@dataclass(frozen=True, slots=True)
-class EvidenceStatus:
-    """``height`` is the committing block's height when ``state`` is COMMITTED, else None."""
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, chain_id: str, replica_id: int,
+        crash_hook: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(conn, path, chain_id=chain_id, replica_id=replica_id, crash_hook=crash_hook)
+        self._genesis_id = genesis_block(chain_id).id
+        self._height = 0  # the cached chain tip, installed after each append commits
+        self._last_id = self._genesis_id
+        self._txs = 0
+        self._rollups: dict[int, RollupState] = {}
 
-    state: EvidenceState
-    height: int | None = None
+    def _initial_meta(self) -> list[tuple[str, str]]:
+        return [("committed_height", "0"), ("txs_committed", "0")]
 
-    @property
-    def known(self) -> bool:
-        return self.state is not EvidenceState.UNKNOWN
+    def _load_state(self) -> None:
+        c = self._conn
+        low, high = c.execute("SELECT min(height), max(height) FROM blocks").fetchone()
+        meta_height = self._meta_int("committed_height")
+        if (high or 0) != meta_height or (high is not None and low != 1):
+            raise CorruptDatabase(
+                f"{self.path}: blocks span {low}..{high} but committed_height is {meta_height}"
+            )
+        self._height = meta_height
+        self._last_id = self._genesis_id
+        if high is not None:
+            block_id, blob = c.execute(
+                "SELECT block_id, block FROM blocks WHERE height = ?", (high,)
+            ).fetchone()
+            if self._decode_block(blob, high).id != block_id:
+                raise CorruptDatabase(f"{self.path}: the block at height {high} does not match its id")
+            self._last_id = block_id
+        self._txs = self._meta_int("txs_committed")
+        self._rollups = {rid: (n, d, h) for rid, n, d, h in c.execute("SELECT * FROM rollups")}
 
-    @property
-    def committed(self) -> bool:
-        return self.state is EvidenceState.COMMITTED
-
-
-class Storage(StorageCore):
-    """A replica's database; see the module docstring. Create with :meth:`Storage.open`."""
-
-    # -- meta and safety ---------------------------------------------------------------------------
-
-    @property
-    def is_new(self) -> bool:
-        """True if this ``open`` created the database."""
-        return self._is_new
-
-    @api
-    def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+    # -- meta ----------------------------------------------------------------------------------------
 
     @api
     def set_meta(self, key: str, value: str) -> None:
+        """A free key for operators (``recovered_floor``); read it with the sqlite3 shell."""
         if key in RESERVED_META:
             raise InvalidRecord(f"meta key {key!r} is maintained by storage")
         with self._transaction("set_meta", durable=True, hooked=False):
@@ -133,42 +102,6 @@ class Storage(StorageCore):
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, str(value)),
             )
-
-    @api
-    def load_safety(self) -> SafetyState | None:
-        row = self._conn.execute("SELECT state FROM safety WHERE slot = 0").fetchone()
-        return None if row is None else self._decode("safety state", SafetyState.decode, row[0])
-
-    @api
-    def save_safety(self, state: SafetyState, voted: Sequence[Block] = ()) -> None:
-        """Durably replace the safety state, together with the uncommitted blocks it is about to
-        vote for (fsync'd before returning)."""
-        blob = state.encode()
-        with self._transaction("save_safety", durable=True) as txn:
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO voted_blocks VALUES (?, ?, ?)",
-                [(b.id, b.height, pack(b.to_wire())) for b in voted],
-            )
-            self._conn.execute(
-                "INSERT INTO safety VALUES (0, ?) ON CONFLICT(slot) DO UPDATE SET state = excluded.state",
-                (blob,),
-            )
-            txn.point("write")
-
-    @api
-    def prune_voted(self, height: int) -> None:
-        """Forget voted blocks at or below ``height`` (committed over); not fsync'd: a crash only
-        leaves blocks that :meth:`voted_blocks` callers skip anyway."""
-        with self._transaction("prune_voted", durable=False, hooked=False):
-            self._conn.execute("DELETE FROM voted_blocks WHERE height <= ?", (height,))
-
-    @api
-    def voted_blocks(self) -> list[Block]:
-        """Uncommitted blocks above the committed height that this replica voted for, by height."""
-        rows = self._conn.execute(
-            "SELECT height, block FROM voted_blocks WHERE height > ? ORDER BY height", (self._height,)
-        ).fetchall()
-        return [self._decode_block(row[1], row[0]) for row in rows]
 
     # -- committed chain --------------------------------------------------------------------------
 
@@ -225,7 +158,6 @@ class Storage(StorageCore):
             txs = self._txs + rows.tx_count
             c.executemany("UPDATE meta SET value = ? WHERE key = ?",
                           [(str(rows.height), "committed_height"), (str(txs), "txs_committed")])
-            c.execute("DELETE FROM voted_blocks WHERE height <= ?", (rows.height,))
             txn.point("meta")
             txn.on_commit.append(lambda: self._installed(rows.height, rows.last_id, txs, rows.rollups))
 
@@ -287,25 +219,6 @@ class Storage(StorageCore):
         )
 
     @api
-    def slice(self, rollup_id: int, height: int) -> list[bytes] | None:
-        """The rollup's payloads at ``height`` in order; [] if none; None if not committed."""
-        if not self._committed(height):
-            return None
-        row = self._conn.execute(
-            "SELECT payloads FROM slices WHERE height = ? AND rollup_id = ?", (height, rollup_id)
-        ).fetchone()
-        return [] if row is None else self._payloads(row[0], f"{rollup_id}@{height}")
-
-    @api
-    def rollup_heights(self, rollup_id: int, from_height: int, limit: int) -> list[int]:
-        """Heights ``>= from_height`` where the rollup has transactions, ascending, at most ``limit``."""
-        rows = self._conn.execute(
-            "SELECT height FROM slices WHERE rollup_id = ? AND height >= ? ORDER BY height LIMIT ?",
-            (rollup_id, from_height, max(0, limit)),
-        )
-        return [h for (h,) in rows]
-
-    @api
     def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:
         """``(height, rollup_id, position in that slice)`` of a committed transaction."""
         row = self._conn.execute(
@@ -325,7 +238,7 @@ class Storage(StorageCore):
 
     @api
     def rollup_summary(self) -> dict[int, tuple[int, bytes]]:
-        """rollup_id -> (committed tx count, running sub-log digest; see storage/records.py)."""
+        """rollup_id -> (committed tx count, running sub-log digest; see :mod:`.records`)."""
         return {rid: (n, d) for rid, (n, d, _) in sorted(self._rollups.items())}
 
     @api
@@ -335,9 +248,11 @@ class Storage(StorageCore):
     # -- batches -----------------------------------------------------------------------------------
 
     @api
-    def save_batch(self, digest: bytes, author: int, created_height: int, body: bytes) -> None:
+    def save_batch(self, digest: bytes, author: int, created_height: int, body: bytes,
+                   replaces: Sequence[bytes] = ()) -> None:
         """Keep a batch body (idempotent; the first body and author stay). A body for a batch
-        already committed is kept too, until ``prune_batches`` drops it."""
+        already committed is kept too. In the same transaction, delete the uncommitted batches
+        ``replaces`` (expired ones whose items this batch carries now)."""
         if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(body, bytes):
             raise InvalidRecord("save_batch needs a 32-byte digest and a bytes body")
         with self._transaction("save_batch", durable=False, hooked=False):
@@ -348,6 +263,8 @@ class Storage(StorageCore):
                 " body = coalesce(batches.body, excluded.body)",
                 (digest, author, created_height, body),
             )
+            self._conn.executemany("DELETE FROM batches WHERE digest = ? AND committed_height IS NULL",
+                                   [(old,) for old in replaces if old != digest])
 
     @api
     def load_batch(self, digest: bytes) -> bytes | None:
@@ -364,13 +281,6 @@ class Storage(StorageCore):
         return [(d, a, h, b) for d, a, h, b in rows]
 
     @api
-    def batch_committed_height(self, digest: bytes) -> int | None:
-        row = self._conn.execute(
-            "SELECT committed_height FROM batches WHERE digest = ?", (digest,)
-        ).fetchone()
-        return None if row is None else row[0]
-
-    @api
     def committed_batches_since(self, height: int) -> list[tuple[bytes, int]]:
         """(digest, committed height) of batches committed at or above ``height``."""
         return [(bytes(d), h) for d, h in self._conn.execute(
@@ -378,19 +288,20 @@ class Storage(StorageCore):
         )]
 
     @api
-    def prune_batches(self, below_height: int) -> int:
-        """Delete uncommitted batches created below ``below_height`` and drop the bodies of batches
-        committed below it (their committed height stays). Returns the number of rows affected."""
+    def prune_batches(self, below_height: int, keep: Collection[bytes] = frozenset()) -> int:
+        """Delete uncommitted batches created below ``below_height`` (expired: no block above
+        ``created_height + batch_ttl_blocks`` may include them), except those in ``keep``.
+        Committed batches keep their bodies: catch-up serves them to lagging replicas. Returns
+        the number of rows deleted."""
         c = self._conn
         with self._transaction("prune_batches", durable=False, hooked=False):
             expired = c.execute(
-                "DELETE FROM batches WHERE committed_height IS NULL AND created_height < ?", (below_height,)
-            ).rowcount
-            emptied = c.execute(
-                "UPDATE batches SET body = NULL WHERE committed_height < ? AND body IS NOT NULL",
+                "SELECT digest FROM batches WHERE committed_height IS NULL AND created_height < ?",
                 (below_height,),
-            ).rowcount
-        return expired + emptied
+            ).fetchall()
+            doomed = [(digest,) for (digest,) in expired if digest not in keep]
+            c.executemany("DELETE FROM batches WHERE digest = ?", doomed)
+        return len(doomed)
 
     # -- evidence ----------------------------------------------------------------------------------
 
@@ -419,30 +330,3 @@ class Storage(StorageCore):
             (*args, max(0, limit)),
         )
         return [(self._decode("evidence", Evidence.decode, body), h) for body, h in rows]
-
-    @api
-    def pending_evidence(self) -> list[Evidence]:
-        rows = self._conn.execute(
-            "SELECT body FROM evidence WHERE committed_height IS NULL ORDER BY round, evidence_id"
-        )
-        return [self._decode("evidence", Evidence.decode, body) for (body,) in rows]
-
-    @api
-    def evidence_status(self, evidence_id: bytes) -> EvidenceStatus:
-        row = self._conn.execute(
-            "SELECT committed_height FROM evidence WHERE evidence_id = ?", (evidence_id,)
-        ).fetchone()
-        if row is None:
-            return EvidenceStatus(EvidenceState.UNKNOWN)
-        if row[0] is None:
-            return EvidenceStatus(EvidenceState.PENDING)
-        return EvidenceStatus(EvidenceState.COMMITTED, row[0])
-
-    # -- maintenance -------------------------------------------------------------------------------
-
-    @api
-    def integrity_check(self) -> list[str]:
-        """SQLite's full ``integrity_check`` (slow on big files): [] when healthy."""
-        problems = [str(r[0]) for r in self._conn.execute("PRAGMA integrity_check")]
-        return [] if problems == ["ok"] else problems
-
