@@ -56,26 +56,35 @@ def test_up_reports_a_config_error_in_one_line(tmp_path: Path) -> None:
 
 
 def start_up(config: Path, summary_path: Path, *args: str) -> subprocess.Popen[str]:
-    """`ordo up` in a session of its own, as a shell runs a foreground job."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "sequencing.cli", "up", "--config", str(config), "--json", str(summary_path),
-         "--no-live", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=dict(os.environ),
-    )
+    """`ordo up` in a session of its own, as a shell runs a foreground job; its stderr goes to
+    ``up.log`` beside the summary (read it with :func:`up_log`)."""
+    with (summary_path.parent / "up.log").open("w") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "sequencing.cli", "up", "--config", str(config), "--json", str(summary_path),
+             "--no-live", *args],
+            stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True, env=dict(os.environ),
+        )
 
 
-def wait_heights(config: Path, height: int, up: subprocess.Popen[str], timeout: float = 90.0) -> dict[int, int]:
+def up_log(summary_path: Path) -> str:
+    return (summary_path.parent / "up.log").read_text()
+
+
+def wait_heights(config: Path, height: int, up: subprocess.Popen[str], summary_path: Path,
+                 timeout: float = 90.0) -> dict[int, int]:
+    """Every replica at ``height`` or above, and `ordo up` past its start-up (it said "... up: ..."):
+    before that line a signal interrupts the start, which is another story (exit 130)."""
     cluster = load_config(config)
     deadline = time.monotonic() + timeout
     heights: dict[int, int] = {}
     while time.monotonic() < deadline:
-        assert up.poll() is None, up.communicate()[1][-3000:]
+        assert up.poll() is None, up_log(summary_path)[-3000:]
         for r in cluster.replicas:
             try:
                 heights[r.id] = httpx.get(f"{cluster.api_url(r.id)}/status", timeout=1.0).json()["committed_height"]
             except (httpx.HTTPError, ValueError):
                 heights[r.id] = -1
-        if min(heights.values()) >= height:
+        if min(heights.values()) >= height and " up: " in up_log(summary_path):
             return heights
         time.sleep(0.2)
     raise AssertionError(f"heights {heights} did not reach {height} within {timeout} s")
@@ -94,9 +103,10 @@ def test_up_restarts_a_replica_killed_mid_run_and_the_others_keep_going(tmp_path
     summary_path = tmp_path / "summary.json"
     up = start_up(config, summary_path, "--duration", "25", "--load", "200")
     try:
-        at_kill = wait_heights(config, 5, up)
+        at_kill = wait_heights(config, 5, up, summary_path)
         os.kill(replica_pid(config, 2), signal.SIGKILL)
-        _, stderr = up.communicate(timeout=180)
+        up.wait(timeout=180)
+        stderr = up_log(summary_path)
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
@@ -118,9 +128,10 @@ def test_ctrl_c_in_a_terminal_stops_the_cluster_in_order_with_a_true_summary(tmp
     summary_path = tmp_path / "summary.json"
     up = start_up(config, summary_path, "--load", "100")
     try:
-        wait_heights(config, 3, up)
+        wait_heights(config, 3, up, summary_path)
         os.killpg(up.pid, signal.SIGINT)  # what the terminal does: the whole foreground group
-        _, stderr = up.communicate(timeout=120)
+        up.wait(timeout=120)
+        stderr = up_log(summary_path)
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
