@@ -210,8 +210,8 @@ MUTANTS: tuple[Mutant, ...] = (
       CORE, TEETH, CONS),
     m("vote-before-persist-node", "the node's vote leaves only after the safety state is on disk",
       "sequencing/replica/node.py",
-      "await self._safety_call(self._require_safety_store().save_safety, state, voted)",
-      "self._require_nursery().start_soon(self._safety_call, self._require_safety_store().save_safety, "
+      "await self.stores.safety_call(self.stores.require_safety().save_safety, state, voted)",
+      "self._require_nursery().start_soon(self.stores.safety_call, self.stores.require_safety().save_safety, "
       "state, voted)",
       NODE_SAFETY, SEQ),
     m("save-safety-no-fsync", "the safety state is fsync'd (synchronous=FULL)", "sequencing/storage/safety.py",

@@ -108,8 +108,8 @@ async def node_rig(tmp_path: Path, me: int, *, options: NodeOptions | None = Non
         return fn(*args)
 
     await node._open_storage()
-    node.storage_call = inline  # type: ignore[method-assign]
-    node._safety_call = inline  # type: ignore[method-assign]
+    node.stores.ledger_call = inline  # type: ignore[method-assign]
+    node.stores.safety_call = inline  # type: ignore[method-assign]
     try:
         async with trio.open_nursery() as nursery:
             node._nursery = nursery

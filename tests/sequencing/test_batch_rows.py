@@ -12,7 +12,7 @@ import trio
 from node_rig import NodeRig, node_rig
 from seq_helpers import SignedChain, World
 
-from sequencing.replica.node import BATCH_PRUNE_EVERY
+from sequencing.replica.commits import BATCH_PRUNE_EVERY
 from sequencing.replica.wire import StatusRequest, StatusResponse, SyncRequest, SyncResponse
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockPayload, assemble
@@ -93,7 +93,7 @@ async def test_items_of_an_expired_batch_are_queued_once_across_a_restart(
     chain = SignedChain(World.make(4), [EMPTY_ROOT] * 7, [BlockPayload((), ()).encode()] * 8)
     item = Transaction(7, b"acknowledged once")
     async with node_rig(tmp_path, ME, run_executor=True, limits={"batch_ttl_blocks": ttl}) as rig:
-        rig.node._require_nursery().start_soon(rig.node._batcher)
+        rig.node._require_nursery().start_soon(rig.node.intake.run)
         assert rig.node.submit(item)
         with trio.move_on_after(5):
             while not rig.node.batches.own(ME):

@@ -44,7 +44,7 @@ async def test_a_submission_is_acknowledged_once_the_nodes_batcher_wrote_it(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     async with node_rig(tmp_path, 0) as rig, client(rig.node) as http:
-        rig.node._require_nursery().start_soon(rig.node._batcher)
+        rig.node._require_nursery().start_soon(rig.node.intake.run)
         submitted = await http.post("/v1/transactions", json=TX)
         assert (submitted.status_code, submitted.json()["status"]) == (202, "pending")
-        assert rig.node.durable_arrival == rig.node.last_arrival == 1
+        assert rig.node.intake.durable_arrival == rig.node.last_arrival == 1

@@ -18,7 +18,7 @@ ME = 0
 
 def watch_votes(rig: NodeRig) -> list[tuple[str, int, int, bool]]:
     """(kind, round, highest voted round on disk, voted block on disk) for each signed message sent."""
-    store = rig.node._require_safety_store()
+    store = rig.node.stores.require_safety()
     seen: list[tuple[str, int, int, bool]] = []
 
     def on_send(to: int | None, message: object) -> None:

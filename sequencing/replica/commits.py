@@ -1,0 +1,117 @@
+"""Commits: what a ``Commit`` action changes in memory, handing the block to the executor, and
+what follows its durable write (durable height, metrics and latencies, periodic pruning).
+
+On commit the pool marks the block's batches and evidence committed and expires old batches (an
+own expired batch goes back to intake); the block goes to the executor's bounded channel (the
+executor is made and owned here). Once it wrote records, :meth:`on_written` advances
+``durable_height``, observes the submission -> commit latency of own clients' transactions and
+the proposal -> commit latency of own blocks, and every so often prunes voted blocks (safety
+store) and expired own batch rows (ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from consensus.actions import Commit
+from consensus.errors import ConsensusError
+from consensus.messages import Proposal
+
+from ..rollup.batches import Batch, BatchPool
+from ..rollup.block_content import BlockContent, BlockPayload
+from ..storage import CommitRecord
+from .batch_fetcher import BatchFetcher
+from .evidence_pool import EvidencePool
+from .executor import Committed, Executor
+from .metrics import NodeMetrics
+from .stores import Stores
+
+BATCH_PRUNE_EVERY = 64  # blocks between deletions of expired batch rows (docs/ARCHITECTURE.md)
+VOTED_PRUNE_EVERY = 100  # blocks between deletions of voted blocks at or below the durable height
+MAX_PROPOSED_TRACKED = 10_000
+
+
+class Commits:
+    def __init__(
+        self, *, batch_ttl_blocks: int, batches: BatchPool, evidence: EvidencePool, stores: Stores,
+        metrics: NodeMetrics, fetcher: BatchFetcher, cached: Callable[[bytes], BlockContent | None],
+        expired: Callable[[Batch], None], rebatching: Callable[[], frozenset[bytes]],
+        submitted_at: dict[bytes, float], nursery: Callable[[], trio.Nursery],
+    ) -> None:
+        self._ttl = batch_ttl_blocks
+        self._batches = batches
+        self._evidence = evidence
+        self._stores = stores
+        self._metrics = metrics
+        self.executor = Executor(fetcher, self.write, self.on_written, cached)
+        self._expired = expired
+        self._rebatching = rebatching
+        self._submitted_at = submitted_at  # shared with intake, which fills it
+        self._proposed_at: dict[bytes, float] = {}
+        self._nursery = nursery
+        self.durable_height = 0
+        self.durable_block_id: bytes | None = None
+        self.txs_committed = 0
+        self.committed_changed = trio.Event()
+
+    def resume(self, height: int, block_id: bytes | None, txs_committed: int) -> None:
+        """Start from what the ledger holds (at start-up)."""
+        self.durable_height, self.durable_block_id, self.txs_committed = height, block_id, txs_committed
+        self._metrics.committed_height.set(height)
+
+    def note_proposal(self, proposal: Proposal) -> None:
+        self._proposed_at[proposal.block.id] = trio.current_time()
+
+    async def on_commit(self, commit: Commit) -> None:
+        block = commit.block
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError:
+            payload = BlockPayload((), ())
+        self._batches.mark_committed(payload.batches, block.height)
+        self._evidence.mark_committed(payload.evidence)
+        for batch in self._batches.expire(block.height):
+            self._expired(batch)
+        await self.executor.send.send(Committed(block, commit.proof))
+
+    async def write(self, records: list[CommitRecord]) -> None:
+        ledger = self._stores.require_ledger()
+        if len(records) == 1:
+            await self._stores.ledger_call(ledger.append, records[0])
+        else:
+            await self._stores.ledger_call(ledger.append_many, records)
+
+    def on_written(self, records: list[CommitRecord]) -> None:
+        now = trio.current_time()
+        for record in records:
+            self._metrics.blocks_committed.inc()
+            self._metrics.txs_committed.inc(len(record.tx_ids))
+            for tx_id in record.tx_ids:
+                submitted = self._submitted_at.pop(tx_id, None)
+                if submitted is not None:
+                    self._metrics.commit_latency.observe(now - submitted)
+            proposed = self._proposed_at.pop(record.block.id, None)
+            if proposed is not None:
+                self._metrics.block_latency.observe(now - proposed)
+        self.durable_height = height = records[-1].block.height
+        self.durable_block_id = records[-1].block.id
+        self._prune(height, len(records))
+        self.txs_committed += sum(len(r.tx_ids) for r in records)
+        self._metrics.committed_height.set(height)
+        self._metrics.pending_batches.set(len(self._batches))
+        if len(self._proposed_at) > MAX_PROPOSED_TRACKED:
+            self._proposed_at.clear()
+        self.committed_changed.set()
+        self.committed_changed = trio.Event()
+
+    def _prune(self, height: int, written: int) -> None:
+        """Every VOTED_PRUNE_EVERY / BATCH_PRUNE_EVERY blocks (``written`` blocks just reached
+        ``height``), delete voted blocks and expired own batch rows, in tasks of their own."""
+        stores = self._stores
+        if height % VOTED_PRUNE_EVERY < written:
+            self._nursery().start_soon(stores.safety_call, stores.require_safety().prune_voted, height)
+        expired_below = height - 2 * self._ttl  # own batches' rows
+        if height % BATCH_PRUNE_EVERY < written and expired_below > 0:
+            self._nursery().start_soon(stores.ledger_call, stores.require_ledger().prune_batches, expired_below,
+                                       self._rebatching())  # their items are not in a batch yet

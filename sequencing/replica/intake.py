@@ -1,0 +1,132 @@
+"""Client intake: items into the mempool, the mempool into own batches on disk, then to every peer.
+
+``submit`` validates and queues an item; every ``batch_interval`` the batcher (:meth:`run`) cuts the
+mempool into batches, writes each (an acknowledgement waits for that write: ``wait_durable``),
+adds it to the pool and broadcasts it. After a restart it sends its stored batches again (peers
+may lack them). An own batch that expired uncommitted has its items queued again; its row is
+deleted in the write of the batch that takes the last of them (docs/ARCHITECTURE.md, "Batches
+expire"). The arrival time of each accepted transaction is kept for the commit-latency metric."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from ..config import Limits
+from ..rollup.batches import Batch, BatchPool
+from ..rollup.transactions import Item, item_txs
+from .mempool import Mempool
+from .metrics import NodeMetrics
+from .stores import Stores
+from .wire import BatchMsg
+
+
+class ClientIntake:
+    def __init__(
+        self, *, me: int, limits: Limits, interval: float, mempool: Mempool, batches: BatchPool,
+        stores: Stores, metrics: NodeMetrics, broadcast: Callable[[object], int],
+        connected_peers: Callable[[], object], committed_height: Callable[[], int],
+        batch_added: Callable[[], None],
+    ) -> None:
+        self._me = me
+        self._limits = limits
+        self._interval = interval
+        self._mempool = mempool
+        self._batches = batches
+        self._stores = stores
+        self._metrics = metrics
+        self._broadcast = broadcast
+        self._connected_peers = connected_peers
+        self._committed_height = committed_height
+        self._batch_added = batch_added
+        self._batch_seq = 0
+        self._rebatching: dict[bytes, set[bytes]] = {}  # expired own batch -> its items not re-batched yet
+        self.submitted_at: dict[bytes, float] = {}  # tx id -> arrival time (read and removed at commit)
+        self.durable_arrival = 0  # every mempool arrival up to this one is in a batch on disk
+        self._batched = trio.Event()
+
+    def submit(self, item: Item) -> bool:
+        """Validate and queue a client item; raises InvalidTransaction / MempoolFull.
+        Returns False for a duplicate of a recently seen item."""
+        item.validate(self._limits)
+        added = self._mempool.add(item)
+        self._metrics.submissions.labels("accepted" if added else "duplicate").inc()
+        if added:
+            now = trio.current_time()
+            if len(self.submitted_at) < 2 * self._limits.mempool_max_txs:
+                for tx in item_txs(item):
+                    self.submitted_at[tx.id] = now
+        self._metrics.mempool_txs.set(self._mempool.tx_count)
+        self._metrics.mempool_bytes.set(self._mempool.byte_size)
+        return added
+
+    def is_pending(self, item_id: bytes) -> bool:
+        return self._mempool.seen(item_id)
+
+    async def wait_durable(self, arrival: int, timeout: float = 10.0) -> bool:
+        """Wait until the item with this mempool arrival number is in a batch written to disk
+        (so a crash of this replica no longer loses it); False on timeout."""
+        with trio.move_on_after(timeout):
+            while self.durable_arrival < arrival:
+                await self._batched.wait()
+            return True
+        return False
+
+    def expired(self, batch: Batch) -> None:
+        """``batch`` expired uncommitted: if it is our own, queue its items again."""
+        if batch.author == self._me:
+            self._mempool.requeue(list(batch.items))
+            self._rebatching[batch.digest] = {item.id for item in batch.items}
+
+    def rebatching(self) -> frozenset[bytes]:
+        """Expired own batches some of whose items are not in a new batch yet (keep their rows)."""
+        return frozenset(self._rebatching)
+
+    async def run(self) -> None:
+        """The batcher."""
+        self._batch_seq = max((b.seq for b in self._batches.own(self._me)), default=0)
+        resend_own = True
+        while True:
+            if resend_own and self._connected_peers():
+                # after a restart, peers may lack the batches we made before it
+                for batch in self._batches.own(self._me):
+                    self._broadcast(BatchMsg(batch))
+                resend_own = False
+            await trio.sleep(self._interval)
+            while len(self._mempool):
+                await self._cut_batch()
+                if self._mempool.tx_count < self._limits.batch_max_txs:
+                    break
+            self._metrics.mempool_txs.set(self._mempool.tx_count)
+            self._metrics.mempool_bytes.set(self._mempool.byte_size)
+            self._metrics.pending_batches.set(len(self._batches))
+
+    async def _cut_batch(self) -> None:
+        items = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
+        taken_through = self._mempool.taken_through
+        self._batch_seq += 1
+        batch = Batch(self._me, self._batch_seq, self._committed_height(), tuple(items))
+        await self._persist_batch(batch)
+        self._batches.add(batch)
+        self._batch_added()
+        self._broadcast(BatchMsg(batch))
+        self._metrics.batches_created.inc()
+        self.durable_arrival = taken_through
+        self._batched.set()
+        self._batched = trio.Event()
+
+    async def _persist_batch(self, batch: Batch) -> None:
+        """Write an own batch; the rows of expired batches whose last items it carries go in the same
+        transaction, so after a crash their items are either still queued by the expired row or in
+        this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
+        replaced = []
+        for digest, waiting in self._rebatching.items():
+            waiting.difference_update(item.id for item in batch.items)
+            if not waiting:
+                replaced.append(digest)
+        for digest in replaced:
+            del self._rebatching[digest]
+        ledger = self._stores.require_ledger()
+        await self._stores.ledger_call(ledger.save_batch, batch.digest, batch.author, batch.created_height,
+                                       batch.encode(), replaced)
