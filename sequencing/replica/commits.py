@@ -10,13 +10,14 @@ store) and expired own batch rows (ledger)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import trio
 
 from consensus.actions import Commit
 from consensus.errors import ConsensusError
-from consensus.messages import Proposal
+from consensus.messages import Block, Proposal
 
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload
@@ -27,6 +28,8 @@ from .executor import Committed, Executor
 from .metrics import NodeMetrics
 from .stores import Stores
 
+log = logging.getLogger(__name__)
+
 BATCH_PRUNE_EVERY = 64  # blocks between deletions of expired batch rows (docs/ARCHITECTURE.md)
 VOTED_PRUNE_EVERY = 100  # blocks between deletions of voted blocks at or below the durable height
 MAX_PROPOSED_TRACKED = 10_000
@@ -34,12 +37,13 @@ MAX_PROPOSED_TRACKED = 10_000
 
 class Commits:
     def __init__(
-        self, *, batch_ttl_blocks: int, batches: BatchPool, evidence: EvidencePool, stores: Stores,
-        metrics: NodeMetrics, fetcher: BatchFetcher, cached: Callable[[bytes], BlockContent | None],
+        self, *, batch_ttl_blocks: int, max_frame_bytes: int, batches: BatchPool, evidence: EvidencePool,
+        stores: Stores, metrics: NodeMetrics, fetcher: BatchFetcher, cached: Callable[[bytes], BlockContent | None],
         expired: Callable[[Batch], None], rebatching: Callable[[], frozenset[bytes]],
         submitted_at: dict[bytes, float], nursery: Callable[[], trio.Nursery],
     ) -> None:
         self._ttl = batch_ttl_blocks
+        self._max_frame_bytes = max_frame_bytes
         self._batches = batches
         self._evidence = evidence
         self._stores = stores
@@ -55,10 +59,27 @@ class Commits:
         self.txs_committed = 0
         self.committed_changed = trio.Event()
 
-    def resume(self, height: int, block_id: bytes | None, txs_committed: int) -> None:
-        """Start from what the ledger holds (at start-up)."""
-        self.durable_height, self.durable_block_id, self.txs_committed = height, block_id, txs_committed
+    async def resume(self, root: Block | None) -> None:
+        """At start-up, from the ledger (whose last block is ``root``): the durable height, the own
+        batches and evidence not committed yet back into the pools, the recently committed batches."""
+        stores, ledger = self._stores, self._stores.require_ledger()
+        self.durable_height = height = 0 if root is None else root.height
+        self.durable_block_id = None if root is None else root.id
+        self.txs_committed = await stores.ledger_call(ledger.txs_committed)
         self._metrics.committed_height.set(height)
+        for digest, _author, _created, body in await stores.ledger_call(ledger.pending_batches):
+            try:
+                self._batches.add(Batch.decode(body, self._max_frame_bytes))
+            except ConsensusError:
+                log.warning("replica %d: stored batch %s unreadable, skipped", self._metrics.replica_id,
+                            digest.hex()[:12])
+        for evidence, committed in await stores.ledger_call(ledger.evidence_list):
+            if committed is None:
+                self._evidence.add(evidence)
+            else:
+                self._evidence.mark_committed([evidence])
+        horizon = max(0, height - 2 * self._ttl)
+        self._batches.remember_committed(await stores.ledger_call(ledger.committed_batches_since, horizon))
 
     def note_proposal(self, proposal: Proposal) -> None:
         self._proposed_at[proposal.block.id] = trio.current_time()

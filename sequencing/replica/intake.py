@@ -19,14 +19,14 @@ from ..rollup.transactions import Item, item_txs
 from .mempool import Mempool
 from .metrics import NodeMetrics
 from .stores import Stores
-from .wire import BatchMsg
+from .wire import BatchMsg, PeerLink
 
 
 class ClientIntake:
     def __init__(
         self, *, me: int, limits: Limits, interval: float, mempool: Mempool, batches: BatchPool,
-        stores: Stores, metrics: NodeMetrics, broadcast: Callable[[object], int],
-        connected_peers: Callable[[], object], committed_height: Callable[[], int],
+        stores: Stores, metrics: NodeMetrics, link: PeerLink, connected_peers: Callable[[], object],
+        committed_height: Callable[[], int],
         batch_added: Callable[[], None],
     ) -> None:
         self._me = me
@@ -36,7 +36,7 @@ class ClientIntake:
         self._batches = batches
         self._stores = stores
         self._metrics = metrics
-        self._broadcast = broadcast
+        self._link = link
         self._connected_peers = connected_peers
         self._committed_height = committed_height
         self._batch_added = batch_added
@@ -91,7 +91,7 @@ class ClientIntake:
             if resend_own and self._connected_peers():
                 # after a restart, peers may lack the batches we made before it
                 for batch in self._batches.own(self._me):
-                    self._broadcast(BatchMsg(batch))
+                    self._link.broadcast(BatchMsg(batch))
                 resend_own = False
             await trio.sleep(self._interval)
             while len(self._mempool):
@@ -110,7 +110,7 @@ class ClientIntake:
         await self._persist_batch(batch)
         self._batches.add(batch)
         self._batch_added()
-        self._broadcast(BatchMsg(batch))
+        self._link.broadcast(BatchMsg(batch))
         self._metrics.batches_created.inc()
         self.durable_arrival = taken_through
         self._batched.set()

@@ -1,20 +1,25 @@
 """One replica process: the consensus core driven by trio, over the transport, with storage.
 
+``Node`` is the composition: it builds the rooms and wires them with the few objects and callables
+each needs (none of them sees the ``Node``): ``stores`` (the two databases), ``intake`` (client
+items -> own batches on disk), ``payloads`` (propose / verify payloads, peers' batches), ``commits``
+(commit -> executor -> durable height), the action runner, catch-up and the peer service. It keeps
+the lifecycle, the typed event loop, and the thin public methods the ports need (api/port.py
+``ReplicaPort``, ``catchup.SyncTarget``, ``peer_service.ServedReplica``).
+
 Tasks (all in one nursery): the transport; the inbound dispatcher (consensus messages to the core,
 node requests answered directly); the core loop (one event at a time -> actions executed in
 order; a ``PersistSafety`` is durable before anything after it runs); the round timer; the
-batcher; the executor (committed blocks -> SQLite); catch-up. See docs/ARCHITECTURE.md.
+batcher (``intake.run``); the executor (committed blocks -> SQLite); catch-up. See
+docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar, assert_never
 
 import trio
@@ -24,7 +29,6 @@ from consensus.actions import Action, Dropped, RoundEntered
 from consensus.commit_proof import CommitProof
 from consensus.core import Replica, ReplicaConfig
 from consensus.crypto import KeyPair, Signer, Verifier
-from consensus.errors import ConsensusError
 from consensus.leader import RoundRobin
 from consensus.messages import Block, Evidence, Proposal, Timeout, Vote, genesis_block
 from consensus.pacemaker import PacemakerConfig
@@ -35,7 +39,7 @@ from ..config import ClusterConfig
 from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.transactions import Item
-from ..storage import DATABASE_FILES, CorruptDatabase, LedgerStore, MissingDatabase, SafetyStore, open_stores
+from ..storage import DATABASE_FILES, LedgerStore
 from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
@@ -50,7 +54,7 @@ from .mempool import Mempool
 from .metrics import NodeMetrics
 from .payloads import Payloads
 from .peer_service import PeerService
-from .recovery import foreign_database, recovery_floor
+from .recovery import recovery_floor
 from .round_timer import RoundTimer
 from .stores import Stores
 from .wire import NodeCodec
@@ -89,7 +93,7 @@ class Node:
         self.batches = BatchPool(self.limits.batch_ttl_blocks)
         self.evidence = EvidencePool(self.limits)
         self.transport = self._make_transport(random.Random(self.options.seed))
-        self.stores = Stores()
+        self.stores = Stores(self.limits.max_frame_bytes)
         self.replica: Replica | None = None
         self.recovering = False
         self.started = trio.Event()
@@ -104,15 +108,15 @@ class Node:
         )
         self.intake = ClientIntake(
             me=replica_id, limits=self.limits, interval=config.timing.batch_interval, mempool=self.mempool,
-            batches=self.batches, stores=self.stores, metrics=self.metrics, broadcast=self.transport.broadcast,
+            batches=self.batches, stores=self.stores, metrics=self.metrics, link=self.transport,
             connected_peers=self.transport.connected_peers, committed_height=self._core_committed_height,
             batch_added=self.payloads.batch_added,
         )
         self.commits = Commits(
-            batch_ttl_blocks=self.limits.batch_ttl_blocks, batches=self.batches, evidence=self.evidence,
-            stores=self.stores, metrics=self.metrics, fetcher=self.fetcher, cached=self.payloads.cached_content,
-            expired=self.intake.expired, rebatching=self.intake.rebatching,
-            submitted_at=self.intake.submitted_at, nursery=self._require_nursery,
+            batch_ttl_blocks=self.limits.batch_ttl_blocks, max_frame_bytes=self.limits.max_frame_bytes,
+            batches=self.batches, evidence=self.evidence, stores=self.stores, metrics=self.metrics,
+            fetcher=self.fetcher, cached=self.payloads.cached_content, expired=self.intake.expired,
+            rebatching=self.intake.rebatching, submitted_at=self.intake.submitted_at, nursery=self._require_nursery,
         )
         self.executor = self.commits.executor
         self.timer = RoundTimer()
@@ -165,37 +169,10 @@ class Node:
                 await self.stores.close()
 
     async def _open_storage(self) -> None:
-        """Open the ledger database and the safety database; if either is missing or unreadable
-        the replica may have forgotten what it signed, so it refuses to start without --recover."""
-        directory = self.config.replica_dir(self.id)
-        try:
-            ledger, safety = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=False))
-        except (MissingDatabase, CorruptDatabase) as exc:
-            path = exc.path or directory
-            problem = f"{path}: missing or empty" if isinstance(exc, MissingDatabase) else str(exc)
-            foreign = foreign_database(path, self.config.chain_id, self.id)
-            if foreign is not None:
-                raise NodeStartError(f"replica {self.id}: {foreign}: wrong cluster.toml or data_dir? "
-                                     "(not a lost disk: --recover would set this database aside)") from None
-            if not self.options.recover:
-                raise NodeStartError(
-                    f"replica {self.id}: database {problem}. It may have signed messages before losing "
-                    "its database; starting it fresh could make it equivocate. Start it with --recover to rebuild "
-                    "from peers (it stays silent until it is safe to sign)."
-                ) from None
-            suffix = f".unreadable-{int(time.time())}"
-            for path in (directory / name for name in DATABASE_FILES):
-                if path.exists():
-                    path.rename(path.with_name(path.name + suffix))
-            ledger, safety = await trio.to_thread.run_sync(partial(self._open_stores, directory, create=True))
-            self.recovering = True
-        self.stores.attach(ledger, safety)
-        if self.fault_injection.storage_crash_hook is not None:
-            ledger.crash_hook = self.fault_injection.storage_crash_hook
-            safety.crash_hook = self.fault_injection.storage_crash_hook
-
-    def _open_stores(self, directory: Path, *, create: bool) -> tuple[LedgerStore, SafetyStore]:
-        return open_stores(directory, chain_id=self.config.chain_id, replica_id=self.id, create=create)
+        self.recovering = await self.stores.open(
+            self.config.replica_dir(self.id), chain_id=self.config.chain_id, replica_id=self.id,
+            recover=self.options.recover, crash_hook=self.fault_injection.storage_crash_hook,
+        )
 
     async def _start_core(self) -> None:
         stores = self.stores
@@ -203,21 +180,8 @@ class Node:
         safety = await stores.safety_call(safety_store.load_safety)
         last = await stores.ledger_call(ledger.last_block)
         root, root_proof = (last if last is not None else (None, None))
-        height = 0 if root is None else root.height
-        self.commits.resume(height, None if root is None else root.id, await stores.ledger_call(ledger.txs_committed))
-        for digest, _author, _created, body in await stores.ledger_call(ledger.pending_batches):
-            try:
-                self.batches.add(Batch.decode(body, self.limits.max_frame_bytes))
-            except ConsensusError:
-                log.warning("replica %d: stored batch %s unreadable, skipped", self.id, digest.hex()[:12])
-        for evidence, committed in await stores.ledger_call(ledger.evidence_list):
-            if committed is None:
-                self.evidence.add(evidence)
-            else:
-                self.evidence.mark_committed([evidence])
+        await self.commits.resume(root)
         voted_blocks = await stores.safety_call(safety_store.voted_blocks)
-        horizon = max(0, height - 2 * self.limits.batch_ttl_blocks)
-        self.batches.remember_committed(await stores.ledger_call(ledger.committed_batches_since, horizon))
         timing = self.config.timing
         self.replica = Replica(
             signer=self._signer(), verifier=self.verifier, leaders=self.leaders, safety=safety,
@@ -383,10 +347,6 @@ class Node:
     def storage(self) -> LedgerStore | None:
         return self.stores.ledger
 
-    @property
-    def safety_store(self) -> SafetyStore | None:
-        return self.stores.safety
-
     def require_storage(self) -> LedgerStore:
         return self.stores.require_ledger()
 
@@ -395,10 +355,7 @@ class Node:
         return await self.stores.ledger_call(fn, *args)
 
     async def load_batch(self, digest: bytes) -> Batch | None:
-        body = await self.stores.ledger_call(self.stores.require_ledger().load_batch, digest)
-        if body is None:
-            return None
-        return Batch.decode(body, self.limits.max_frame_bytes)
+        return await self.stores.load_batch(digest)
 
     # -- API port (sequencing/api/port.py: ReplicaPort) ------------------------------------------
 

@@ -123,6 +123,6 @@ async def node_rig(tmp_path: Path, me: int, *, options: NodeOptions | None = Non
             yield rig
             nursery.cancel_scope.cancel()
     finally:
-        for store in (node.storage, node.safety_store):
+        for store in (node.stores.ledger, node.stores.safety):
             if store is not None:
                 store.close()
