@@ -1,0 +1,127 @@
+"""Client intake (sequencing/replica/intake.py) driven without a Node: fakes for the ledger and the
+link, a real mempool and batch pool."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+from room_fakes import FakeLedger, FakeLink, inline_stores, sample
+
+from sequencing.config import Limits
+from sequencing.replica.intake import ClientIntake
+from sequencing.replica.mempool import Mempool
+from sequencing.replica.metrics import NodeMetrics
+from sequencing.replica.wire import BatchMsg
+from sequencing.rollup.batches import Batch, BatchPool
+from sequencing.rollup.transactions import Transaction
+
+ME = 0
+INTERVAL = 0.05
+
+
+class Intake:
+    def __init__(self, peers: set[int] | None = None, pool: BatchPool | None = None) -> None:
+        self.limits = Limits()
+        self.mempool = Mempool(self.limits)
+        self.pool = pool or BatchPool(self.limits.batch_ttl_blocks)
+        self.ledger = FakeLedger()
+        self.link = FakeLink(peers)
+        self.metrics = NodeMetrics(ME)
+        self.added = 0
+        self.height = 7
+        self.intake = ClientIntake(
+            me=ME, limits=self.limits, interval=INTERVAL, mempool=self.mempool, batches=self.pool,
+            stores=inline_stores(self.ledger), metrics=self.metrics, link=self.link,
+            connected_peers=self.link.connected_peers, committed_height=lambda: self.height,
+            batch_added=self.note_added,
+        )
+
+    def note_added(self) -> None:
+        self.added += 1
+
+    def saved(self) -> list[Batch]:
+        return [Batch.decode(args[3], 1 << 20) for args in self.ledger.named("save_batch")]
+
+
+def tx(n: int) -> Transaction:
+    return Transaction(1, f"tx-{n}".encode())
+
+
+async def test_submit_queues_once_and_remembers_each_transactions_arrival(
+        autojump_clock: trio.testing.MockClock) -> None:
+    rig = Intake()
+    assert rig.intake.submit(tx(1)) is True
+    assert rig.intake.submit(tx(1)) is False  # a duplicate
+    assert rig.intake.is_pending(tx(1).id) and not rig.intake.is_pending(tx(2).id)
+    assert list(rig.intake.submitted_at) == [tx(1).id]
+    assert sample(rig.metrics.submissions, ("accepted",)) == 1
+    assert sample(rig.metrics.submissions, ("duplicate",)) == 1
+
+
+async def test_an_item_is_durable_only_once_its_batch_is_written_then_it_goes_to_peers(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Catches: durable_arrival (or the wake-up) advanced before the batch write returns, or the
+    batch broadcast before it is on disk."""
+    rig = Intake()
+    rig.ledger.gate = trio.Event()
+    rig.intake.submit(tx(1))
+    arrival = rig.mempool.arrivals
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.intake.run)
+        assert await rig.intake.wait_durable(arrival, timeout=1.0) is False  # the write is held
+        assert not [m for m in rig.link.broadcasts if isinstance(m, BatchMsg)]
+        rig.ledger.gate.set()
+        assert await rig.intake.wait_durable(arrival, timeout=1.0) is True
+        (batch,) = rig.saved()
+        assert batch.items == (tx(1),) and batch.author == ME and batch.seq == 1 and batch.created_height == 7
+        assert rig.link.broadcasts[-1] == BatchMsg(batch)
+        assert rig.pool.get(batch.digest) == batch and rig.added == 1
+        assert sample(rig.metrics.batches_created) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_expired_own_batch_is_batched_again_and_its_row_replaced_in_the_same_write(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Catches: a peer's expired batch re-queued, or the expired row not named in the write of the
+    batch that takes its last items (a restart would then queue them twice)."""
+    rig = Intake()
+    own = Batch(ME, 1, 0, (tx(1), tx(2)))
+    peers = Batch(2, 1, 0, (tx(3),))
+    rig.intake.expired(peers)
+    rig.intake.expired(own)
+    assert rig.intake.rebatching() == frozenset({own.digest})
+    assert rig.mempool.tx_count == 2, "only the own batch's items are queued again"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.intake.run)
+        with trio.fail_after(1.0):  # requeued items keep no arrival number: watch the writes
+            while not rig.ledger.named("save_batch"):
+                await trio.sleep(INTERVAL)
+        nursery.cancel_scope.cancel()
+    (args,) = rig.ledger.named("save_batch")
+    assert Batch.decode(args[3], 1 << 20).items == own.items
+    assert args[4] == [own.digest]
+    assert rig.intake.rebatching() == frozenset()
+
+
+async def test_after_a_restart_own_batches_go_to_peers_again_and_numbering_continues(
+        autojump_clock: trio.testing.MockClock) -> None:
+    pool = BatchPool(Limits().batch_ttl_blocks)
+    stored = Batch(ME, 4, 0, (tx(9),))
+    pool.add(stored)
+    pool.add(Batch(1, 8, 0, (tx(8),)))  # a peer's: not ours to resend
+    rig = Intake(peers=set(), pool=pool)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.intake.run)
+        await trio.sleep(3 * INTERVAL)
+        assert rig.link.broadcasts == [], "nobody connected yet: nothing sent"
+        rig.link.peers.add(1)
+        rig.intake.submit(tx(1))
+        assert await rig.intake.wait_durable(rig.mempool.arrivals, timeout=1.0)
+        with trio.fail_after(1.0):
+            while BatchMsg(stored) not in rig.link.broadcasts:
+                await trio.sleep(INTERVAL)
+        await trio.sleep(3 * INTERVAL)
+        assert rig.link.broadcasts.count(BatchMsg(stored)) == 1, "resent once, not every interval"
+        nursery.cancel_scope.cancel()
+    assert [m.batch.author for m in rig.link.broadcasts if isinstance(m, BatchMsg)].count(1) == 0
+    assert [b.seq for b in rig.saved()] == [5]
