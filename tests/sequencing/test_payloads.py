@@ -1,0 +1,200 @@
+"""Payloads (sequencing/replica/payloads.py) driven without a Node: a fake core, a fake batch
+fetcher, a real batch pool and evidence pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+from node_rig import World
+from room_fakes import sample
+
+from consensus.actions import RequestPayload
+from consensus.messages import Block
+from sequencing.config import Limits
+from sequencing.replica.events import Event, Propose, Recheck
+from sequencing.replica.evidence_pool import EvidencePool
+from sequencing.replica.input_guard import InputGuard
+from sequencing.replica.metrics import NodeMetrics
+from sequencing.replica.payloads import Payloads
+from sequencing.rollup.batches import Batch, BatchPool
+from sequencing.rollup.block_content import BlockPayload, assemble
+from sequencing.rollup.transactions import Transaction
+
+IDLE = 1.0
+WORLD = World.make(4)
+
+
+class FakeTree:
+    def __init__(self) -> None:
+        self.ids: set[bytes] = set()
+
+    def __contains__(self, block_id: object) -> bool:
+        return block_id in self.ids
+
+    def path_from_root(self, block_id: bytes) -> list[Block]:
+        return []
+
+
+class FakeCore:
+    def __init__(self) -> None:
+        self.round = 1
+        self.committed = WORLD.genesis
+        self.tree = FakeTree()
+        self.ready: list[tuple[int, bytes, bytes]] = []
+        self.verified: list[tuple[bytes, bool, str]] = []
+
+    def on_payload_ready(self, round: int, payload: bytes, data_root: bytes) -> list[object]:
+        self.ready.append((round, payload, data_root))
+        return ["ready"]
+
+    def on_payload_verified(self, block_id: bytes, ok: bool, reason: str = "") -> list[object]:
+        self.verified.append((block_id, ok, reason))
+        return ["verified"]
+
+
+class FakeFetcher:
+    def __init__(self) -> None:
+        self.bodies: dict[bytes, Batch] = {}
+        self.asked: list[tuple[tuple[bytes, ...], tuple[int, ...], Callable[[], bool]]] = []
+        self.arrivals: list[Batch] = []
+
+    def arrived(self, batch: Batch) -> None:
+        self.arrivals.append(batch)
+
+    async def get(self, digests: Sequence[bytes], *, prefer: Sequence[int] = (),
+                  give_up: Callable[[], bool] = lambda: False) -> list[Batch] | None:
+        self.asked.append((tuple(digests), tuple(prefer), give_up))
+        await trio.sleep(0.1)
+        return [self.bodies[d] for d in digests]
+
+
+class Rig:
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.limits = Limits()
+        self.pool = BatchPool(self.limits.batch_ttl_blocks)
+        self.evidence = EvidencePool(self.limits)
+        self.core = FakeCore()
+        self.fetcher = FakeFetcher()
+        self.metrics = NodeMetrics(0)
+        self.posted: list[tuple[float, Event]] = []
+        self.payloads = Payloads(
+            limits=self.limits, idle_block_delay=IDLE, batches=self.pool, evidence=self.evidence,
+            verifier=WORLD.verifier(), fetcher=self.fetcher,  # type: ignore[arg-type]
+            guard=InputGuard(0, self.metrics.input_errors),
+            metrics=self.metrics, core=lambda: self.core, post=self.post, nursery=lambda: nursery,
+        )
+
+    def post(self, event: Event) -> bool:
+        self.posted.append((trio.current_time(), event))
+        return True
+
+    def block(self, batches: tuple[Batch, ...], data_root: bytes | None = None) -> Block:
+        payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()
+        root = assemble(list(batches)).data_root if data_root is None else data_root
+        block = Block(1, 1, WORLD.genesis_qc, 1, payload, root)
+        self.core.tree.ids.add(block.id)
+        return block
+
+
+def batch(author: int, seq: int) -> Batch:
+    return Batch(author, seq, 0, (Transaction(1, f"tx-{author}-{seq}".encode()),))
+
+
+@asynccontextmanager
+async def rig() -> AsyncIterator[Rig]:
+    async with trio.open_nursery() as nursery:
+        yield Rig(nursery)
+        nursery.cancel_scope.cancel()
+
+
+def request() -> RequestPayload:
+    return RequestPayload(1, WORLD.genesis, ())
+
+
+async def test_an_idle_leader_proposes_when_a_batch_arrives_not_only_after_the_delay(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Catches: a peer's batch not waking the idle leader (it would wait the whole delay)."""
+    async with rig() as r:
+        start = trio.current_time()
+        assert r.payloads.on_request(request()) == []
+        await trio.sleep(0.2)
+        assert r.payloads.accept_batch(batch(2, 1), 2)
+        await trio.testing.wait_all_tasks_blocked()
+        ((at, event),) = r.posted
+        assert event == Propose(request()) and at - start < IDLE / 2
+
+
+async def test_an_idle_leader_proposes_an_empty_block_after_the_delay(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with rig() as r:
+        start = trio.current_time()
+        r.payloads.on_request(request())
+        await trio.sleep(2 * IDLE)
+        ((at, event),) = r.posted
+        assert event == Propose(request()) and at - start == IDLE
+
+
+async def test_a_leader_with_batches_proposes_at_once_and_keeps_the_content_for_the_executor() -> None:
+    """Catches: the assembled content not cached (the executor would assemble it again)."""
+    async with rig() as r:
+        r.pool.add(batch(0, 1))
+        assert r.payloads.on_request(request()) == ["ready"]
+        ((round, payload, data_root),) = r.core.ready
+        assert round == 1
+        assert BlockPayload.decode(payload).batches == (batch(0, 1).digest,)
+        content = r.payloads.cached_content(payload)
+        assert content is not None and content.data_root == data_root
+        assert r.payloads.cached_content(payload) is None, "taken once"
+
+
+async def test_a_voter_accepts_a_payload_it_holds_and_rejects_a_wrong_root() -> None:
+    async with rig() as r:
+        b = batch(1, 1)
+        r.pool.add(b)
+        good = r.block((b,))
+        assert await r.payloads.verify(good) == ["verified"]
+        assert r.core.verified[-1] == (good.id, True, "")
+        assert r.payloads.cached_content(good.payload) is not None
+        bad = r.block((b,), data_root=b"\x00" * 32)
+        await r.payloads.verify(bad)
+        assert r.core.verified[-1][:2] == (bad.id, False) and sample(r.metrics.rejected_payloads) == 1
+
+
+async def test_a_voter_fetches_missing_batches_from_the_proposer_first_then_rechecks(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Catches: a fetch that never gives up when the round moves on, or no Recheck after it."""
+    async with rig() as r:
+        b = batch(3, 1)
+        r.fetcher.bodies[b.digest] = b
+        block = r.block((b,))
+        assert await r.payloads.verify(block) == [] and r.core.verified == []
+        await trio.sleep(1)
+        ((digests, prefer, give_up),) = r.fetcher.asked
+        assert digests == (b.digest,) and prefer == (block.author,)
+        assert r.pool.get(b.digest) == b
+        assert [e for _, e in r.posted] == [Recheck(block)]
+        assert not give_up()
+        r.core.round = block.round + 1
+        assert give_up()
+
+
+async def test_a_payload_check_for_a_block_no_longer_in_the_tree_is_dropped_as_stale() -> None:
+    async with rig() as r:
+        block = r.block(())
+        r.core.tree.ids.clear()
+        assert await r.payloads.verify(block) == [] and r.core.verified == []
+        assert sample(r.metrics.dropped, ("StalePayload",)) == 1
+
+
+async def test_a_batch_is_taken_only_from_its_author_and_a_committed_one_is_kept_aside() -> None:
+    async with rig() as r:
+        assert not r.payloads.accept_batch(batch(2, 1), 3)  # relayed by someone else
+        assert r.pool.get(batch(2, 1).digest) is None
+        done = batch(2, 2)
+        r.pool.mark_committed([done.digest], 5)
+        assert not r.payloads.accept_batch(done, None)
+        assert len(r.pool) == 0 and r.fetcher.arrivals == [done]
+        assert r.payloads.accept_batch(batch(2, 3), 2) and len(r.pool) == 1
