@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar, assert_never
 
@@ -100,7 +100,7 @@ class Node:
         self._events_send, self._events = trio.open_memory_channel[Event](10_000)
         self._nursery: trio.Nursery | None = None
         self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
-        self.fetcher = BatchFetcher(self.batches, self.load_batch, self.transport.send, self.peer_ids)
+        self.fetcher = BatchFetcher(self.batches, self.stores.load_batch, self.transport.send, self.peer_ids)
         self.payloads = Payloads(
             limits=self.limits, idle_block_delay=config.timing.idle_block_delay, batches=self.batches,
             evidence=self.evidence, verifier=self.verifier, fetcher=self.fetcher, guard=self.guard,
@@ -350,12 +350,14 @@ class Node:
     def require_storage(self) -> LedgerStore:
         return self.stores.require_ledger()
 
-    async def storage_call(self, fn: Callable[..., T], *args: Any) -> T:
-        """A call into the ledger database, in a worker thread, one at a time."""
-        return await self.stores.ledger_call(fn, *args)
+    # The pass-throughs below hand back the room's coroutine (no extra await layer per call).
 
-    async def load_batch(self, digest: bytes) -> Batch | None:
-        return await self.stores.load_batch(digest)
+    def storage_call(self, fn: Callable[..., T], *args: Any) -> Coroutine[Any, Any, T]:
+        """A call into the ledger database, in a worker thread, one at a time."""
+        return self.stores.ledger_call(fn, *args)
+
+    def load_batch(self, digest: bytes) -> Coroutine[Any, Any, Batch | None]:
+        return self.stores.load_batch(digest)
 
     # -- API port (sequencing/api/port.py: ReplicaPort) ------------------------------------------
 
@@ -375,8 +377,8 @@ class Node:
         """The mempool arrival number of the newest accepted item (see wait_durable)."""
         return self.mempool.arrivals
 
-    async def wait_durable(self, arrival: int, timeout: float = 10.0) -> bool:
-        return await self.intake.wait_durable(arrival, timeout)
+    def wait_durable(self, arrival: int, timeout: float = 10.0) -> Coroutine[Any, Any, bool]:
+        return self.intake.wait_durable(arrival, timeout)
 
     def is_pending(self, item_id: bytes) -> bool:
         return self.intake.is_pending(item_id)
@@ -389,6 +391,6 @@ class Node:
     def ledger_open(self) -> bool:
         return self.stores.ledger is not None
 
-    async def read_ledger(self, read: Callable[[LedgerStore], T]) -> T:
+    def read_ledger(self, read: Callable[[LedgerStore], T]) -> Coroutine[Any, Any, T]:
         """``read(ledger)`` in the storage thread, one call at a time (as storage_call)."""
-        return await self.stores.ledger_call(read, self.stores.require_ledger())
+        return self.stores.ledger_call(read, self.stores.require_ledger())
