@@ -60,12 +60,7 @@ async def test_expired_own_batches_are_deleted_and_committed_bodies_kept(
         roots = [assemble([committed]).data_root] + [EMPTY_ROOT] * (HEIGHT - 1)
         chain = SignedChain(rig.world, roots, [first] + [empty] * HEIGHT)
         serve(rig, chain, committed)
-        rig.node._require_nursery().start_soon(rig.node.catch_up.run)
-        with trio.move_on_after(60):
-            while rig.node.durable_height < HEIGHT:
-                await trio.sleep(0.05)
-        assert rig.node.durable_height == HEIGHT
-        await rig.settle()
+        await catch_up_to(rig, HEIGHT)
         assert rig.node.mempool.tx_count == 1
         assert [digest for digest, *_ in storage.pending_batches()] == [requeued.digest, live.digest]
         assert storage.load_batch(expired.digest) is None
