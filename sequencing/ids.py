@@ -3,7 +3,8 @@ key, is written as exactly 64 hex digits (either case; no ``0x``, no whitespace)
 
 The one check for that form, used by the client, the CLI, the cluster file and the API; schemas
 use :data:`ID_HEX_PATTERN`. Callers that take looser input from a person (the CLI strips spaces
-and a ``0x``) clean it up before calling :func:`parse_id32`.
+and a ``0x``) clean it up before calling :func:`parse_id32`. :func:`is_hex` is the one check of
+hex-encoded bytes of any length (a transaction payload in a JSON body).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from __future__ import annotations
 ID_BYTES = 32
 ID_HEX_PATTERN = "[0-9a-fA-F]{64}"  # what parse_id32 accepts; anchor it ("^...$") in a JSON schema
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex(text: str) -> bool:
+    """Only hex digits, an even number of them (``bytes.fromhex`` would also take spaces): any
+    hex-encoded bytes, e.g. a transaction payload in a JSON body."""
+    return len(text) % 2 == 0 and _HEX_DIGITS.issuperset(text)
 
 
 class InvalidId(ValueError):

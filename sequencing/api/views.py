@@ -9,16 +9,10 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
 from ..config import Limits
+from ..ids import is_hex
 from ..rollup.block_content import BlockPayload
 from ..rollup.nmt import NamespacedMerkleTree
 from ..rollup.transactions import InvalidTransaction, Transaction
-
-HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def is_hex(text: str) -> bool:
-    """Only hex digits, an even number of them (``bytes.fromhex`` would also take spaces)."""
-    return len(text) % 2 == 0 and HEX_DIGITS.issuperset(text)
 
 
 class ApiError(Exception):
