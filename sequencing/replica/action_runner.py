@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from consensus.actions import (
     Action,
@@ -32,22 +31,14 @@ from consensus.safety import SafetyState
 
 from .faults import FaultInjection
 from .round_timer import RoundTimer
-from .wire import BlockRequest
-
-
-class Link(Protocol):
-    """The transport, as far as actions use it."""
-
-    def send(self, to: int, message: object) -> bool: ...
-
-    def broadcast(self, message: object) -> int: ...
+from .wire import BlockRequest, PeerLink
 
 
 class ActionRunner:
     def __init__(
         self,
         *,
-        link: Link,
+        link: PeerLink,
         timer: RoundTimer,
         faults: FaultInjection,
         save_safety: Callable[[SafetyState, list[Block]], Awaitable[None]],
