@@ -19,8 +19,9 @@ from consensus.crypto import KeyPair
 from ..api.serve import serve_api
 from ..config import ClusterConfig, load_config
 from ..keys import KeyFileError, key_path, load_keypair, restore_public_key
+from ..replica.errors import NodeStartError
 from ..replica.faults import crash_hook_from_env
-from ..replica.node import Node, NodeOptions, NodeStartError
+from ..replica.node import Node, NodeOptions
 from ..replica.setup import missing_key_problem
 
 E = TypeVar("E", bound=BaseException)

@@ -39,12 +39,11 @@ from ..config import ClusterConfig
 from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.transactions import Item
-from ..storage import DATABASE_FILES, LedgerStore
+from ..storage import LedgerStore
 from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
 from .catchup import CatchUp
 from .commits import Commits
-from .errors import NodeStartError
 from .events import BlocksIn, Event, MessageIn, Propose, Recheck, Synced, TimerFired
 from .evidence_pool import EvidencePool
 from .faults import FaultInjection
@@ -63,7 +62,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONSENSUS_TYPES = (Proposal, Vote, Timeout, Evidence)
-__all__ = ["DATABASE_FILES", "Node", "NodeOptions", "NodeStartError"]
+__all__ = ["Node", "NodeOptions"]
 
 
 @dataclass(frozen=True, slots=True)
