@@ -80,8 +80,8 @@ class Executor:
         return CommitRecord(
             block=block,
             proof=committed.proof,
-            leaves=content.leaves,
-            tx_ids=content.tx_ids,
+            leaves=tuple((rid, p) for rid, payloads in content.slices for p in payloads),  # SHIM until v3 storage
+            tx_ids=tuple(content.tx_ids[i:i + 32] for i in range(0, len(content.tx_ids), 32)),
             bundles=content.bundles,
             batch_digests=payload.batches,
             evidence=payload.evidence,

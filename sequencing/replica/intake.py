@@ -76,8 +76,9 @@ class ClientIntake:
     def expired(self, batch: Batch) -> None:
         """``batch`` expired uncommitted: if it is our own, queue its items again."""
         if batch.author == self._me:
-            self._mempool.requeue(list(batch.items))
-            self._rebatching[batch.digest] = {item.id for item in batch.items}
+            items = batch.items()
+            self._mempool.requeue(list(items))
+            self._rebatching[batch.digest] = {item.id for item in items}
 
     def rebatching(self) -> frozenset[bytes]:
         """Expired own batches some of whose items are not in a new batch yet (keep their rows)."""
@@ -106,8 +107,8 @@ class ClientIntake:
         items = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
         taken_through = self._mempool.taken_through
         self._batch_seq += 1
-        batch = Batch(self._me, self._batch_seq, self._committed_height(), tuple(items))
-        await self._persist_batch(batch)
+        batch = Batch.of(self._me, self._batch_seq, self._committed_height(), items)
+        await self._persist_batch(batch, items)
         self._batches.add(batch)
         self._batch_added()
         self._link.broadcast(BatchMsg(batch))
@@ -116,13 +117,13 @@ class ClientIntake:
         self._batched.set()
         self._batched = trio.Event()
 
-    async def _persist_batch(self, batch: Batch) -> None:
+    async def _persist_batch(self, batch: Batch, items: list[Item]) -> None:
         """Write an own batch; the rows of expired batches whose last items it carries go in the same
         transaction, so after a crash their items are either still queued by the expired row or in
         this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
         replaced = []
         for digest, waiting in self._rebatching.items():
-            waiting.difference_update(item.id for item in batch.items)
+            waiting.difference_update(item.id for item in items)
             if not waiting:
                 replaced.append(digest)
         for digest in replaced:

@@ -12,7 +12,6 @@ from consensus.messages import Block, QuorumCert, TimeoutCert
 
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockPayload
-from ..rollup.transactions import item_txs
 from .events import BlocksIn
 from .wire import (
     BatchMsg,
@@ -178,7 +177,7 @@ class PeerService:
                 batch = host.batches.get(digest) or await host.load_batch(digest)
                 if batch is not None:
                     bodies.append(batch)
-                    size += sum(len(tx.payload) + 16 for item in batch.items for tx in item_txs(item))
+                    size += len(batch.body)
             if kept and size > budget:
                 break
             budget -= size

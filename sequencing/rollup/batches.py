@@ -4,64 +4,150 @@ A replica packs its clients' items into a :class:`Batch` and broadcasts it; prop
 digests only. A batch created when its author had committed height ``h`` may be included only in
 blocks of height ``h .. h + batch_ttl_blocks``; after that it expires (its author re-batches the
 items), which bounds how far back duplicate detection has to look.
+
+A batch travels and is stored as one opaque body, encoded once by its author::
+
+    body   = pack([author, seq, created_height, [group, ...], [bundle, ...]])
+    group  = [rollup_id, [payload, ...]]          plain transactions of one rollup, arrival order;
+                                                  groups in strictly ascending rollup id, none empty
+    bundle = [[rollup_id, payload], ...]          an atomic bundle, in arrival order
+
+and its digest is ``blake2b("ordo/batch", body)`` over the bytes as sent (the canonical encoding
+for an honest author, whose digest is then ``digest(b"ordo/batch", wire)`` as everywhere else).
+A receiver hashes the body once, decodes it with one msgpack call and checks limits per group,
+not per transaction; it keeps and forwards the same bytes. Per-transaction objects
+(:class:`Transaction`) are made only where needed (:meth:`Batch.items`: re-queueing an expired own
+batch, tests); transaction ids are computed once per batch, on first use (:meth:`Batch.group_ids`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-from consensus.encoding import digest, expect_int, expect_list, pack, unpack
+from consensus.encoding import DIGEST_SIZE, expect_int, expect_list, pack, unpack
+from consensus.errors import DecodeError
 
 from ..config import Limits
-from .transactions import Item, item_from_wire, item_to_wire, item_txs
+from .transactions import Bundle, InvalidTransaction, Item, Transaction, group_tx_ids
+
+Group = tuple[int, tuple[bytes, ...]]  # (rollup id, payloads)
+
+_BATCH_PERSON = b"ordo/batch".ljust(16, b"\0")
+MAX_BATCH_ENTRIES = 1 << 20
+
+
+def batch_digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=DIGEST_SIZE, person=_BATCH_PERSON).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    author: int
-    seq: int
-    created_height: int
-    items: tuple[Item, ...]
+    """A decoded batch body. Build one with :meth:`of` (an author) or :meth:`decode` (a receiver);
+    two batches are equal when their bodies are."""
+
+    body: bytes
+    author: int = field(compare=False)
+    seq: int = field(compare=False)
+    created_height: int = field(compare=False)
+    groups: tuple[Group, ...] = field(compare=False, repr=False)
+    bundles: tuple[Bundle, ...] = field(compare=False, repr=False)
     digest: bytes = field(init=False, repr=False, compare=False)
     tx_count: int = field(init=False, repr=False, compare=False)
+    _ids: list[list[bytes]] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(b"ordo/batch", self.to_wire()))
-        object.__setattr__(self, "tx_count", sum(len(item_txs(i)) for i in self.items))
-
-    def to_wire(self) -> list[Any]:
-        return [self.author, self.seq, self.created_height, [item_to_wire(i) for i in self.items]]
+        object.__setattr__(self, "digest", batch_digest(self.body))
+        count = sum(len(payloads) for _, payloads in self.groups) + sum(len(b.txs) for b in self.bundles)
+        object.__setattr__(self, "tx_count", count)
 
     @classmethod
-    def from_wire(cls, wire: Any) -> Batch:
-        author, seq, created, items = expect_list(wire, "batch", length=4)
+    def of(cls, author: int, seq: int, created_height: int, items: Iterable[Item]) -> Batch:
+        """An author's batch of ``items`` (plain transactions grouped by rollup, arrival order kept)."""
+        by_rollup: dict[int, list[bytes]] = {}
+        bundles: list[Bundle] = []
+        for item in items:
+            if isinstance(item, Bundle):
+                bundles.append(item)
+            else:
+                by_rollup.setdefault(item.rollup_id, []).append(item.payload)
+        groups = tuple((rid, tuple(by_rollup[rid])) for rid in sorted(by_rollup))
+        wire = [author, seq, created_height, [[rid, list(ps)] for rid, ps in groups],
+                [b.to_wire() for b in bundles]]
+        return cls(pack(wire), author, seq, created_height, groups, tuple(bundles))
+
+    @classmethod
+    def decode(cls, body: bytes, max_size: int) -> Batch:
+        """Decode a received body; raises DecodeError on a wrong shape (limits: :meth:`validate`)."""
+        if not isinstance(body, bytes):
+            raise DecodeError("batch: body must be bytes")
+        author, seq, created, groups, bundles = expect_list(unpack(body, max_size=max_size), "batch", length=5)
+        decoded: list[Group] = []
+        for group in expect_list(groups, "batch.groups", max_len=MAX_BATCH_ENTRIES):
+            rollup_id, payloads = expect_list(group, "batch.group", length=2)
+            payloads = expect_list(payloads, "batch.group.payloads", max_len=MAX_BATCH_ENTRIES)
+            if set(map(type, payloads)) != {bytes}:
+                raise DecodeError("batch.group.payloads: every payload must be bytes, and a group not empty")
+            decoded.append((expect_int(rollup_id, "batch.group.rollup_id", hi=2**32 - 1), tuple(payloads)))
+        for (a, _), (b, _) in pairwise(decoded):
+            if a >= b:
+                raise DecodeError("batch.groups: rollup ids must be strictly ascending")
         return cls(
+            body,
             expect_int(author, "batch.author", hi=1023),
             expect_int(seq, "batch.seq"),
             expect_int(created, "batch.created_height"),
-            tuple(item_from_wire(i) for i in expect_list(items, "batch.items", max_len=1 << 20)),
+            tuple(decoded),
+            tuple(Bundle.from_wire(b) for b in expect_list(bundles, "batch.bundles", max_len=MAX_BATCH_ENTRIES)),
         )
 
     def encode(self) -> bytes:
-        return pack(self.to_wire())
+        return self.body
+
+    def to_wire(self) -> bytes:
+        """The body itself: a frame carries it as one bin field."""
+        return self.body
 
     @classmethod
-    def decode(cls, data: bytes, max_size: int) -> Batch:
-        return cls.from_wire(unpack(data, max_size=max_size))
+    def from_wire(cls, wire: Any, max_size: int = 1 << 26) -> Batch:
+        if not isinstance(wire, bytes):
+            raise DecodeError("batch: expected the body as bytes")
+        return cls.decode(wire, max_size)
 
     def validate(self, limits: Limits) -> None:
-        """Raises InvalidTransaction (a ValueError) if any item or the batch breaks a limit."""
-        from .transactions import InvalidTransaction
-
-        if not self.items:
+        """Raises InvalidTransaction (a ValueError) if any item or the batch breaks a limit; the
+        checks run per group (C-level passes over its payloads), not per transaction."""
+        if not self.tx_count:
             raise InvalidTransaction("empty batch")
         if self.tx_count > limits.batch_max_txs:
             raise InvalidTransaction(f"batch of {self.tx_count} transactions exceeds {limits.batch_max_txs}")
-        for item in self.items:
-            item.validate(limits)
+        for rollup_id, payloads in self.groups:
+            if not 0 <= rollup_id <= limits.max_rollup_id:
+                raise InvalidTransaction(f"rollup_id {rollup_id} outside [0, {limits.max_rollup_id}]")
+            if min(map(len, payloads)) == 0:
+                raise InvalidTransaction("payload must not be empty")
+            longest = max(map(len, payloads))
+            if longest > limits.max_tx_bytes:
+                raise InvalidTransaction(f"payload of {longest} bytes exceeds {limits.max_tx_bytes}")
+        for bundle in self.bundles:
+            bundle.validate(limits)
+
+    def items(self) -> tuple[Item, ...]:
+        """The batch as client items (plain transactions by group, then bundles)."""
+        plain = tuple(Transaction(rid, p) for rid, payloads in self.groups for p in payloads)
+        return plain + self.bundles
+
+    def group_ids(self) -> list[list[bytes]]:
+        """The transaction ids of each group (computed once, on first use)."""
+        ids = self._ids
+        if ids is None:
+            ids = [group_tx_ids(rid, payloads) for rid, payloads in self.groups]
+            object.__setattr__(self, "_ids", ids)
+        return ids
 
     def live_at(self, height: int, ttl: int) -> bool:
         return self.created_height <= height <= self.created_height + ttl

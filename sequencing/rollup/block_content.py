@@ -1,11 +1,15 @@
 """What a block carries for the sequencer, and the deterministic rollup split.
 
-The consensus payload is ``[batch digests, evidence]``. A block's transactions are its batches'
-items in payload order, bundles expanded in place, where a transaction already seen earlier in the
-block is skipped and a bundle with any such transaction is skipped whole (bundles stay atomic);
-then they are stably grouped by rollup id: that sequence is the leaves of the namespaced Merkle
-tree whose root is the block's ``data_root``. Every replica computes it the same way from the same
-batches, so per-rollup sub-logs are a function of the global log.
+The consensus payload is ``[batch digests, evidence]``. A block's transactions are taken batch by
+batch in payload order; inside a batch, its plain transactions group by group (ascending rollup
+id, arrival order within a group), then its bundles in order. A transaction already seen earlier
+in the block is skipped, and a bundle with any such transaction is skipped whole (bundles stay
+atomic). The block's *slice* for a rollup is that rollup's transactions in this order; the slices
+in ascending rollup order are the block's transactions in *tree order*, cut into the chunk leaves
+of the namespaced Merkle tree whose root is the block's ``data_root`` (:mod:`.chunks`). Every
+replica computes it the same way from the same batches, so per-rollup sub-logs are a function of
+the global log. The work is per group and per batch (C-level set and list operations) wherever a
+block has no duplicate transactions, which is the common case.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unp
 from consensus.messages import Evidence
 
 from .batches import Batch
+from .chunks import block_leaves
 from .nmt import NamespacedMerkleTree
-from .transactions import Bundle, Transaction
+from .transactions import Bundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,43 +45,99 @@ class BlockPayload:
         )
 
 
+Slice = tuple[int, tuple[bytes, ...]]  # (rollup id, payloads in block order)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockContent:
-    """The block's transactions in tree order, with ids, bundle positions and the NMT root."""
+    """The block's slices (ascending rollup id, none empty), its transaction ids in tree order
+    (32 bytes each, concatenated), where its bundles landed and the NMT root."""
 
-    leaves: tuple[tuple[int, bytes], ...]
-    tx_ids: tuple[bytes, ...]
-    bundles: tuple[tuple[bytes, tuple[int, ...]], ...]
+    slices: tuple[Slice, ...]
+    tx_ids: bytes
+    bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle id, positions in tree order)
     data_root: bytes
 
     @property
     def tx_count(self) -> int:
-        return len(self.leaves)
+        return len(self.tx_ids) // DIGEST_SIZE
+
+    def leaves(self) -> list[tuple[int, bytes]]:
+        """The NMT leaves (chunks of the slices)."""
+        return block_leaves(self.slices)
+
+    def transactions(self) -> list[tuple[int, bytes]]:
+        """``(rollup id, payload)`` of every transaction, in tree order."""
+        return [(rid, p) for rid, payloads in self.slices for p in payloads]
+
+    def ids(self) -> list[bytes]:
+        """The transaction ids, in tree order."""
+        return [self.tx_ids[i:i + DIGEST_SIZE] for i in range(0, len(self.tx_ids), DIGEST_SIZE)]
 
     def tree(self) -> NamespacedMerkleTree:
-        return NamespacedMerkleTree(self.leaves)
+        return NamespacedMerkleTree(self.leaves())
+
+
+class _Split:
+    """The block's transactions as they are taken, per rollup."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.payloads: dict[int, list[bytes]] = {}
+        self.ids: dict[int, list[bytes]] = {}
+        self.bundles: list[tuple[bytes, list[tuple[int, int]]]] = []  # (id, [(rollup, index in slice)])
+
+    def take_group(self, rollup_id: int, payloads: tuple[bytes, ...], ids: list[bytes]) -> None:
+        fresh = set(ids)
+        if len(fresh) == len(ids) and self.seen.isdisjoint(fresh):
+            self.seen |= fresh  # the common case: nothing in the group was seen before
+            kept_payloads, kept_ids = list(payloads), ids
+        else:
+            kept_payloads, kept_ids = [], []
+            for payload, tx_id in zip(payloads, ids, strict=True):
+                if tx_id not in self.seen:
+                    self.seen.add(tx_id)
+                    kept_payloads.append(payload)
+                    kept_ids.append(tx_id)
+        if kept_ids:
+            self.payloads.setdefault(rollup_id, []).extend(kept_payloads)
+            self.ids.setdefault(rollup_id, []).extend(kept_ids)
+
+    def take_bundle(self, bundle: Bundle) -> None:
+        ids = [tx.id for tx in bundle.txs]
+        if not self.seen.isdisjoint(ids):
+            return
+        self.seen.update(ids)
+        places = []
+        for tx in bundle.txs:
+            payloads = self.payloads.setdefault(tx.rollup_id, [])
+            places.append((tx.rollup_id, len(payloads)))
+            payloads.append(tx.payload)
+            self.ids.setdefault(tx.rollup_id, []).append(tx.id)
+        self.bundles.append((bundle.id, places))
+
+    def content(self) -> BlockContent:
+        order = sorted(self.payloads)
+        offsets: dict[int, int] = {}
+        total = 0
+        for rollup_id in order:
+            offsets[rollup_id] = total
+            total += len(self.payloads[rollup_id])
+        slices = tuple((rid, tuple(self.payloads[rid])) for rid in order)
+        tx_ids = b"".join(tx_id for rid in order for tx_id in self.ids[rid])
+        bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
+        return BlockContent(slices, tx_ids, bundles, NamespacedMerkleTree(block_leaves(slices)).root)
 
 
 def assemble(batches: Sequence[Batch]) -> BlockContent:
-    """The deterministic split: block order -> stable grouping by rollup id -> NMT root."""
-    seen: set[bytes] = set()
-    txs: list[Transaction] = []
-    bundle_members: list[tuple[bytes, list[int]]] = []
+    """The deterministic split (module docstring): batches -> slices -> chunk leaves -> NMT root."""
+    split = _Split()
     for batch in batches:
-        for item in batch.items:
-            members = item.txs if isinstance(item, Bundle) else (item,)
-            if any(tx.id in seen for tx in members):
-                continue
-            seen.update(tx.id for tx in members)
-            if isinstance(item, Bundle):
-                bundle_members.append((item.id, list(range(len(txs), len(txs) + len(item.txs)))))
-            txs.extend(members)
-    order = sorted(range(len(txs)), key=lambda i: txs[i].rollup_id)  # stable
-    position = {original: leaf for leaf, original in enumerate(order)}
-    leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
-    tx_ids = tuple(txs[i].id for i in order)
-    bundles = tuple((bid, tuple(position[i] for i in members)) for bid, members in bundle_members)
-    return BlockContent(leaves, tx_ids, bundles, NamespacedMerkleTree(leaves).root)
+        for (rollup_id, payloads), ids in zip(batch.groups, batch.group_ids(), strict=True):
+            split.take_group(rollup_id, payloads, ids)
+        for bundle in batch.bundles:
+            split.take_bundle(bundle)
+    return split.content()
 
 
 class TreeCache:

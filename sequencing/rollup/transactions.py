@@ -7,10 +7,12 @@ land in one block, all or none; the batcher never splits one.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.encoding import digest, expect_bytes, expect_int, expect_list
+from consensus.encoding import DIGEST_SIZE, digest, expect_bytes, expect_int, expect_list, pack
 from consensus.errors import DecodeError
 
 from ..config import Limits
@@ -18,6 +20,35 @@ from ..config import Limits
 
 class InvalidTransaction(ValueError):
     """A client's transaction or bundle breaks a limit; the message says which."""
+
+
+_TX_PERSON = b"ordo/tx".ljust(16, b"\0")
+
+
+def _bin_header(n: int) -> bytes:
+    """msgpack's bin header for ``n`` bytes (what ``pack`` writes before a payload)."""
+    if n < 1 << 8:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def group_tx_ids(rollup_id: int, payloads: Sequence[bytes]) -> list[bytes]:
+    """The ids of one rollup's transactions: ``digest(b"ordo/tx", [rollup_id, payload])`` each,
+    hashing the canonical encoding piecewise from a shared prefix state (no object per id)."""
+    base = hashlib.blake2b(b"\x92" + pack(rollup_id), digest_size=DIGEST_SIZE, person=_TX_PERSON)
+    ids = []
+    for payload in payloads:
+        h = base.copy()
+        h.update(_bin_header(len(payload)))
+        h.update(payload)
+        ids.append(h.digest())
+    return ids
+
+
+def tx_id(rollup_id: int, payload: bytes) -> bytes:
+    return group_tx_ids(rollup_id, (payload,))[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ class NodeRig:
     # -- building blocks -------------------------------------------------------------------------
 
     def batch(self, author: int, seq: int, rollup: int = 1) -> Batch:
-        return Batch(author, seq, 0, (Transaction(rollup, f"tx-{author}-{seq}".encode()),))
+        return Batch.of(author, seq, 0, (Transaction(rollup, f"tx-{author}-{seq}".encode()),))
 
     def block(self, round: int, parent: Block, qc: QuorumCert, batches: tuple[Batch, ...] = ()) -> Block:
         payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgpack
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consensus"))
@@ -20,7 +21,8 @@ from consensus.crypto import SignatureKind
 from consensus.messages import Block, Evidence, EvidenceKind, QuorumCert
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockContent
-from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
+from sequencing.rollup.chunks import CHUNK_TXS
+from sequencing.rollup.nmt import EMPTY_ROOT
 from sequencing.rollup.transactions import Bundle, Item, Transaction, item_txs
 
 __all__ = [
@@ -85,7 +87,7 @@ def batches_from_pool(draw: st.DrawFn, pool: Sequence[Item], *, max_batches: int
         if not items:
             continue
         author = draw(st.integers(0, 3))
-        out.append(Batch(author, seq, height, tuple(items)))
+        out.append(Batch.of(author, seq, height, tuple(items)))
     return out
 
 
@@ -137,7 +139,7 @@ class ReferenceSplit:
         self.items: list[Item] = []
         seen: set[bytes] = set()
         for batch in batches:
-            for item in batch.items:
+            for item in batch.items():  # a batch's order: plain txs group by group, then bundles
                 if item.id not in seen:
                     seen.add(item.id)
                     self.items.append(item)
@@ -154,26 +156,37 @@ def reference_split(batches: Sequence[Batch]) -> ReferenceSplit:
     return ReferenceSplit(batches)
 
 
+def reference_chunk_leaves(slices: dict[int, list[Transaction]]) -> list[tuple[int, bytes]]:
+    """The chunk leaves (docs/PROTOCOL.md section 13) of slices, written without rollup/chunks.py."""
+    leaves = []
+    for rollup, txs in slices.items():
+        payloads = [t.payload for t in txs]
+        for k in range(0, len(payloads), CHUNK_TXS):
+            leaves.append((rollup, msgpack.packb(payloads[k:k + CHUNK_TXS], use_bin_type=True)))
+    return leaves
+
+
 def check_split_against(ref: ReferenceSplit, content: BlockContent) -> None:
-    """AssertionError unless ``content`` is exactly the reference split (leaves, ids, per-rollup
-    slices, bundle positions, data_root)."""
-    assert content.leaves == tuple((t.rollup_id, t.payload) for t in ref.tree_order), "leaves"
-    assert content.tx_ids == tuple(t.id for t in ref.tree_order), "tx ids"
+    """AssertionError unless ``content`` is exactly the reference split (transactions, ids,
+    per-rollup slices, bundle positions, data_root)."""
+    assert content.transactions() == [(t.rollup_id, t.payload) for t in ref.tree_order], "transactions"
+    assert content.ids() == [t.id for t in ref.tree_order], "tx ids"
     assert content.tx_count == len(ref.block_order), "tx count"
-    # the root is recomputed from the reference's own tree order by the reference NMT, so neither
+    assert [r for r, _ in content.slices] == list(ref.slices), "rollups present"
+    for (rollup, payloads), slice_txs in zip(content.slices, ref.slices.values(), strict=True):
+        assert list(payloads) == [t.payload for t in slice_txs], f"slice of rollup {rollup}"
+    # the root is recomputed from the reference's own slices by the reference NMT, so neither
     # assemble nor sequencing.rollup.nmt is compared with itself
-    expected_root = reference_data_root([(t.rollup_id, t.payload) for t in ref.tree_order])
+    expected_root = reference_data_root(reference_chunk_leaves(ref.slices))
     assert content.data_root == expected_root, "data_root is not the reference NMT root of the reference split"
-    tree = NamespacedMerkleTree(content.leaves)
-    assert tree.namespaces() == list(ref.slices), "rollups present"
-    for rollup, slice_txs in ref.slices.items():
-        assert tree.leaves_of(rollup) == [t.payload for t in slice_txs], f"slice of rollup {rollup}"
+    txs = content.transactions()
+    ids = content.ids()
     assert len(content.bundles) == len(ref.bundles), "one bundle entry per included bundle"
     for (bundle_id, indices), bundle in zip(content.bundles, ref.bundles, strict=True):
         assert bundle_id == bundle.id, "bundle entries in block order"
         assert len(indices) == len(bundle.txs), "bundle index count"
-        assert [content.tx_ids[i] for i in indices] == [t.id for t in bundle.txs], "bundle indices"
-        assert [content.leaves[i] for i in indices] == [(t.rollup_id, t.payload) for t in bundle.txs]
+        assert [ids[i] for i in indices] == [t.id for t in bundle.txs], "bundle indices"
+        assert [txs[i] for i in indices] == [(t.rollup_id, t.payload) for t in bundle.txs]
 
 
 def check_split(batches: Sequence[Batch], content: BlockContent) -> None:

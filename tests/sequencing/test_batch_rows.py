@@ -45,12 +45,12 @@ async def test_expired_own_batches_are_deleted_and_committed_bodies_kept(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     async with node_rig(tmp_path, ME, run_executor=True, limits={"batch_ttl_blocks": TTL}) as rig:
-        committed = Batch(1, 1, 0, (Transaction(7, b"committed at height 1"),))
-        expired = Batch(ME, 1, 0, (Transaction(7, b"expired uncommitted"),))
-        live = Batch(ME, 2, HEIGHT, (Transaction(7, b"still live"),))
+        committed = Batch.of(1, 1, 0, (Transaction(7, b"committed at height 1"),))
+        expired = Batch.of(ME, 1, 0, (Transaction(7, b"expired uncommitted"),))
+        live = Batch.of(ME, 2, HEIGHT, (Transaction(7, b"still live"),))
         # expires at height 3 too, but its items wait in the mempool (no batcher runs here): its row
         # is what still holds them on disk, so it stays
-        requeued = Batch(ME, 3, 0, (Transaction(7, b"not re-batched yet"),))
+        requeued = Batch.of(ME, 3, 0, (Transaction(7, b"not re-batched yet"),))
         storage = rig.node.require_storage()
         for batch in (expired, live, requeued):  # as the batcher persists its own batches
             storage.save_batch(batch.digest, batch.author, batch.created_height, batch.encode())
@@ -101,7 +101,7 @@ async def test_items_of_an_expired_batch_are_queued_once_across_a_restart(
             while [b.seq for b in rig.node.batches.own(ME)] != [2]:
                 await trio.sleep(0.01)
         (second,) = rig.node.batches.own(ME)
-        assert second.items == (item,) and second.created_height == 5 and not len(rig.node.mempool)
+        assert second.items() == (item,) and second.created_height == 5 and not len(rig.node.mempool)
     async with node_rig(tmp_path, ME, run_executor=True, limits={"batch_ttl_blocks": ttl}) as rig:
         serve(rig, chain, height=7)  # catch-up needs a lag of 2
         await catch_up_to(rig, 7)

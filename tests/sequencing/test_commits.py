@@ -62,7 +62,7 @@ def block(height: int, batches: tuple[Batch, ...] = ()) -> Block:
 
 
 def batch(author: int, seq: int, created: int = 0) -> Batch:
-    return Batch(author, seq, created, (Transaction(1, f"tx-{author}-{seq}".encode()),))
+    return Batch.of(author, seq, created, (Transaction(1, f"tx-{author}-{seq}".encode()),))
 
 
 @asynccontextmanager

@@ -73,7 +73,7 @@ async def test_an_item_is_durable_only_once_its_batch_is_written_then_it_goes_to
         rig.ledger.gate.set()
         assert await rig.intake.wait_durable(arrival, timeout=1.0) is True
         (batch,) = rig.saved()
-        assert batch.items == (tx(1),) and batch.author == ME and batch.seq == 1 and batch.created_height == 7
+        assert batch.items() == (tx(1),) and batch.author == ME and batch.seq == 1 and batch.created_height == 7
         assert rig.link.broadcasts[-1] == BatchMsg(batch)
         assert rig.pool.get(batch.digest) == batch and rig.added == 1
         assert sample(rig.metrics.batches_created) == 1
@@ -85,8 +85,8 @@ async def test_an_expired_own_batch_is_batched_again_and_its_row_replaced_in_the
     """Catches: a peer's expired batch re-queued, or the expired row not named in the write of the
     batch that takes its last items (a restart would then queue them twice)."""
     rig = Intake()
-    own = Batch(ME, 1, 0, (tx(1), tx(2)))
-    peers = Batch(2, 1, 0, (tx(3),))
+    own = Batch.of(ME, 1, 0, (tx(1), tx(2)))
+    peers = Batch.of(2, 1, 0, (tx(3),))
     rig.intake.expired(peers)
     rig.intake.expired(own)
     assert rig.intake.rebatching() == frozenset({own.digest})
@@ -98,7 +98,7 @@ async def test_an_expired_own_batch_is_batched_again_and_its_row_replaced_in_the
                 await trio.sleep(INTERVAL)
         nursery.cancel_scope.cancel()
     (args,) = rig.ledger.named("save_batch")
-    assert Batch.decode(args[3], 1 << 20).items == own.items
+    assert Batch.decode(args[3], 1 << 20).items() == own.items()
     assert args[4] == [own.digest]
     assert rig.intake.rebatching() == frozenset()
 
@@ -106,9 +106,9 @@ async def test_an_expired_own_batch_is_batched_again_and_its_row_replaced_in_the
 async def test_after_a_restart_own_batches_go_to_peers_again_and_numbering_continues(
         autojump_clock: trio.testing.MockClock) -> None:
     pool = BatchPool(Limits().batch_ttl_blocks)
-    stored = Batch(ME, 4, 0, (tx(9),))
+    stored = Batch.of(ME, 4, 0, (tx(9),))
     pool.add(stored)
-    pool.add(Batch(1, 8, 0, (tx(8),)))  # a peer's: not ours to resend
+    pool.add(Batch.of(1, 8, 0, (tx(8),)))  # a peer's: not ours to resend
     rig = Intake(peers=set(), pool=pool)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(rig.intake.run)

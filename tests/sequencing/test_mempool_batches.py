@@ -74,16 +74,16 @@ def test_bundle_edges_accepted_and_ids() -> None:
 
 def test_batch_limits() -> None:
     with pytest.raises(InvalidTransaction, match="empty batch"):
-        Batch(0, 0, 0, ()).validate(SMALL)
+        Batch.of(0, 0, 0, ()).validate(SMALL)
     with pytest.raises(InvalidTransaction, match="batch of 5 transactions exceeds 4"):
-        Batch(0, 0, 0, (Bundle((T(1, b"a"), T(1, b"b"))), T(1, b"c"), T(1, b"d"), T(1, b"e"))).validate(SMALL)
+        Batch.of(0, 0, 0, (Bundle((T(1, b"a"), T(1, b"b"))), T(1, b"c"), T(1, b"d"), T(1, b"e"))).validate(SMALL)
     with pytest.raises(InvalidTransaction, match="payload must not be empty"):
-        Batch(0, 0, 0, (T(1, b""),)).validate(SMALL)
-    Batch(0, 0, 0, (Bundle((T(1, b"a"), T(1, b"b"))), T(1, b"c"), T(1, b"d"))).validate(SMALL)
+        Batch.of(0, 0, 0, (T(1, b""),)).validate(SMALL)
+    Batch.of(0, 0, 0, (Bundle((T(1, b"a"), T(1, b"b"))), T(1, b"c"), T(1, b"d"))).validate(SMALL)
 
 
 def test_batch_wire_round_trip() -> None:
-    b = Batch(3, 7, 11, (T(1, b"a"), Bundle((T(2, b"b"), T(0, b"c")))))
+    b = Batch.of(3, 7, 11, (T(1, b"a"), Bundle((T(2, b"b"), T(0, b"c")))))
     back = Batch.decode(b.encode(), 1 << 20)
     assert back == b and back.digest == b.digest and back.tx_count == 3
 
@@ -255,7 +255,8 @@ def pools(draw: st.DrawFn) -> tuple[BatchPool, list[Batch], int, set[bytes]]:
         k = draw(st.integers(1, 4))
         chunk, items = items[:k], items[k:]
         seq += 1
-        b = Batch(draw(st.integers(0, 3)), seq, draw(st.integers(max(0, height - ttl - 2), height + 1)), tuple(chunk))
+        created = draw(st.integers(max(0, height - ttl - 2), height + 1))
+        b = Batch.of(draw(st.integers(0, 3)), seq, created, tuple(chunk))
         assert pool.add(b)
         batches.append(b)
     exclude = set(draw(st.lists(st.sampled_from([b.digest for b in batches]), max_size=3))) if batches else set()
@@ -280,21 +281,21 @@ def test_select_takes_whole_live_batches_oldest_first(
     assert [order.index(d) for d in digests] == sorted(order.index(d) for d in digests)
     # the block takes every item of every chosen batch, every bundle whole
     content = assemble(chosen)
-    block_ids = set(content.tx_ids)
+    block_ids = set(content.ids())
     for b in chosen:
-        for item in b.items:
+        for item in b.items():
             assert {t.id for t in item_txs(item)} <= block_ids
     for b in batches:
         if b not in chosen:
-            for item in b.items:
+            for item in b.items():
                 present = {t.id for t in item_txs(item)} & block_ids
-                assert not present or any(item in c.items for c in chosen)
-    assert {bid for bid, _ in content.bundles} == {i.id for b in chosen for i in b.items if isinstance(i, Bundle)}
+                assert not present or any(item in c.items() for c in chosen)
+    assert {bid for bid, _ in content.bundles} == {i.id for b in chosen for i in b.items() if isinstance(i, Bundle)}
 
 
 def test_batch_pool_add_commit_expire() -> None:
     pool = BatchPool(ttl=3)
-    b = [Batch(0, k, k, (T(1, bytes([65 + k])),)) for k in range(5)]
+    b = [Batch.of(0, k, k, (T(1, bytes([65 + k])),)) for k in range(5)]
     assert all(pool.add(x) for x in b) and not pool.add(b[0])
     pool.mark_committed([b[1].digest], 2)
     assert b[1].digest not in pool and pool.committed_at(b[1].digest) == 2
@@ -308,7 +309,7 @@ def test_batch_pool_add_commit_expire() -> None:
 @given(st.integers(0, 20), st.integers(1, 6), st.data())
 def test_committed_batch_rejected_while_it_could_be_live(created: int, ttl: int, data: st.DataObject) -> None:
     pool = BatchPool(ttl)
-    batch = Batch(0, 0, created, (T(1, b"x"),))
+    batch = Batch.of(0, 0, created, (T(1, b"x"),))
     pool.add(batch)
     h = data.draw(st.integers(created, created + ttl))
     pool.mark_committed([batch.digest], h)
@@ -364,7 +365,7 @@ class Pipeline:
             groups = [(*items[:k], bundle.txs[0]), (*bundle.txs[1:], *items[k + 1:])]
         for g in groups:
             self.seq += 1
-            self.pool.add(Batch(replica, self.seq, self.height, g))
+            self.pool.add(Batch.of(replica, self.seq, self.height, g))
 
     def block(self, max_batches: int, max_txs: int, *, empty: bool = False) -> None:
         h = self.height + 1
@@ -375,7 +376,7 @@ class Pipeline:
             self.pool.mark_committed([b.digest for b in chosen], h)
         for b in self.pool.expire(h):
             if self.requeue:
-                self.mempools[b.author].requeue(list(b.items))
+                self.mempools[b.author].requeue(list(b.items()))
         self.height = h
 
     def drain(self) -> None:
@@ -395,7 +396,7 @@ def check_pipeline(p: Pipeline) -> None:
     for n, (chosen, content) in enumerate(p.blocks):
         assert len(chosen) <= p.limits.block_max_batches
         assert sum(b.tx_count for b in chosen) <= p.limits.block_max_txs
-        for tx_id in content.tx_ids:
+        for tx_id in content.ids():
             where.setdefault(tx_id, []).append(n)
     twice = [t for t, blocks in where.items() if len(blocks) > 1]
     assert not twice, f"{len(twice)} transactions committed twice"
@@ -410,7 +411,7 @@ def check_pipeline(p: Pipeline) -> None:
             assert len(homes) == 1, "a bundle split across blocks"
             content = p.blocks[homes.pop()][1]
             indices = dict(content.bundles)[item.id]
-            assert [content.tx_ids[i] for i in indices] == [t.id for t in item.txs]
+            assert [content.ids()[i] for i in indices] == [t.id for t in item.txs]
 
 
 Action = tuple

@@ -157,7 +157,7 @@ async def test_fetch_gives_up_when_the_caller_does_even_if_the_batch_then_arrive
         return None
 
     fetcher = BatchFetcher(pool, load, lambda to, m: sent.append((to, m)) is None, [1, 2, 3])
-    batch = Batch(1, 1, 0, ())
+    batch = Batch.of(1, 1, 0, ())
     stale = False
     result: list[list[Batch] | None] = []
 

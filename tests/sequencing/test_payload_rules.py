@@ -43,7 +43,7 @@ def ev(offender: int, rnd: int, *, valid: bool = True) -> Evidence:
 def make_batch(author: int, seq: int, created: int, ntx: int, *, bundle: bool = False) -> Batch:
     txs = [Transaction((author + k) % 3, f"{author}/{seq}/{created}/{k}".encode()) for k in range(ntx)]
     items: tuple[Transaction | Bundle, ...] = (Bundle(tuple(txs)),) if bundle and ntx >= 2 else tuple(txs)
-    return Batch(author, seq, created, items)
+    return Batch.of(author, seq, created, items)
 
 
 def block_for(height: int, rnd: int, payload: BlockPayload, root: bytes) -> Block:

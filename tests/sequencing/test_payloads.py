@@ -100,7 +100,7 @@ class Rig:
 
 
 def batch(author: int, seq: int) -> Batch:
-    return Batch(author, seq, 0, (Transaction(1, f"tx-{author}-{seq}".encode()),))
+    return Batch.of(author, seq, 0, (Transaction(1, f"tx-{author}-{seq}".encode()),))
 
 
 @asynccontextmanager

@@ -268,8 +268,8 @@ def _fixed_fixture() -> Fixture:
     b1 = Bundle((Transaction(7, b"b1"), Transaction(1, b"b2"), Transaction(3, b"b3")))
     b2 = Bundle((Transaction(0, b"c1"), Transaction(MAX_NS, b"c2")))
     return Fixture.of([
-        [Batch(0, 0, 0, (t[0], t[1], b1, t[2])), Batch(1, 0, 0, (t[3], b2, t[4], t[5], t[6]))],
-        [Batch(2, 0, 1, (Transaction(3, b"x"), Transaction(5, b"y")))],
+        [Batch.of(0, 0, 0, (t[0], t[1], b1, t[2])), Batch.of(1, 0, 0, (t[3], b2, t[4], t[5], t[6]))],
+        [Batch.of(2, 0, 1, (Transaction(3, b"x"), Transaction(5, b"y")))],
         [],
     ])
 

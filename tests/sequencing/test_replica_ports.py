@@ -99,7 +99,7 @@ def empty_chain(world: World) -> SignedChain:
 async def test_catch_up_needs_only_its_sync_target_and_a_peer_link(autojump_clock: trio.abc.Clock) -> None:
     world = World.make(4)
     chain = empty_chain(world)
-    body = Batch(HONEST, 1, 0, (Transaction(1, b"x"),))
+    body = Batch.of(HONEST, 1, 0, (Transaction(1, b"x"),))
     peers, target = Peers(), Target()
     errors, demotions = counter("errors", "reason"), counter("demotions", "reason")
     catch_up = CatchUp(0, peers, target, InputGuard(0, errors), demotions)
@@ -221,7 +221,7 @@ async def test_peer_service_needs_only_its_served_replica_and_a_peer_link() -> N
     await service.handle(2, StatusRequest())  # the core has not started: nothing to say yet
     assert len(peers.sent) == 2
 
-    batch = Batch(2, 1, 0, (Transaction(1, b"y"),))
+    batch = Batch.of(2, 1, 0, (Transaction(1, b"y"),))
     await service.handle(2, BatchMsg(batch))
     blocks = tuple(chain.blocks[:2])
     await service.handle(1, BlockResponse(blocks))

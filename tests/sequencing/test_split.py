@@ -21,11 +21,13 @@ from seq_helpers import (
     check_split,
     check_split_against,
     item_pools,
+    reference_chunk_leaves,
     reference_data_root,
 )
 
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
+from sequencing.rollup.chunks import block_leaves
 from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
 from sequencing.rollup.transactions import Bundle, Transaction, item_txs
 
@@ -38,11 +40,11 @@ def tx(rollup: int, payload: bytes | str) -> Transaction:
 
 
 def batch(*items: Transaction | Bundle, author: int = 0, seq: int = 0, height: int = 0) -> Batch:
-    return Batch(author, seq, height, tuple(items))
+    return Batch.of(author, seq, height, tuple(items))
 
 
 def content_key(c: BlockContent) -> tuple[object, ...]:
-    return (c.leaves, c.tx_ids, c.bundles, c.data_root)
+    return (c.slices, c.tx_ids, c.bundles, c.data_root)
 
 
 # -- properties ---------------------------------------------------------------------------------
@@ -69,39 +71,38 @@ def test_split_is_pure_and_construction_independent(batches: list[Batch]) -> Non
     decoded = [Batch.decode(b.encode(), MAX_BATCH_BYTES) for b in batches]
     assert [b.digest for b in decoded] == [b.digest for b in batches]
     assert content_key(assemble(decoded)) == content_key(first)
-    # an equivalent construction: all items in one batch, in the same order
-    items = tuple(i for b in batches for i in b.items)
-    if items:
-        assert content_key(assemble([Batch(9, 9, 9, items)])) == content_key(first)
+    # an equivalent construction: each batch rebuilt from its items by another author
+    items = tuple(i for b in batches for i in b.items())
+    rebuilt = [Batch.of(9, n, 9, b.items()) for n, b in enumerate(batches)]
+    assert content_key(assemble(rebuilt)) == content_key(first)
     # trailing batches that only repeat already-included items change nothing
     if items:
-        repeat = Batch(7, 1, 0, tuple(reversed(items)))
+        repeat = Batch.of(7, 1, 0, tuple(reversed(items)))
         assert content_key(assemble([*batches, repeat])) == content_key(first)
     # the root is the NMT root of the grouped leaves, by an NMT written independently of nmt.py
     # (check_split compares it with the root of the reference split's order as well)
-    assert first.data_root == reference_data_root(first.leaves)
+    assert first.data_root == reference_data_root(first.leaves())
 
 
 @given(item_pools(min_size=1, max_size=8), st.randoms(use_true_random=False))
 def test_first_occurrence_wins(pool: list[Transaction | Bundle], rnd: random.Random) -> None:
     """Repeating items later (in any batch) never moves or duplicates them."""
-    once = [Batch(0, 0, 0, tuple(pool))]
+    once = [Batch.of(0, 0, 0, tuple(pool))]
     extra = [rnd.choice(pool) for _ in range(rnd.randint(1, 6))]
     split = rnd.randint(0, len(extra))
-    twice = [Batch(0, 0, 0, tuple(pool) + tuple(extra[:split])), Batch(1, 0, 0, tuple(extra[split:]))]
+    twice = [Batch.of(0, 0, 0, tuple(pool) + tuple(extra[:split])), Batch.of(1, 0, 0, tuple(extra[split:]))]
     assert content_key(assemble(twice)) == content_key(assemble(once))
     content = assemble(twice)
-    assert len(content.tx_ids) == len(set(content.tx_ids))  # tx-disjoint pool: no duplicate leaf
+    assert len(content.ids()) == len(set(content.ids()))  # tx-disjoint pool: no duplicate leaf
     assert len({b for b, _ in content.bundles}) == len(content.bundles)
 
 
 def test_first_occurrence_wins_example() -> None:
     a, b, c = tx(1, "a"), tx(1, "b"), tx(2, "c")
     content = assemble([batch(a, c), batch(b, a, c, author=1)])
-    tree = NamespacedMerkleTree(content.leaves)
-    assert tree.leaves_of(1) == [b"a", b"b"]  # a keeps its first position, before b
-    assert tree.leaves_of(2) == [b"c"]
-    assert content.tx_ids == (a.id, b.id, c.id)
+    assert dict(content.slices)[1] == (b"a", b"b")  # a keeps its first position, before b
+    assert dict(content.slices)[2] == (b"c",)
+    assert content.ids() == [a.id, b.id, c.id]
 
 
 def test_stable_grouping_example() -> None:
@@ -110,7 +111,7 @@ def test_stable_grouping_example() -> None:
                            tx(3, "t"))
     bundle = Bundle((v, u))
     content = assemble([batch(z, y), batch(x, w, bundle, t, author=2)])
-    assert content.leaves == ((1, b"y"), (1, b"w"), (1, b"u"), (2, b"v"), (3, b"z"), (3, b"x"), (3, b"t"))
+    assert content.transactions() == [(1, b"y"), (1, b"w"), (1, b"u"), (2, b"v"), (3, b"z"), (3, b"x"), (3, b"t")]
     assert content.bundles == ((bundle.id, (3, 2)),)  # bundle order v, u -> leaves 3, 2
 
 
@@ -119,7 +120,7 @@ def test_bundle_expanded_in_place_and_indices_exact() -> None:
     b1 = Bundle((a, b, c))
     b2 = Bundle((d, tx(0, "e")))
     content = assemble([batch(tx(5, "first"), b1, b2, b1)])
-    ids = content.tx_ids
+    ids = content.ids()
     for bundle_id, indices in content.bundles:
         bundle = b1 if bundle_id == b1.id else b2
         assert [ids[i] for i in indices] == [t.id for t in bundle.txs]
@@ -132,16 +133,16 @@ def test_data_root_known_answer() -> None:
     z, y, x, v, u, t = tx(3, "z"), tx(1, "y"), tx(3, "x"), tx(2, "v"), tx(1, "u"), tx(3, "t")
     # block order: z(3) y(1) | x(3) bundle[v(2) u(1)] y(repeat, skipped) t(3)
     content = assemble([batch(z, y), batch(x, Bundle((v, u)), y, t, author=2)])
-    leaves = ((1, b"y"), (1, b"u"), (2, b"v"), (3, b"z"), (3, b"x"), (3, b"t"))
-    assert content.leaves == leaves
-    expected = "b068f0dd3cb362666430f208f7d3bfef837fe6c2ecf646d07d42712cafe9dfba"
-    assert reference_data_root(leaves).hex() == expected
+    slices = {1: [y, u], 2: [v], 3: [z, x, t]}
+    assert content.transactions() == [(r, t.payload) for r, txs in slices.items() for t in txs]
+    expected = "3f602fa68e97a96980b873e2553362d1feec356063628426e87afbc81e1b20ca"
+    assert reference_data_root(reference_chunk_leaves(slices)).hex() == expected
     assert content.data_root.hex() == expected
 
 
 def test_empty_block() -> None:
     content = assemble([])
-    assert content.leaves == () and content.tx_ids == () and content.bundles == ()
+    assert content.slices == () and content.tx_ids == b"" and content.bundles == ()
     assert content.data_root == EMPTY_ROOT == reference_data_root([])
 
 
@@ -158,7 +159,7 @@ from sequencing.rollup.block_content import assemble
 out = []
 for block in json.load(sys.stdin):
     c = assemble([Batch.decode(bytes.fromhex(b), 1 << 22) for b in block])
-    out.append([c.data_root.hex(), [t.hex() for t in c.tx_ids], [[ns, d.hex()] for ns, d in c.leaves],
+    out.append([c.data_root.hex(), c.tx_ids.hex(), [[ns, d.hex()] for ns, d in c.leaves()],
                 [[bid.hex(), list(ix)] for bid, ix in c.bundles]])
 print(json.dumps(out))
 """
@@ -175,7 +176,7 @@ def _random_blocks(seed: int, count: int) -> list[list[Batch]]:
                                          for _ in range(rnd.randint(2, 4)))))
             else:
                 pool.append(tx(rnd.choice([0, 1, 2, 7, 2**32 - 1]), rnd.randbytes(rnd.randint(1, 5))))
-        batches = [Batch(rnd.randint(0, 3), s, 0, tuple(rnd.choice(pool) for _ in range(rnd.randint(1, 6))))
+        batches = [Batch.of(rnd.randint(0, 3), s, 0, tuple(rnd.choice(pool) for _ in range(rnd.randint(1, 6))))
                    for s in range(rnd.randint(0, 4))] if pool else []
         blocks.append(batches)
     return blocks
@@ -188,7 +189,7 @@ def test_split_is_identical_in_other_processes() -> None:
     here = []
     for batches in blocks:
         c = assemble(batches)
-        here.append([c.data_root.hex(), [t.hex() for t in c.tx_ids], [[ns, d.hex()] for ns, d in c.leaves],
+        here.append([c.data_root.hex(), c.tx_ids.hex(), [[ns, d.hex()] for ns, d in c.leaves()],
                      [[bid.hex(), list(ix)] for bid, ix in c.bundles]])
     stdin = json.dumps([[b.encode().hex() for b in batches] for batches in blocks])
     for seed in ("0", "1", "4242"):
@@ -201,19 +202,34 @@ def test_split_is_identical_in_other_processes() -> None:
 # -- teeth: wrong splits the checks catch ---------------------------------------------------------
 
 
+def _slices(ordered: Sequence[Transaction]) -> tuple[tuple[int, tuple[bytes, ...]], ...]:
+    """Runs of equal rollup ids (in the order given, sorted or not) as slices."""
+    out: list[tuple[int, list[bytes]]] = []
+    for t in ordered:
+        if out and out[-1][0] == t.rollup_id:
+            out[-1][1].append(t.payload)
+        else:
+            out.append((t.rollup_id, [t.payload]))
+    return tuple((r, tuple(ps)) for r, ps in out)
+
+
+def _built(ordered: Sequence[Transaction], bundles: tuple[tuple[bytes, tuple[int, ...]], ...],
+           root: bytes | None = None) -> BlockContent:
+    slices = _slices(ordered)
+    return BlockContent(slices, b"".join(t.id for t in ordered), bundles,
+                        NamespacedMerkleTree(block_leaves(slices)).root if root is None else root)
+
+
 def _content(txs: Sequence[Transaction], bundles: Sequence[tuple[bytes, list[int]]],
              order: list[int]) -> BlockContent:
     position = {original: leaf for leaf, original in enumerate(order)}
-    leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
-    return BlockContent(leaves, tuple(txs[i].id for i in order),
-                        tuple((bid, tuple(position[i] for i in m)) for bid, m in bundles),
-                        NamespacedMerkleTree(leaves).root)
+    return _built([txs[i] for i in order], tuple((bid, tuple(position[i] for i in m)) for bid, m in bundles))
 
 
 def _block_order(
     batches: Sequence[Batch], *, dedup: str = "first",
 ) -> tuple[list[Transaction], list[tuple[bytes, list[int]]]]:
-    items = [i for b in batches for i in b.items]
+    items = [i for b in batches for i in b.items()]
     if dedup == "first":
         seen: set[bytes] = set()
         kept = []
@@ -252,15 +268,14 @@ def mutant_last_wins(batches: Sequence[Batch]) -> BlockContent:
 def mutant_bundle_block_positions(batches: Sequence[Batch]) -> BlockContent:
     txs, bundles = _block_order(batches)
     good = _content(txs, bundles, sorted(range(len(txs)), key=lambda i: txs[i].rollup_id))
-    return BlockContent(good.leaves, good.tx_ids, tuple((b, tuple(m)) for b, m in bundles), good.data_root)
+    return BlockContent(good.slices, good.tx_ids, tuple((b, tuple(m)) for b, m in bundles), good.data_root)
 
 
 def mutant_descending(batches: Sequence[Batch]) -> BlockContent:
     txs, bundles = _block_order(batches)
     bad = _content(txs, bundles, sorted(range(len(txs)), key=lambda i: txs[i].rollup_id))
     order = sorted(range(len(txs)), key=lambda i: -txs[i].rollup_id)
-    leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
-    return BlockContent(leaves, tuple(txs[i].id for i in order), bad.bundles, bad.data_root)
+    return _built([txs[i] for i in order], bad.bundles, bad.data_root)
 
 
 def mutant_reversed_within_rollup(batches: Sequence[Batch]) -> BlockContent:
@@ -271,9 +286,10 @@ def mutant_reversed_within_rollup(batches: Sequence[Batch]) -> BlockContent:
 def mutant_root_over_block_order(batches: Sequence[Batch]) -> BlockContent:
     good = assemble(batches)
     txs, _ = _block_order(batches)
-    ordered = sorted(((t.rollup_id, t.payload) for t in txs), key=lambda leaf: leaf[0])
-    # root over the grouped leaves but with the block's length off by one (a dropped last tx)
-    return BlockContent(good.leaves, good.tx_ids, good.bundles, NamespacedMerkleTree(ordered[:-1]).root)
+    ordered = sorted(txs, key=lambda t: t.rollup_id)
+    # root over the grouped slices but with the block's last transaction dropped
+    dropped = NamespacedMerkleTree(block_leaves(_slices(ordered[:-1]))).root
+    return BlockContent(good.slices, good.tx_ids, good.bundles, dropped)
 
 
 MUTANTS: dict[str, Callable[[Sequence[Batch]], BlockContent]] = {
@@ -322,4 +338,4 @@ def test_no_transaction_twice_in_one_block(shape: str) -> None:
         "two_bundles": [Bundle((t, u)), Bundle((t, v))],
     }[shape]
     content = assemble([batch(items[0]), batch(items[1], author=1)])
-    assert len(set(content.tx_ids)) == len(content.tx_ids), "a transaction is a leaf twice"
+    assert len(set(content.ids())) == len(content.ids()), "a transaction is in the block twice"
