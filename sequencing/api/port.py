@@ -9,7 +9,7 @@ its worker thread one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -18,6 +18,7 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block, Evidence
 
 from ..config import Limits
+from ..replica.intake import Submitted
 from ..rollup.transactions import Item
 
 T = TypeVar("T")
@@ -65,6 +66,10 @@ class ReplicaPort(Protocol):
     def submit(self, item: Item) -> bool:
         """Validate and queue a client item: False for a duplicate of a recent one; raises
         InvalidTransaction, MempoolFull or AlreadySubmitted."""
+        ...
+
+    def submit_many(self, items: Sequence[Item]) -> Submitted:
+        """``submit`` for a client's list of items; never raises for a client's input."""
         ...
 
     @property

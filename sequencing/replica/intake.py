@@ -9,17 +9,33 @@ expire"). The arrival time of each accepted transaction is kept for the commit-l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import trio
 
 from ..config import Limits
 from ..rollup.batches import Batch, BatchPool
-from ..rollup.transactions import Item, item_txs
-from .mempool import Mempool
+from ..rollup.transactions import InvalidTransaction, Item, Transaction, item_txs
+from .mempool import Mempool, MempoolFull
 from .metrics import NodeMetrics
 from .stores import Stores
 from .wire import BatchMsg, PeerLink
+
+MEMPOOL_FULL = "mempool full; retry later"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What became of each item of a :meth:`ClientIntake.submit_many` call: True (queued), False
+    (a duplicate of a recent item) or the reason it was refused; ``busy`` if the mempool filled."""
+
+    outcomes: list[bool | str]
+    busy: bool
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for o in self.outcomes if o is True)
 
 
 class ClientIntake:
@@ -53,13 +69,52 @@ class ClientIntake:
         added = self._mempool.add(item)
         self._metrics.submissions.labels("accepted" if added else "duplicate").inc()
         if added:
+            self._note_arrivals(item_txs(item))
+        self._set_mempool_gauges()
+        return added
+
+    def submit_many(self, items: Sequence[Item]) -> Submitted:
+        """:meth:`submit` for a client's list of items, with the metrics and gauges updated once.
+        A full mempool refuses that item and every later one (``busy``); an invalid item is refused
+        alone. Never raises for a client's input."""
+        outcomes: list[bool | str] = []
+        arrived: list[Transaction] = []
+        busy = False
+        for item in items:
+            if busy:
+                outcomes.append(MEMPOOL_FULL)
+                continue
+            try:
+                item.validate(self._limits)
+                added = self._mempool.add(item)
+            except InvalidTransaction as exc:  # AlreadySubmitted too
+                outcomes.append(str(exc))
+                continue
+            except MempoolFull as exc:
+                busy = True
+                outcomes.append(str(exc))
+                continue
+            outcomes.append(added)
+            if added:
+                arrived.extend(item_txs(item))
+        added_count = sum(1 for o in outcomes if o is True)
+        duplicates = sum(1 for o in outcomes if o is False)
+        if added_count:
+            self._metrics.submissions.labels("accepted").inc(added_count)
+            self._note_arrivals(arrived)
+        if duplicates:
+            self._metrics.submissions.labels("duplicate").inc(duplicates)
+        self._set_mempool_gauges()
+        return Submitted(outcomes, busy)
+
+    def _note_arrivals(self, txs: Iterable[Transaction]) -> None:
+        if len(self.submitted_at) < 2 * self._limits.mempool_max_txs:
             now = trio.current_time()
-            if len(self.submitted_at) < 2 * self._limits.mempool_max_txs:
-                for tx in item_txs(item):
-                    self.submitted_at[tx.id] = now
+            self.submitted_at.update((tx.id, now) for tx in txs)
+
+    def _set_mempool_gauges(self) -> None:
         self._metrics.mempool_txs.set(self._mempool.tx_count)
         self._metrics.mempool_bytes.set(self._mempool.byte_size)
-        return added
 
     def is_pending(self, item_id: bytes) -> bool:
         return self._mempool.seen(item_id)

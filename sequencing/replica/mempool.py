@@ -7,9 +7,10 @@ in arrival order and records ``taken_through``, so the node knows when an item i
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
 
 from ..config import Limits
-from ..rollup.transactions import Bundle, InvalidTransaction, Item, item_txs
+from ..rollup.transactions import Bundle, InvalidTransaction, Item, Transaction, item_txs
 
 
 class MempoolFull(Exception):
@@ -83,23 +84,28 @@ class Mempool:
         one oversize item is still returned alone so nothing gets stuck)."""
         out: list[Item] = []
         txs = size = 0
-        while self._items:
-            item_id, item = next(iter(self._items.items()))
-            n = len(item_txs(item))
-            if out and (txs + n > max_txs or size + item.size > max_bytes):
+        for item in self._items.values():
+            n = 1 if type(item) is Transaction else len(item_txs(item))
+            item_size = item.size
+            if out and (txs + n > max_txs or size + item_size > max_bytes):
                 break
-            del self._items[item_id]
-            self._bytes -= item.size
-            self._txs -= n
-            self.taken_through = max(self.taken_through, self._arrival.pop(item_id, 0))
+            out.append(item)
+            txs += n
+            size += item_size
+        arrival = self._arrival
+        taken_through = self.taken_through
+        for item in out:
+            del self._items[item.id]
+            taken_through = max(taken_through, arrival.pop(item.id, 0))
             if isinstance(item, Bundle):
                 for tx in item.txs:
                     self._members.pop(tx.id, None)
-                    self._remember_id(tx.id)
-            self._remember_id(item_id)
-            out.append(item)
-            txs += n
-            size += item.size
+                    self._recent[tx.id] = None
+            self._recent[item.id] = None
+        self.taken_through = taken_through
+        self._bytes -= size
+        self._txs -= txs
+        self._forget_oldest()
         return out
 
     def requeue(self, items: list[Item]) -> None:
@@ -115,7 +121,9 @@ class Mempool:
             self._bytes += item.size
             self._txs += len(item_txs(item))
 
-    def _remember_id(self, item_id: bytes) -> None:
-        self._recent[item_id] = None
-        if len(self._recent) > self._remember:
-            self._recent.popitem(last=False)
+    def _forget_oldest(self) -> None:
+        """Keep at most ``remember`` recent ids (the oldest go first)."""
+        excess = len(self._recent) - self._remember
+        if excess > 0:
+            for item_id in list(islice(self._recent, excess)):
+                del self._recent[item_id]

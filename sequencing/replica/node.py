@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, assert_never
 
@@ -48,7 +48,7 @@ from .events import BlocksIn, Event, MessageIn, Propose, Recheck, Synced, TimerF
 from .evidence_pool import EvidencePool
 from .faults import FaultInjection
 from .input_guard import InputGuard
-from .intake import ClientIntake
+from .intake import ClientIntake, Submitted
 from .mempool import Mempool
 from .metrics import NodeMetrics
 from .payloads import Payloads
@@ -370,6 +370,9 @@ class Node:
 
     def submit(self, item: Item) -> bool:
         return self.intake.submit(item)
+
+    def submit_many(self, items: Sequence[Item]) -> Submitted:
+        return self.intake.submit_many(items)
 
     @property
     def last_arrival(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from consensus.encoding import DIGEST_SIZE, digest, expect_bytes, expect_int, expect_list, pack
@@ -34,10 +35,16 @@ def _bin_header(n: int) -> bytes:
     return b"\xc6" + n.to_bytes(4, "big")
 
 
+@lru_cache(maxsize=4096)
+def _tx_prefix(rollup_id: int) -> bytes:
+    """The canonical encoding of ``[rollup_id, payload]`` up to the payload's bin header."""
+    return b"\x92" + pack(rollup_id)
+
+
 def group_tx_ids(rollup_id: int, payloads: Sequence[bytes]) -> list[bytes]:
     """The ids of one rollup's transactions: ``digest(b"ordo/tx", [rollup_id, payload])`` each,
     hashing the canonical encoding piecewise from a shared prefix state (no object per id)."""
-    base = hashlib.blake2b(b"\x92" + pack(rollup_id), digest_size=DIGEST_SIZE, person=_TX_PERSON)
+    base = hashlib.blake2b(_tx_prefix(rollup_id), digest_size=DIGEST_SIZE, person=_TX_PERSON)
     ids = []
     for payload in payloads:
         h = base.copy()
@@ -48,7 +55,9 @@ def group_tx_ids(rollup_id: int, payloads: Sequence[bytes]) -> list[bytes]:
 
 
 def tx_id(rollup_id: int, payload: bytes) -> bytes:
-    return group_tx_ids(rollup_id, (payload,))[0]
+    """``digest(b"ordo/tx", [rollup_id, payload])`` without building the list or its encoding."""
+    data = b"".join((_tx_prefix(rollup_id), _bin_header(len(payload)), payload))
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE, person=_TX_PERSON).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +67,10 @@ class Transaction:
     id: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", digest(b"ordo/tx", [self.rollup_id, self.payload]))
+        if type(self.rollup_id) is not int or type(self.payload) is not bytes:  # validate() says why
+            object.__setattr__(self, "id", digest(b"ordo/tx", [self.rollup_id, self.payload]))
+        else:
+            object.__setattr__(self, "id", tx_id(self.rollup_id, self.payload))
 
     def validate(self, limits: Limits) -> None:
         if not isinstance(self.rollup_id, int) or isinstance(self.rollup_id, bool):

@@ -125,3 +125,23 @@ async def test_after_a_restart_own_batches_go_to_peers_again_and_numbering_conti
         nursery.cancel_scope.cancel()
     assert [m.batch.author for m in rig.link.broadcasts if isinstance(m, BatchMsg)].count(1) == 0
     assert [b.seq for b in rig.saved()] == [5]
+
+
+async def test_submit_many_reports_each_item_and_counts_once(autojump_clock: trio.testing.MockClock) -> None:
+    """Catches: a refused item failing the whole list, a duplicate counted as accepted, arrivals of
+    refused items kept for the latency metric, or a full mempool letting later items in."""
+    rig = Intake()
+    rig.limits = Limits(mempool_max_txs=3)
+    rig.mempool.limits = rig.limits
+    rig.intake.submit(tx(1))
+    bad = Transaction(1, b"")
+    result = rig.intake.submit_many([tx(2), tx(1), bad, tx(3), tx(4), tx(5)])
+    assert result.outcomes[:2] == [True, False]
+    assert isinstance(result.outcomes[2], str) and "empty" in result.outcomes[2]
+    assert result.outcomes[3] is True
+    assert all(isinstance(o, str) and "full" in o for o in result.outcomes[4:]), result.outcomes
+    assert result.busy and result.accepted == 2
+    assert set(rig.intake.submitted_at) == {tx(1).id, tx(2).id, tx(3).id}
+    assert sample(rig.metrics.submissions, ("accepted",)) == 3
+    assert sample(rig.metrics.submissions, ("duplicate",)) == 1
+    assert sample(rig.metrics.mempool_txs) == 3
