@@ -161,6 +161,7 @@ class BatchPool:
         self.ttl = ttl
         self._pending: OrderedDict[bytes, Batch] = OrderedDict()
         self._committed: dict[bytes, int] = {}
+        self._pruned_below = 0  # committed digests below this height were dropped
         self._bodies: OrderedDict[bytes, Batch] = OrderedDict()  # recently committed, for fetches
         self._keep_bodies = keep_bodies
 
@@ -226,6 +227,7 @@ class BatchPool:
         for b in expired:
             del self._pending[b.digest]
         horizon = committed_height - 2 * self.ttl
-        if horizon > 0:
+        if horizon >= self._pruned_below + max(1, self.ttl // 4):  # amortised: not a rebuild per commit
             self._committed = {d: h for d, h in self._committed.items() if h >= horizon}
+            self._pruned_below = horizon
         return expired
