@@ -3,9 +3,10 @@
 The consensus payload is ``[batch digests, evidence]``. A block's transactions are its batches'
 items in payload order, bundles expanded in place, where a transaction already seen earlier in the
 block is skipped and a bundle with any such transaction is skipped whole (bundles stay atomic);
-then they are stably grouped by rollup id: that sequence is the leaves of the namespaced Merkle
-tree whose root is the block's ``data_root``. Every replica computes it the same way from the same
-batches, so per-rollup sub-logs are a function of the global log.
+then they are stably grouped by rollup id (tree order): the block's *slices*, cut into chunks
+(:mod:`.chunks`), are the leaves of the namespaced Merkle tree whose root is the block's
+``data_root``. Every replica computes it the same way from the same batches, so per-rollup sub-logs
+are a function of the global log.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from typing import Generic, TypeVar
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
 from consensus.messages import Evidence
 
 from .batches import Batch
+from .chunks import block_leaves
 from .nmt import NamespacedMerkleTree
 from .transactions import Bundle, Transaction
 
@@ -53,8 +57,19 @@ class BlockContent:
     def tx_count(self) -> int:
         return len(self.leaves)
 
+    @property
+    def slices(self) -> tuple[tuple[int, tuple[bytes, ...]], ...]:
+        """The transactions grouped by rollup: ``(rollup id, payloads)``, ascending ids, none empty."""
+        return slices_of(self.leaves)
+
     def tree(self) -> NamespacedMerkleTree:
-        return NamespacedMerkleTree(self.leaves)
+        """The NMT over the chunks of the slices (:func:`.chunks.block_leaves`)."""
+        return NamespacedMerkleTree(block_leaves(self.slices))
+
+
+def slices_of(leaves: Sequence[tuple[int, bytes]]) -> tuple[tuple[int, tuple[bytes, ...]], ...]:
+    """Transactions in tree order (grouped by rollup id) -> the block's slices."""
+    return tuple((rid, tuple(p for _, p in group)) for rid, group in groupby(leaves, key=lambda leaf: leaf[0]))
 
 
 def assemble(batches: Sequence[Batch]) -> BlockContent:
@@ -76,23 +91,26 @@ def assemble(batches: Sequence[Batch]) -> BlockContent:
     leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
     tx_ids = tuple(txs[i].id for i in order)
     bundles = tuple((bid, tuple(position[i] for i in members)) for bid, members in bundle_members)
-    return BlockContent(leaves, tx_ids, bundles, NamespacedMerkleTree(leaves).root)
+    return BlockContent(leaves, tx_ids, bundles, NamespacedMerkleTree(block_leaves(slices_of(leaves))).root)
 
 
-class TreeCache:
+T = TypeVar("T")
+
+
+class TreeCache(Generic[T]):
     """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
 
     def __init__(self, size: int = 32) -> None:
         self._size = size
-        self._trees: OrderedDict[int, NamespacedMerkleTree] = OrderedDict()
+        self._trees: OrderedDict[int, T] = OrderedDict()
 
-    def get(self, height: int) -> NamespacedMerkleTree | None:
+    def get(self, height: int) -> T | None:
         tree = self._trees.get(height)
         if tree is not None:
             self._trees.move_to_end(height)
         return tree
 
-    def put(self, height: int, tree: NamespacedMerkleTree) -> None:
+    def put(self, height: int, tree: T) -> None:
         self._trees[height] = tree
         if len(self._trees) > self._size:
             self._trees.popitem(last=False)

@@ -5,10 +5,12 @@ batches, an independent reference of the rollup split, and a signed chain (real 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgpack
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "consensus"))
@@ -20,7 +22,7 @@ from consensus.crypto import SignatureKind
 from consensus.messages import Block, Evidence, EvidenceKind, QuorumCert
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockContent
-from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
+from sequencing.rollup.nmt import EMPTY_ROOT
 from sequencing.rollup.transactions import Bundle, Item, Transaction, item_txs
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "check_split_against",
     "evidence_of",
     "item_pools",
+    "reference_block_root",
+    "reference_chunk_leaves",
     "reference_data_root",
     "reference_split",
     "txs",
@@ -124,6 +128,26 @@ def reference_data_root(leaves: Sequence[tuple[int, bytes]]) -> bytes:
     return _nmt_hash(b"\x02" + len(leaves).to_bytes(8, "big") + lo.to_bytes(4, "big") + hi.to_bytes(4, "big") + d)
 
 
+REFERENCE_CHUNK_TXS = 64  # PROTOCOL.md section 13.1
+
+
+def reference_chunk_leaves(txs: Sequence[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The NMT leaves of a block's transactions ``(rollup id, payload)`` in tree order: each rollup's
+    run cut into chunks of 64 payloads, leaf data = msgpack of the chunk (from PROTOCOL.md section
+    13.1, without ``sequencing.rollup.chunks``)."""
+    out = []
+    for ns, group in itertools.groupby(txs, key=lambda tx: tx[0]):
+        payloads = [p for _, p in group]
+        for k in range(0, len(payloads), REFERENCE_CHUNK_TXS):
+            out.append((ns, msgpack.packb(payloads[k:k + REFERENCE_CHUNK_TXS], use_bin_type=True)))
+    return out
+
+
+def reference_block_root(txs: Sequence[tuple[int, bytes]]) -> bytes:
+    """A block's ``data_root`` from its transactions in tree order (chunk leaves, reference NMT)."""
+    return reference_data_root(reference_chunk_leaves(txs))
+
+
 # -- the reference split ------------------------------------------------------------------------
 
 
@@ -162,12 +186,12 @@ def check_split_against(ref: ReferenceSplit, content: BlockContent) -> None:
     assert content.tx_count == len(ref.block_order), "tx count"
     # the root is recomputed from the reference's own tree order by the reference NMT, so neither
     # assemble nor sequencing.rollup.nmt is compared with itself
-    expected_root = reference_data_root([(t.rollup_id, t.payload) for t in ref.tree_order])
+    expected_root = reference_block_root([(t.rollup_id, t.payload) for t in ref.tree_order])
     assert content.data_root == expected_root, "data_root is not the reference NMT root of the reference split"
-    tree = NamespacedMerkleTree(content.leaves)
-    assert tree.namespaces() == list(ref.slices), "rollups present"
+    slices = dict(content.slices)
+    assert list(slices) == list(ref.slices), "rollups present"
     for rollup, slice_txs in ref.slices.items():
-        assert tree.leaves_of(rollup) == [t.payload for t in slice_txs], f"slice of rollup {rollup}"
+        assert list(slices[rollup]) == [t.payload for t in slice_txs], f"slice of rollup {rollup}"
     assert len(content.bundles) == len(ref.bundles), "one bundle entry per included bundle"
     for (bundle_id, indices), bundle in zip(content.bundles, ref.bundles, strict=True):
         assert bundle_id == bundle.id, "bundle entries in block order"

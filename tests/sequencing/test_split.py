@@ -21,11 +21,12 @@ from seq_helpers import (
     check_split,
     check_split_against,
     item_pools,
-    reference_data_root,
+    reference_block_root,
 )
 
 from sequencing.rollup.batches import Batch
-from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
+from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble, slices_of
+from sequencing.rollup.chunks import CHUNK_TXS, block_leaves
 from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
 from sequencing.rollup.transactions import Bundle, Transaction, item_txs
 
@@ -77,9 +78,9 @@ def test_split_is_pure_and_construction_independent(batches: list[Batch]) -> Non
     if items:
         repeat = Batch(7, 1, 0, tuple(reversed(items)))
         assert content_key(assemble([*batches, repeat])) == content_key(first)
-    # the root is the NMT root of the grouped leaves, by an NMT written independently of nmt.py
-    # (check_split compares it with the root of the reference split's order as well)
-    assert first.data_root == reference_data_root(first.leaves)
+    # the root is the NMT root of the grouped leaves' chunks, by an NMT written independently of
+    # nmt.py and chunks.py (check_split compares it with the root of the reference split's order too)
+    assert first.data_root == reference_block_root(first.leaves)
 
 
 @given(item_pools(min_size=1, max_size=8), st.randoms(use_true_random=False))
@@ -98,9 +99,7 @@ def test_first_occurrence_wins(pool: list[Transaction | Bundle], rnd: random.Ran
 def test_first_occurrence_wins_example() -> None:
     a, b, c = tx(1, "a"), tx(1, "b"), tx(2, "c")
     content = assemble([batch(a, c), batch(b, a, c, author=1)])
-    tree = NamespacedMerkleTree(content.leaves)
-    assert tree.leaves_of(1) == [b"a", b"b"]  # a keeps its first position, before b
-    assert tree.leaves_of(2) == [b"c"]
+    assert content.slices == ((1, (b"a", b"b")), (2, (b"c",)))  # a keeps its first position, before b
     assert content.tx_ids == (a.id, b.id, c.id)
 
 
@@ -134,15 +133,26 @@ def test_data_root_known_answer() -> None:
     content = assemble([batch(z, y), batch(x, Bundle((v, u)), y, t, author=2)])
     leaves = ((1, b"y"), (1, b"u"), (2, b"v"), (3, b"z"), (3, b"x"), (3, b"t"))
     assert content.leaves == leaves
-    expected = "b068f0dd3cb362666430f208f7d3bfef837fe6c2ecf646d07d42712cafe9dfba"
-    assert reference_data_root(leaves).hex() == expected
+    expected = "3f602fa68e97a96980b873e2553362d1feec356063628426e87afbc81e1b20ca"
+    assert reference_block_root(leaves).hex() == expected
     assert content.data_root.hex() == expected
+
+
+def test_slices_longer_than_a_chunk() -> None:
+    """Slices of more than CHUNK_TXS transactions give several leaves each (cut at exact multiples),
+    and the root is the reference root over those chunks."""
+    sizes = {4: 2 * CHUNK_TXS + 1, 1: CHUNK_TXS, 9: CHUNK_TXS + 1}
+    content = assemble([batch(*[tx(r, f"{r}-{i}") for r, n in sizes.items() for i in range(n)])])
+    assert [(r, len(p)) for r, p in content.slices] == sorted(sizes.items())
+    assert [ns for ns, _ in block_leaves(content.slices)] == [1, 4, 4, 4, 9, 9]
+    assert content.data_root == reference_block_root(content.leaves)
+    assert content.data_root != reference_block_root(content.leaves[:-1])
 
 
 def test_empty_block() -> None:
     content = assemble([])
     assert content.leaves == () and content.tx_ids == () and content.bundles == ()
-    assert content.data_root == EMPTY_ROOT == reference_data_root([])
+    assert content.data_root == EMPTY_ROOT == reference_block_root([])
 
 
 def test_payload_round_trip_keeps_batch_order() -> None:
@@ -207,7 +217,7 @@ def _content(txs: Sequence[Transaction], bundles: Sequence[tuple[bytes, list[int
     leaves = tuple((txs[i].rollup_id, txs[i].payload) for i in order)
     return BlockContent(leaves, tuple(txs[i].id for i in order),
                         tuple((bid, tuple(position[i] for i in m)) for bid, m in bundles),
-                        NamespacedMerkleTree(leaves).root)
+                        NamespacedMerkleTree(block_leaves(slices_of(leaves))).root)
 
 
 def _block_order(
@@ -273,7 +283,8 @@ def mutant_root_over_block_order(batches: Sequence[Batch]) -> BlockContent:
     txs, _ = _block_order(batches)
     ordered = sorted(((t.rollup_id, t.payload) for t in txs), key=lambda leaf: leaf[0])
     # root over the grouped leaves but with the block's length off by one (a dropped last tx)
-    return BlockContent(good.leaves, good.tx_ids, good.bundles, NamespacedMerkleTree(ordered[:-1]).root)
+    return BlockContent(good.leaves, good.tx_ids, good.bundles,
+                        NamespacedMerkleTree(block_leaves(slices_of(ordered[:-1]))).root)
 
 
 MUTANTS: dict[str, Callable[[Sequence[Batch]], BlockContent]] = {
