@@ -19,8 +19,9 @@ from consensus.crypto import KeyPair, SignatureKind, Signer, signing_bytes
 from consensus.encoding import pack
 from consensus.messages import Block, QuorumCert, genesis_block, genesis_qc
 from consensus.validation import timeout_payload
+from sequencing.rollup.block_tree import BlockTree
+from sequencing.rollup.chunks import CHUNK_TXS
 from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
-from sequencing.rollup.proofs import SliceProof
 
 CHAIN_ID = "ordo-vectors"
 N = 4
@@ -32,6 +33,14 @@ LEAVES: list[tuple[int, bytes]] = [
 INCLUDED_NAMESPACE = 7
 ABSENT_NAMESPACE = 5
 MULTI_INDICES = (1, 4)
+
+# block 1's transactions, as slices (section 12): rollup 7's slice is two chunks (section 13.1)
+SLICES: tuple[tuple[int, tuple[bytes, ...]], ...] = (
+    (3, (b"alpha", b"beta")),
+    (7, (b"gamma", b"delta", b"epsilon", *(b"tx-%03d" % k for k in range(3, CHUNK_TXS + 6)))),
+    (9, (b"zeta",)),
+)
+BUNDLE_POSITIONS = (1, 2 + CHUNK_TXS + 1, 2 + CHUNK_TXS + 6)  # beta; rollup 7's 66th (chunk 1); zeta
 
 
 def _keys() -> list[KeyPair]:
@@ -78,13 +87,13 @@ def committee_vector() -> dict[str, Any]:
 def _chain() -> tuple[list[Block], list[QuorumCert]]:
     """Genesis <- B1 (round 1) <- B2 (round 2) <- B3 (round 3), each certified by 0, 1, 2."""
     signers = _signers()
-    tree = NamespacedMerkleTree(LEAVES)
+    root = BlockTree(SLICES).root
     payload = b"vector payload: opaque to consensus"
     blocks: list[Block] = []
     qcs: list[QuorumCert] = []
     qc = genesis_qc(CHAIN_ID)
     for r in (1, 2, 3):
-        block = Block(r, r, qc, r % N, payload if r == 1 else b"", tree.root if r == 1 else EMPTY_ROOT)
+        block = Block(r, r, qc, r % N, payload if r == 1 else b"", root if r == 1 else EMPTY_ROOT)
         qc = _qc(block, signers, (0, 1, 2))
         blocks.append(block)
         qcs.append(qc)
@@ -154,16 +163,17 @@ def commit_proof_vector() -> dict[str, Any]:
     """Block 1 is committed: B2 has round(B1) + 1 and QC(B2) exists (2-chain)."""
     blocks, qcs = _chain()
     proof = CommitProof((blocks[0].header(), blocks[1].header()), qcs[1])
-    tree = NamespacedMerkleTree(LEAVES)
-    slice_proof = SliceProof(
-        INCLUDED_NAMESPACE, blocks[0].height, tuple(tree.leaves_of(INCLUDED_NAMESPACE)), proof,
-        tree.prove_namespace(INCLUDED_NAMESPACE),
-    )
+    tree = BlockTree(SLICES)
     return {
-        "about": "commit proof of block 1 (headers [B1, B2] + QC(B2)) and a slice proof as the API serves it",
+        "about": "commit proof of block 1 (headers [B1, B2] + QC(B2)), whose data_root is over the chunks "
+                 "of its slices, and a slice proof, an absence proof and a bundle proof as the API serves them",
         "block_id": blocks[0].id.hex(),
+        "chunk_txs": CHUNK_TXS,
+        "slices": [{"rollup_id": r, "transactions": [p.hex() for p in ps]} for r, ps in SLICES],
         "commit_proof_wire": pack(proof.to_wire()).hex(),
-        "slice_proof": slice_proof.to_json(),
+        "slice_proof": tree.prove_slice(INCLUDED_NAMESPACE, blocks[0].height, proof).to_json(),
+        "absence_proof": tree.prove_slice(ABSENT_NAMESPACE, blocks[0].height, proof).to_json(),
+        "bundle_proof": tree.prove_bundle(BUNDLE_POSITIONS, blocks[0].height, proof).to_json(),
     }
 
 

@@ -153,6 +153,39 @@ def multi_proof_ok(root: bytes, leaves: list[tuple[int, bytes]], proof: dict[str
     return root_of(n, top) == root
 
 
+def chunk_datas(payloads: list[bytes], chunk_txs: int) -> list[bytes]:
+    """Section 13.1: a slice's leaves are its payloads cut into chunks, each leaf's data msgpack of one."""
+    return [pack(payloads[k:k + chunk_txs]) for k in range(0, len(payloads), chunk_txs)]
+
+
+def slice_proof_ok(header: list[Any], sp: dict[str, Any], chunk_txs: int) -> bool:
+    datas = chunk_datas([bytes.fromhex(t) for t in sp["transactions"]], chunk_txs)
+    return header[1] == sp["height"] and namespace_proof_ok(header[6], sp["rollup_id"], datas, sp["namespace_proof"])
+
+
+def bundle_proof_ok(root: bytes, bp: dict[str, Any]) -> bool:
+    """Section 13.5: every bundle transaction is the claimed entry of a proven chunk of its rollup."""
+    txs = [(t["rollup_id"], bytes.fromhex(t["payload"])) for t in bp["transactions"]]
+    if h(b"ordo/bundle", [h(b"ordo/tx", [r, p]) for r, p in txs]).hex() != bp["bundle_id"]:
+        return False
+    indices = bp["leaves_proof"]["indices"]
+    chunks = [[bytes.fromhex(p) for p in c] for c in bp["chunks"]]
+    locations = [tuple(x) for x in bp["locations"]]
+    if len(locations) != len(txs) or len(set(locations)) != len(locations) or len(chunks) != len(indices):
+        return False
+    namespace: dict[int, int] = {}
+    for (rollup, payload), (leaf, offset) in zip(txs, locations, strict=True):
+        if leaf not in indices:
+            return False
+        chunk = chunks[indices.index(leaf)]
+        if not 0 <= offset < len(chunk) or chunk[offset] != payload or namespace.setdefault(leaf, rollup) != rollup:
+            return False
+    if set(namespace) != set(indices):
+        return False
+    return multi_proof_ok(root, [(namespace[i], pack(c)) for i, c in zip(indices, chunks, strict=True)],
+                          bp["leaves_proof"])
+
+
 def commit_proof_ok(proof: list[Any], committee: dict[str, Any]) -> bytes | None:
     """PROTOCOL.md section 13: returns the committed block's id, or None."""
     headers, (qc_round, qc_block, votes) = proof
@@ -278,9 +311,54 @@ def test_commit_proof_and_slice_proof() -> None:
     committed = commit_proof_ok(proof, c)
     assert committed is not None and committed.hex() == sp["block_id"]
     header = proof[0][0]
-    assert header[1] == sp["height"]
-    datas = [bytes.fromhex(t) for t in sp["transactions"]]
-    assert namespace_proof_ok(header[6], sp["rollup_id"], datas, sp["namespace_proof"])
+    c_txs = v["chunk_txs"]
+    # the data root is over the chunks of the slices (sections 12, 13.1)
+    slices = {s["rollup_id"]: [bytes.fromhex(t) for t in s["transactions"]] for s in v["slices"]}
+    leaves = [(r, d) for r in sorted(slices) for d in chunk_datas(slices[r], c_txs)]
+    assert len(leaves) > len(slices), "some slice has more than one chunk"
+    nodes = [leaf(ns, d) for ns, d in leaves]
+
+    def build(lo: int, hi: int) -> tuple[int, int, bytes]:
+        if hi - lo == 1:
+            return nodes[lo]
+        k = split(hi - lo)
+        return inner(build(lo, lo + k), build(lo + k, hi))
+
+    assert root_of(len(leaves), build(0, len(leaves))) == header[6]
+    assert [bytes.fromhex(t) for t in sp["transactions"]] == slices[sp["rollup_id"]]
+    assert len(sp["transactions"]) > c_txs
+    assert slice_proof_ok(header, sp, c_txs)
+    absent = v["absence_proof"]
+    assert absent["transactions"] == [] and absent["rollup_id"] not in slices
+    assert slice_proof_ok(header, absent, c_txs)
+    bp = v["bundle_proof"]
+    assert unhex(bp["commit_proof"]) == wire and bp["block_id"] == sp["block_id"]
+    assert bundle_proof_ok(header[6], bp)
+
+
+def test_the_independent_verifier_rejects_tampered_slice_and_bundle_proofs() -> None:
+    v = load("commit_proof.json")
+    header = msgpack.unpackb(bytes.fromhex(v["commit_proof_wire"]), raw=False)[0][0]
+    c_txs = v["chunk_txs"]
+    sp = v["slice_proof"]
+    for tampered in (sp["transactions"][:-1], sp["transactions"][1:], sp["transactions"][:c_txs],
+                     [sp["transactions"][1], sp["transactions"][0], *sp["transactions"][2:]]):
+        assert not slice_proof_ok(header, dict(sp, transactions=tampered), c_txs)
+    assert not slice_proof_ok(header, sp, c_txs + 1), "chunks of another size"
+    assert not slice_proof_ok(header, dict(v["absence_proof"], rollup_id=sp["rollup_id"]), c_txs)
+    bp = v["bundle_proof"]
+    assert bundle_proof_ok(header[6], copy.deepcopy(bp))
+    t = copy.deepcopy(bp)
+    t["locations"][1][1] += 1  # not at its offset
+    assert not bundle_proof_ok(header[6], t)
+    t = copy.deepcopy(bp)
+    t["chunks"][1][0] = "00"  # a payload of a proven chunk changed
+    assert not bundle_proof_ok(header[6], t)
+    t = copy.deepcopy(bp)
+    t["transactions"][0]["rollup_id"] += 1  # the wrong namespace (and bundle id)
+    t["bundle_id"] = h(b"ordo/bundle", [h(b"ordo/tx", [x["rollup_id"], bytes.fromhex(x["payload"])])
+                                        for x in t["transactions"]]).hex()
+    assert not bundle_proof_ok(header[6], t)
 
 
 def test_the_independent_verifier_rejects_tampered_commit_proofs() -> None:

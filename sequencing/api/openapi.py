@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import Limits
 from ..ids import ID_HEX_PATTERN
+from ..rollup.chunks import CHUNK_TXS
 
 MAX_REPLICA_ID = 1023
 HEX64 = f"^{ID_HEX_PATTERN}$"  # what sequencing/ids.py accepts
@@ -112,6 +113,7 @@ def _schemas(limits: Limits) -> dict[str, Any]:
                                 {"type": "string", "pattern": LOWER_HEX64}],
                 "items": False, "minItems": 3, "maxItems": 3}
     commit_proof = _ref("CommitProof")
+    payload_hex = {"type": "string", "pattern": "^([0-9a-f]{2})+$", "description": "payload bytes, lowercase hex"}
     return {
         **_proof_schemas(id64),
         "Error": {"type": "object", "required": ["error", "detail"], "properties": {
@@ -208,39 +210,50 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "type": "object",
             "required": ["rollup_id", "height", "transactions", "block_id", "commit_proof", "namespace_proof"],
             "description": "one rollup's transactions at one height, with an inclusion-and-completeness "
-                           "proof (an absence proof when empty); sequencing.rollup.proofs.SliceProof.from_json",
+                           "proof over their chunks (an absence proof when empty); PROTOCOL.md section 13.5, "
+                           "sequencing.rollup.proofs.SliceProof.from_json",
             "properties": {
                 "rollup_id": rollup_id, "height": height,
-                "transactions": {"type": "array", "items": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}},
+                "transactions": {"type": "array", "items": payload_hex},
                 "block_id": id64, "commit_proof": commit_proof, "namespace_proof": _ref("NamespaceProof"),
             },
         },
         "BundleProof": {
             "type": "object",
-            "required": ["bundle_id", "transactions", "height", "indices", "block_id", "commit_proof",
-                         "leaves_proof"],
-            "description": "every transaction of the bundle is a leaf of one committed block; "
-                           "sequencing.rollup.proofs.BundleProof.from_json",
+            "required": ["bundle_id", "transactions", "height", "locations", "chunks", "block_id",
+                         "commit_proof", "leaves_proof"],
+            "description": "every transaction of the bundle is in a chunk (NMT leaf) of one committed block; "
+                           "PROTOCOL.md section 13.5, sequencing.rollup.proofs.BundleProof.from_json",
             "properties": {
                 "bundle_id": id64,
                 "transactions": {"type": "array", "items": {
                     "type": "object", "required": ["rollup_id", "payload"],
-                    "properties": {"rollup_id": rollup_id, "payload": {"type": "string"}}}},
-                "height": height, "indices": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "properties": {"rollup_id": rollup_id, "payload": payload_hex}}},
+                "height": height,
+                "locations": {"type": "array", "description": "per transaction, in bundle order: "
+                              "[leaf index, offset in that leaf's chunk]", "items": {
+                                  "type": "array", "minItems": 2, "maxItems": 2,
+                                  "items": {"type": "integer", "minimum": 0}}},
+                "chunks": {"type": "array", "description": "the payloads of each proven leaf, in the order "
+                           "of leaves_proof.indices", "items": {
+                               "type": "array", "minItems": 1, "maxItems": CHUNK_TXS, "items": payload_hex}},
                 "block_id": id64, "commit_proof": commit_proof, "leaves_proof": _ref("MultiProof"),
             },
         },
         "Block": {
             "type": "object",
             "required": ["height", "id", "round", "author", "parent_id", "data_root", "qc", "commit_qc",
-                         "batches", "evidence", "tx_count", "rollups"],
+                         "batches", "evidence", "tx_count", "chunk_count", "rollups"],
             "properties": {
                 "height": height, "id": id64, "round": {"type": "integer", "minimum": 1},
                 "author": {"type": "integer", "minimum": 0}, "parent_id": id64, "data_root": id64,
                 "qc": qc, "commit_qc": qc,
                 "batches": {"type": "array", "items": id64, "description": "batch digests, in order"},
                 "evidence": {"type": "array", "items": id64, "description": "evidence ids committed here"},
-                "tx_count": {"type": "integer", "minimum": 0},
+                "tx_count": {"type": "integer", "minimum": 0, "description": "transactions in this block"},
+                "chunk_count": {"type": "integer", "minimum": 0,
+                                "description": "NMT leaves: each rollup's slice cut into chunks of up to "
+                                               "CHUNK_TXS transactions (PROTOCOL.md section 13.1)"},
                 "rollups": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
                             "description": "rollup id (as a string) -> transactions in this block"},
             },

@@ -1,6 +1,6 @@
-"""The API's reads of a replica's ledger: committed blocks, their namespaced Merkle trees (the
-last few cached, since subscriptions for many rollups read the same heights), and the slice and
-bundle proofs built from them."""
+"""The API's reads of a replica's ledger: committed blocks, their slices and namespaced Merkle trees
+over the slices' chunks (:class:`BlockTree`; the last few cached, since subscriptions for many
+rollups read the same heights), and the slice and bundle proofs built from them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
 from ..rollup.block_content import TreeCache
-from ..rollup.nmt import NamespacedMerkleTree
+from ..rollup.block_tree import BlockTree
 from ..rollup.proofs import BundleProof, SliceProof
-from ..rollup.transactions import Bundle, Transaction
 from .port import LedgerView, ReplicaPort
 from .views import ApiError, block_json
 
@@ -23,7 +22,7 @@ T = TypeVar("T")
 class LedgerReads:
     def __init__(self, replica: ReplicaPort) -> None:
         self.replica = replica
-        self.trees = TreeCache()
+        self.trees: TreeCache[BlockTree] = TreeCache()
 
     async def read(self, fn: Callable[[LedgerView], T]) -> T:
         """``fn(ledger)`` in the replica's storage thread; 503 ``starting`` before the ledger is open."""
@@ -31,8 +30,8 @@ class LedgerReads:
             raise ApiError(503, "starting", "the replica is still starting")
         return await self.replica.read_ledger(fn)
 
-    async def stored(self, height: int) -> tuple[Block, CommitProof, NamespacedMerkleTree] | None:
-        """The committed block at ``height``, its commit proof and its namespaced Merkle tree."""
+    async def stored(self, height: int) -> tuple[Block, CommitProof, BlockTree] | None:
+        """The committed block at ``height``, its commit proof and its slices with their tree."""
         if height < 1 or height > self.replica.durable_height:
             return None
         stored = await self.read(lambda ledger: ledger.block_at(height))
@@ -40,10 +39,10 @@ class LedgerReads:
             return None
         tree = self.trees.get(height)
         if tree is None:
-            leaves = await self.read(lambda ledger: ledger.leaves_at(height))
-            if leaves is None:
+            slices = await self.read(lambda ledger: ledger.slices_at(height))
+            if slices is None:
                 return None
-            tree = NamespacedMerkleTree(leaves)
+            tree = BlockTree(slices)
             self.trees.put(height, tree)
         return stored[0], stored[1], tree
 
@@ -52,20 +51,18 @@ class LedgerReads:
         if found is None:
             return None
         _, commit, tree = found
-        return SliceProof(rollup_id, height, tuple(tree.leaves_of(rollup_id)), commit,
-                          tree.prove_namespace(rollup_id))
+        return tree.prove_slice(rollup_id, height, commit)
 
     async def bundle_proof(self, bundle_id: bytes) -> BundleProof | None:
         location = await self.read(lambda ledger: ledger.bundle_location(bundle_id))
         if location is None:
             return None
-        height, indices = location
+        height, positions = location
         found = await self.stored(height)
         if found is None:
             return None
         _, commit, tree = found
-        txs = tuple(Transaction(*tree.leaf(i)) for i in indices)
-        return BundleProof(Bundle(txs), height, tuple(indices), commit, tree.prove_leaves(indices))
+        return tree.prove_bundle(positions, height, commit)
 
     async def block_view(self, height: int) -> dict[str, Any] | None:
         found = await self.stored(height)

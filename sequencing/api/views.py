@@ -11,7 +11,7 @@ from consensus.messages import Block
 from ..config import Limits
 from ..ids import is_hex
 from ..rollup.block_content import BlockPayload
-from ..rollup.nmt import NamespacedMerkleTree
+from ..rollup.block_tree import BlockTree
 from ..rollup.transactions import InvalidTransaction, Transaction
 
 
@@ -123,12 +123,11 @@ def parse_batch(body: Any, limits: Limits) -> list[Transaction | str]:
     return out
 
 
-def block_json(block: Block, commit: CommitProof, tree: NamespacedMerkleTree) -> dict[str, Any]:
-    """The /v1/blocks/{height} document of a committed block."""
+def block_json(block: Block, commit: CommitProof, tree: BlockTree) -> dict[str, Any]:
+    """The /v1/blocks/{height} document of a committed block: ``tx_count`` and ``rollups`` count
+    transactions, ``chunk_count`` the NMT leaves (chunks of slices)."""
     payload = BlockPayload.decode(block.payload)
-    rollups: dict[str, int] = {}
-    for namespace in tree.namespaces():
-        rollups[str(namespace)] = len(tree.leaves_of(namespace))
+    rollups = {str(rid): len(payloads) for rid, payloads in tree.slices}
     return {
         "height": block.height,
         "id": block.id.hex(),
@@ -142,6 +141,7 @@ def block_json(block: Block, commit: CommitProof, tree: NamespacedMerkleTree) ->
                       "signers": list(commit.qc.signers)},
         "batches": [d.hex() for d in payload.batches],
         "evidence": [e.id.hex() for e in payload.evidence],
-        "tx_count": len(tree),
+        "tx_count": tree.tx_count,
+        "chunk_count": tree.chunk_count,
         "rollups": rollups,
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
 from consensus.messages import Evidence
@@ -75,6 +76,7 @@ class BlockContent:
         return [self.tx_ids[i:i + DIGEST_SIZE] for i in range(0, len(self.tx_ids), DIGEST_SIZE)]
 
     def tree(self) -> NamespacedMerkleTree:
+        """The NMT over the chunks of the slices (:func:`.chunks.block_leaves`)."""
         return NamespacedMerkleTree(self.leaves())
 
 
@@ -140,20 +142,23 @@ def assemble(batches: Sequence[Batch]) -> BlockContent:
     return split.content()
 
 
-class TreeCache:
+T = TypeVar("T")
+
+
+class TreeCache(Generic[T]):
     """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
 
     def __init__(self, size: int = 32) -> None:
         self._size = size
-        self._trees: OrderedDict[int, NamespacedMerkleTree] = OrderedDict()
+        self._trees: OrderedDict[int, T] = OrderedDict()
 
-    def get(self, height: int) -> NamespacedMerkleTree | None:
+    def get(self, height: int) -> T | None:
         tree = self._trees.get(height)
         if tree is not None:
             self._trees.move_to_end(height)
         return tree
 
-    def put(self, height: int, tree: NamespacedMerkleTree) -> None:
+    def put(self, height: int, tree: T) -> None:
         self._trees[height] = tree
         if len(self._trees) > self._size:
             self._trees.popitem(last=False)

@@ -1,10 +1,11 @@
 """Namespaced Merkle tree (NMT): the commitment a block header makes to the block's data.
 
 Leaves
-    A committed block's transactions ``(rollup_id, payload)``, in block order, stably grouped by
-    rollup id (:func:`group_by_namespace`), are the leaves ``(namespace, data)``: ``namespace`` is
-    the rollup id, an integer in ``[0, 2**32 - 1]``, and the sequence is non-decreasing in it.
-    ``n`` leaves, ``0 <= n <= MAX_LEAVES`` (2**20).
+    A committed block's transactions, stably grouped by rollup id, are its slices; each slice cut
+    into chunks of ``CHUNK_TXS`` payloads gives the leaves ``(namespace, data)`` with ``data`` the
+    msgpack of one chunk (:mod:`sequencing.rollup.chunks`). ``namespace`` is the rollup id, an
+    integer in ``[0, 2**32 - 1]``, and the sequence is non-decreasing in it. ``n`` leaves,
+    ``0 <= n <= MAX_LEAVES`` (2**20). The tree itself treats ``data`` as opaque bytes.
 
 Hashing
     ``H`` is blake2b with a 32-byte digest and personalisation ``b"ordo/nmt/v1"``; ``ns32(x)`` is

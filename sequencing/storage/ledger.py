@@ -219,6 +219,17 @@ class LedgerStore(StorageCore):
         )
 
     @api
+    def slices_at(self, height: int) -> tuple[tuple[int, tuple[bytes, ...]], ...] | None:
+        """The block's slices ``(rollup id, payloads in block order)``, ascending rollup ids, or None
+        if ``height`` is not committed."""
+        if not self._committed(height):
+            return None
+        rows = self._conn.execute(
+            "SELECT rollup_id, payloads FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
+        )
+        return tuple((rid, tuple(self._payloads(blob, f"{rid}@{height}"))) for rid, blob in rows)
+
+    @api
     def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:
         """``(height, rollup_id, position in that slice)`` of a committed transaction."""
         row = self._conn.execute(

@@ -25,7 +25,7 @@ class EmptyLedger:
     def block_at(self, height: int) -> tuple[Block, CommitProof] | None:
         return None
 
-    def leaves_at(self, height: int) -> tuple[tuple[int, bytes], ...] | None:
+    def slices_at(self, height: int) -> tuple[tuple[int, tuple[bytes, ...]], ...] | None:
         return None
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:

@@ -4,6 +4,7 @@ duplicates, tampered proofs and resumption — with a scripted transport around 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable
@@ -184,6 +185,30 @@ async def test_tampered_slice_in_a_stream_fails_verification(cluster: ClusterThr
     async with AsyncOrdoClient("http://replica", cluster.committee, transport=transport) as client:
         with pytest.raises(ProofFailed):
             await collect(client, 63, where.height, 1)
+
+
+async def test_tampered_bundle_proof_fails_verification(cluster: ClusterThread) -> None:
+    """The client checks each bundle transaction against the chunk (NMT leaf) it claims to be in
+    (PROTOCOL.md section 13.5): a changed chunk, a wrong offset or swapped places are refused."""
+    async with AsyncOrdoClient(cluster.api(0)) as writer:
+        bundle_id = await writer.submit_bundle([(66, b"bundle-a-" + tag()), (67, b"bundle-b-" + tag())])
+        await writer.wait_for_bundle(bundle_id, timeout=30, verify=False)
+    async with httpx.AsyncClient(base_url=cluster.api(0)) as http:
+        body = (await http.get(f"/v1/bundles/{bundle_id}")).json()
+    good = body["proof"]
+    changed_chunk, off_by_one, swapped = copy.deepcopy(good), copy.deepcopy(good), copy.deepcopy(good)
+    changed_chunk["chunks"][0][-1] = "00" + changed_chunk["chunks"][0][-1]
+    off_by_one["locations"][0][1] += 1
+    swapped["locations"].reverse()
+    status = reply({"chain_id": cluster.config.chain_id})  # asked when a proof fails
+    for served, ok in ((good, True), (changed_chunk, False), (off_by_one, False), (swapped, False)):
+        transport = scripted([reply({**body, "proof": served}), status], [])
+        async with AsyncOrdoClient("http://replica", cluster.committee, transport=transport) as client:
+            if ok:
+                assert (await client.bundle_proof(bundle_id)) is not None
+            else:
+                with pytest.raises(ProofFailed):
+                    await client.bundle_proof(bundle_id)
 
 
 def error(status: int, code: str, headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:

@@ -1,7 +1,8 @@
 """The API and its OpenAPI document agree (issue 8, the schemathesis findings): integral floats are
 integers, GET on the batch path is 405, a bundle repeating a submitted transaction is a documented
 409, a batch entry that breaks the schema refuses the batch (400, per entry), the SSE event and the
-commit proof have schemas, and a lone surrogate is a 400 naming the entry, never a 500."""
+commit proof have schemas, served bundle, slice and block documents match theirs, and a lone
+surrogate is a 400 naming the entry, never a 500."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import httpx
 import jsonschema_rs  # installed with schemathesis (test extras)
 import pytest
+import trio
 
 from sequencing.api.openapi import OPENAPI
+from sequencing.rollup.chunks import CHUNK_TXS
 from sequencing.rollup.transactions import Transaction
 
 from .apiutil import fresh_rollup
@@ -148,3 +151,31 @@ def test_every_error_answer_of_the_document_is_json() -> None:
                 if code.startswith(("4", "5")):
                     assert "application/json" in response["content"], (path, method, code)
     assert json.dumps(OPENAPI)
+
+
+async def test_bundle_slice_and_block_responses_match_their_schemas(http: httpx.AsyncClient) -> None:
+    """The chunked proof forms (PROTOCOL.md 13.5) and the block view's counts, as served."""
+    rollup = fresh_rollup()
+    legs = [{"rollup_id": rollup, "payload": fresh()}, {"rollup_id": rollup, "payload": fresh()},
+            {"rollup_id": rollup + 1, "payload": fresh()}]
+    created = await http.post(BUNDLE, json={"transactions": legs})
+    assert created.status_code == 202, created.text
+    bundle_id = created.json()["id"]
+    with trio.fail_after(30):  # polling a real cluster until the bundle commits
+        while (body := (await http.get(f"{BUNDLE}/{bundle_id}")).json())["status"] != "committed":
+            await trio.sleep(0.05)
+    schema_validator("BundleStatus").validate(body)
+    proof = body["proof"]
+    assert len(proof["locations"]) == 3 and len(proof["chunks"]) == len(proof["leaves_proof"]["indices"])
+    height = body["height"]
+    block = (await http.get(f"/v1/blocks/{height}")).json()
+    schema_validator("Block").validate(block)
+    assert block["tx_count"] == sum(block["rollups"].values()) >= 3
+    assert len(block["rollups"]) <= block["chunk_count"] <= block["tx_count"]
+    assert block["rollups"][str(rollup)] >= 2
+    slice_ = (await http.get(f"/v1/rollups/{rollup}/slices/{height}")).json()
+    schema_validator("SliceProof").validate(slice_)
+    chunks = slice_["namespace_proof"]["end"] - slice_["namespace_proof"]["start"]
+    assert chunks == -(-len(slice_["transactions"]) // CHUNK_TXS)
+    invalid = {**proof, "locations": [[0], *proof["locations"][1:]]}
+    assert not schema_validator("BundleProof").is_valid(invalid)

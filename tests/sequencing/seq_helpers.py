@@ -5,6 +5,7 @@ batches, an independent reference of the rollup split, and a signed chain (real 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,6 @@ from consensus.crypto import SignatureKind
 from consensus.messages import Block, Evidence, EvidenceKind, QuorumCert
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockContent
-from sequencing.rollup.chunks import CHUNK_TXS
 from sequencing.rollup.nmt import EMPTY_ROOT
 from sequencing.rollup.transactions import Bundle, Item, Transaction, item_txs
 
@@ -35,6 +35,8 @@ __all__ = [
     "check_split_against",
     "evidence_of",
     "item_pools",
+    "reference_block_root",
+    "reference_chunk_leaves",
     "reference_data_root",
     "reference_split",
     "txs",
@@ -126,6 +128,26 @@ def reference_data_root(leaves: Sequence[tuple[int, bytes]]) -> bytes:
     return _nmt_hash(b"\x02" + len(leaves).to_bytes(8, "big") + lo.to_bytes(4, "big") + hi.to_bytes(4, "big") + d)
 
 
+REFERENCE_CHUNK_TXS = 64  # PROTOCOL.md section 13.1
+
+
+def reference_chunk_leaves(txs: Sequence[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The NMT leaves of a block's transactions ``(rollup id, payload)`` in tree order: each rollup's
+    run cut into chunks of 64 payloads, leaf data = msgpack of the chunk (from PROTOCOL.md section
+    13.1, without ``sequencing.rollup.chunks``)."""
+    out = []
+    for ns, group in itertools.groupby(txs, key=lambda tx: tx[0]):
+        payloads = [p for _, p in group]
+        for k in range(0, len(payloads), REFERENCE_CHUNK_TXS):
+            out.append((ns, msgpack.packb(payloads[k:k + REFERENCE_CHUNK_TXS], use_bin_type=True)))
+    return out
+
+
+def reference_block_root(txs: Sequence[tuple[int, bytes]]) -> bytes:
+    """A block's ``data_root`` from its transactions in tree order (chunk leaves, reference NMT)."""
+    return reference_data_root(reference_chunk_leaves(txs))
+
+
 # -- the reference split ------------------------------------------------------------------------
 
 
@@ -156,16 +178,6 @@ def reference_split(batches: Sequence[Batch]) -> ReferenceSplit:
     return ReferenceSplit(batches)
 
 
-def reference_chunk_leaves(slices: dict[int, list[Transaction]]) -> list[tuple[int, bytes]]:
-    """The chunk leaves (docs/PROTOCOL.md section 13) of slices, written without rollup/chunks.py."""
-    leaves = []
-    for rollup, txs in slices.items():
-        payloads = [t.payload for t in txs]
-        for k in range(0, len(payloads), CHUNK_TXS):
-            leaves.append((rollup, msgpack.packb(payloads[k:k + CHUNK_TXS], use_bin_type=True)))
-    return leaves
-
-
 def check_split_against(ref: ReferenceSplit, content: BlockContent) -> None:
     """AssertionError unless ``content`` is exactly the reference split (transactions, ids,
     per-rollup slices, bundle positions, data_root)."""
@@ -177,7 +189,7 @@ def check_split_against(ref: ReferenceSplit, content: BlockContent) -> None:
         assert list(payloads) == [t.payload for t in slice_txs], f"slice of rollup {rollup}"
     # the root is recomputed from the reference's own slices by the reference NMT, so neither
     # assemble nor sequencing.rollup.nmt is compared with itself
-    expected_root = reference_data_root(reference_chunk_leaves(ref.slices))
+    expected_root = reference_block_root([(t.rollup_id, t.payload) for t in ref.tree_order])
     assert content.data_root == expected_root, "data_root is not the reference NMT root of the reference split"
     txs = content.transactions()
     ids = content.ids()

@@ -1,6 +1,11 @@
 """NMT leaves are chunks of a rollup's slice (rollup/chunks.py)."""
 
+import pytest
+
+from consensus.commit_proof import CommitProof
 from consensus.encoding import pack, unpack
+from consensus.messages import genesis_qc
+from sequencing.rollup.block_tree import BlockTree
 from sequencing.rollup.chunks import CHUNK_TXS, block_leaves, chunk_count, locate, slice_leaves
 
 
@@ -26,3 +31,32 @@ def test_block_leaves_follow_the_slices_and_empty_slices_give_none() -> None:
     slices = [(1, [b"a"] * (CHUNK_TXS + 1)), (2, []), (5, [b"b"])]
     assert [ns for ns, _ in block_leaves(slices)] == [1, 1, 5]
     assert block_leaves([]) == []
+
+
+def test_block_tree_places_every_position_in_its_chunk() -> None:
+    """BlockTree (the prover) maps a tree-order position to (leaf, offset) consistently with the leaves."""
+    slices = [(1, [b"a%d" % i for i in range(CHUNK_TXS + 2)]), (4, [b"b"]), (6, [b"c%d" % i for i in range(CHUNK_TXS)])]
+    tree = BlockTree(slices)
+    assert tree.tx_count == 2 * CHUNK_TXS + 3 and tree.chunk_count == 4
+    assert tree.payloads(4) == (b"b",) and tree.payloads(5) == ()
+    leaves = block_leaves(slices)
+    flat = [(r, p) for r, ps in slices for p in ps]
+    commit = CommitProof((), genesis_qc("x"))  # not verified here
+    for position in range(len(flat)):
+        other = (position + 1) % len(flat)
+        proof = tree.prove_bundle((position, other), 1, commit)
+        leaf, offset = proof.locations[0]
+        assert unpack(leaves[leaf][1], max_size=1 << 20)[offset] == flat[position][1]
+        assert (proof.bundle.txs[0].rollup_id, proof.bundle.txs[0].payload) == flat[position] == (
+            leaves[leaf][0], flat[position][1])
+
+
+def test_block_tree_refuses_bad_slices_and_positions() -> None:
+    for bad in ([(2, [b"x"]), (1, [b"y"])], [(1, [b"x"]), (1, [b"y"])], [(1, [])]):
+        with pytest.raises(ValueError):
+            BlockTree(bad)
+    tree = BlockTree([(1, [b"x", b"y"])])
+    commit = CommitProof((), genesis_qc("x"))
+    for positions in ((0, 2), (0, -1), (1, 1)):
+        with pytest.raises(ValueError):
+            tree.prove_bundle(positions, 1, commit)

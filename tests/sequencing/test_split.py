@@ -21,13 +21,13 @@ from seq_helpers import (
     check_split,
     check_split_against,
     item_pools,
-    reference_chunk_leaves,
+    reference_block_root,
     reference_data_root,
 )
 
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
-from sequencing.rollup.chunks import block_leaves
+from sequencing.rollup.chunks import CHUNK_TXS, block_leaves
 from sequencing.rollup.nmt import EMPTY_ROOT, NamespacedMerkleTree
 from sequencing.rollup.transactions import Bundle, Transaction, item_txs
 
@@ -136,8 +136,19 @@ def test_data_root_known_answer() -> None:
     slices = {1: [y, u], 2: [v], 3: [z, x, t]}
     assert content.transactions() == [(r, t.payload) for r, txs in slices.items() for t in txs]
     expected = "3f602fa68e97a96980b873e2553362d1feec356063628426e87afbc81e1b20ca"
-    assert reference_data_root(reference_chunk_leaves(slices)).hex() == expected
+    assert reference_block_root([(r, t.payload) for r, txs in slices.items() for t in txs]).hex() == expected
     assert content.data_root.hex() == expected
+
+
+def test_slices_longer_than_a_chunk() -> None:
+    """Slices of more than CHUNK_TXS transactions give several leaves each (cut at exact multiples),
+    and the root is the reference root over those chunks."""
+    sizes = {4: 2 * CHUNK_TXS + 1, 1: CHUNK_TXS, 9: CHUNK_TXS + 1}
+    content = assemble([batch(*[tx(r, f"{r}-{i}") for r, n in sizes.items() for i in range(n)])])
+    assert [(r, len(p)) for r, p in content.slices] == sorted(sizes.items())
+    assert [ns for ns, _ in block_leaves(content.slices)] == [1, 4, 4, 4, 9, 9]
+    assert content.data_root == reference_block_root(content.transactions())
+    assert content.data_root != reference_block_root(content.transactions()[:-1])
 
 
 def test_empty_block() -> None:
@@ -339,3 +350,20 @@ def test_no_transaction_twice_in_one_block(shape: str) -> None:
     }[shape]
     content = assemble([batch(items[0]), batch(items[1], author=1)])
     assert len(set(content.ids())) == len(content.ids()), "a transaction is in the block twice"
+
+
+@pytest.mark.parametrize("shape", ["tx_then_bundle", "two_bundles", "same_batch"])
+def test_a_bundle_with_a_transaction_seen_earlier_is_skipped_whole(shape: str) -> None:
+    """Catches: a bundle landing in part (its unseen transactions) when another of its transactions
+    is already in the block (mutant bundle-not-atomic)."""
+    t, u, v = tx(1, "t"), tx(2, "u"), tx(3, "v")
+    late = Bundle((t, v))
+    batches = {
+        "tx_then_bundle": [batch(t), batch(late, author=1)],
+        "two_bundles": [batch(Bundle((t, u))), batch(late, author=1)],
+        "same_batch": [batch(t, late)],  # plain transactions go first, so t is seen before the bundle
+    }[shape]
+    content = assemble(batches)
+    assert late.id not in dict(content.bundles), "the late bundle has an entry"
+    assert v.id not in content.ids(), "the late bundle's unseen transaction landed alone"
+    assert content.ids().count(t.id) == 1
