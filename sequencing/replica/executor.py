@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
 import trio
 
@@ -57,7 +59,7 @@ class Executor:
             while True:
                 first = await self._receive.receive()
                 records = [await self._record(first)]
-                txs = len(records[0].tx_ids)
+                txs = records[0].tx_count
                 # group what is already waiting (catch-up), keeping each transaction bounded
                 while len(records) < self._max_group and txs < self._max_group_txs:
                     try:
@@ -65,7 +67,7 @@ class Executor:
                     except trio.WouldBlock:
                         break
                     records.append(await self._record(committed))
-                    txs += len(records[-1].tx_ids)
+                    txs += records[-1].tx_count
                 await self._write(records)
                 self._on_written(records)
 
@@ -80,8 +82,9 @@ class Executor:
         return CommitRecord(
             block=block,
             proof=committed.proof,
-            leaves=content.leaves,
-            tx_ids=content.tx_ids,
+            # shim until BlockContent carries slices and the joined ids (perf_contract.md)
+            slices=tuple((rid, tuple(p for _, p in group)) for rid, group in groupby(content.leaves, itemgetter(0))),
+            tx_ids=b"".join(content.tx_ids),
             bundles=content.bundles,
             batch_digests=payload.batches,
             evidence=payload.evidence,

@@ -15,8 +15,9 @@ The ledger (``ordo.sqlite``, format :data:`LEDGER_FORMAT`)::
               proof = msgpack(CommitProof.to_wire())
     slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads
                                                  one row per rollup present in a block, never per tx
-    txs       tx_id PK (WITHOUT ROWID) -> height, rollup_id, position in the slice
-    bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list
+    block_txs height INTEGER PK (rowid) -> ids = the block's 32-byte tx ids concatenated in tree
+              order (its slices concatenated by rollup id); one row per block with transactions
+    bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list of tree positions
     rollups   rollup_id PK -> tx_count, digest, last_height     (running sub-log digest)
     batches   digest PK (WITHOUT ROWID) -> author, created_height, committed_height, body
               + index (committed_height, created_height)
@@ -29,8 +30,19 @@ The safety database (``safety.sqlite``, format :data:`SAFETY_FORMAT`)::
     voted_blocks block_id PK (WITHOUT ROWID) -> height, block: uncommitted blocks this replica
               voted for or proposed, written with the safety state, pruned once committed over
 
-A block's leaves are not stored twice: they are grouped by rollup id, so they are exactly the
-block's slices concatenated in rollup-id order, and ``leaves_at`` rebuilds them from ``slices``.
+A block's transactions are stored once, as its slices; a committed block is a few rows (one per
+block, slice, bundle, batch and evidence, and per rollup touched), never one per transaction.
+There is no per-transaction index: ``tx_location`` finds an id in the ``block_txs`` blobs (see
+:mod:`sequencing.storage.ledger` for the cost), and the position of a hit, with the block's slice
+``tx_count`` in rollup order, gives the rollup and the position in its slice.
+
+Schema version 2 indexed every transaction in its own row (``txs``: ``tx_id`` PK WITHOUT ROWID ->
+height, rollup_id, position), ~4 us a row. Opening a version-2 ledger migrates it in place, inside
+the opening transaction (all or nothing): each block's ids are rebuilt from its ``txs`` rows in
+(rollup, position) order into a ``block_txs`` row, and ``txs`` is dropped. A position without a row
+(version 2 kept only the first location of an id committed twice) gets its id recomputed from the
+stored payload (``digest(b"ordo/tx", [rollup_id, payload])``, the id every replica uses). A
+version-2 safety file only has its version raised. Builds of version 2 refuse version 3 files.
 
 Schema version 1 used one layout (all the tables above, format ``ordo-replica-db``) for both files.
 Opening a version-1 file migrates it in place, inside the opening transaction (all or nothing):
@@ -44,8 +56,10 @@ import sqlite3
 import struct
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEGACY_VERSION = 1  # one layout for both files; migrated when opened
+TXS_ROWS_VERSION = 2  # one ``txs`` row per transaction; migrated when opened
+MIGRATED_VERSIONS = (LEGACY_VERSION, TXS_ROWS_VERSION)
 APPLICATION_ID = 0x6F72646F  # b"ordo"
 LEDGER_FORMAT = "ordo-ledger"
 SAFETY_FORMAT = "ordo-safety"
@@ -57,6 +71,7 @@ RESERVED_META = frozenset(
 )
 
 META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+BLOCK_TXS = "CREATE TABLE block_txs (height INTEGER PRIMARY KEY, ids BLOB NOT NULL)"  # new in version 3
 
 LEDGER_SCHEMA = (
     META,
@@ -66,9 +81,7 @@ LEDGER_SCHEMA = (
     """CREATE TABLE slices (
         height INTEGER NOT NULL, rollup_id INTEGER NOT NULL, tx_count INTEGER NOT NULL,
         payloads BLOB NOT NULL, PRIMARY KEY (height, rollup_id))""",
-    """CREATE TABLE txs (
-        tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
-        position INTEGER NOT NULL) WITHOUT ROWID""",
+    BLOCK_TXS,
     """CREATE TABLE bundles (
         bundle_id BLOB PRIMARY KEY, height INTEGER NOT NULL, leaf_indices BLOB NOT NULL)
         WITHOUT ROWID""",
@@ -85,7 +98,9 @@ LEDGER_SCHEMA = (
         committed_height INTEGER) WITHOUT ROWID""",
     "CREATE INDEX evidence_by_offender ON evidence (offender, round)",
 )
-LEDGER_TABLES = ("meta", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence")
+LEDGER_TABLES = ("meta", "blocks", "slices", "block_txs", "bundles", "rollups", "batches", "evidence")
+# The ledger's tables in versions 1 and 2 (what a version-1 safety file drops).
+LEDGER_TABLES_V2 = tuple("txs" if t == "block_txs" else t for t in LEDGER_TABLES)
 
 SAFETY_SCHEMA = (
     META,
@@ -99,7 +114,7 @@ SAFETY_TABLES = ("meta", "safety", "voted_blocks")
 LEDGER_DROPS = ("DROP TABLE safety", "DROP TABLE voted_blocks", "DROP INDEX slices_by_rollup",
                 "DROP INDEX evidence_pending")
 SAFETY_DROPS = (
-    *(f"DROP TABLE {t}" for t in LEDGER_TABLES if t != "meta"),
+    *(f"DROP TABLE {t}" for t in LEDGER_TABLES_V2 if t != "meta"),
     "DELETE FROM meta WHERE key IN ('committed_height', 'txs_committed')",
 )
 

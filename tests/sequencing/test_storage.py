@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from sequencing.storage import (
     StorageError,
 )
 from sequencing.storage.core import StorageCore
-from sequencing.storage.schema import LEDGER_TABLES, SAFETY_TABLES
+from sequencing.storage.schema import LEDGER_TABLES, LEDGER_TABLES_V2, SAFETY_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = "ordo-test"
@@ -88,13 +89,26 @@ def record(
     )
     child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
     proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
-    tx_ids = tuple(h32("tx", height, i, salt, *txs[i]) for i in order)
+    tx_ids = b"".join(h32("tx", height, i, salt, *txs[i]) for i in order)
     position = {original: leaf for leaf, original in enumerate(order)}
     bundles = (
         ((h32("bundle", height, salt), tuple(sorted(position[i] for i in range(0, len(txs), 2)))),)
         if len(txs) >= 2 else ()
     )
-    return CommitRecord(block, proof, leaves, tx_ids, bundles, tuple(batches), tuple(evidence))
+    return CommitRecord(block, proof, slices_of(leaves), tx_ids, bundles, tuple(batches), tuple(evidence))
+
+
+def slices_of(leaves: Sequence[Leaf]) -> tuple[tuple[int, tuple[bytes, ...]], ...]:
+    """Leaves grouped by rollup id (already in rollup order) -> slices."""
+    return tuple((rid, tuple(p for _, p in group)) for rid, group in itertools.groupby(leaves, itemgetter(0)))
+
+
+def leaves_of(r: CommitRecord) -> tuple[Leaf, ...]:
+    return tuple((rid, p) for rid, payloads in r.slices for p in payloads)
+
+
+def ids_of(r: CommitRecord) -> list[bytes]:
+    return [r.tx_ids[i:i + 32] for i in range(0, len(r.tx_ids), 32)]
 
 
 def chain(blocks: Sequence[Sequence[Leaf]], after: Block = GENESIS, salt: object = None) -> list[CommitRecord]:
@@ -156,8 +170,8 @@ def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, b
     """The sub-log digest written out from the spec, independent of the module's code."""
     out: dict[int, tuple[int, bytes]] = {}
     for r in records:
-        for rid in sorted({rid for rid, _ in r.leaves}):
-            payloads = [p for x, p in r.leaves if x == rid]
+        for rid in sorted({rid for rid, _ in leaves_of(r)}):
+            payloads = [p for x, p in leaves_of(r) if x == rid]
             count, d = out.get(rid, (0, bytes(32)))
             d = hashlib.blake2b(
                 d + r.block.height.to_bytes(8, "big") + pack(payloads), digest_size=32
@@ -173,17 +187,17 @@ def slice_at(s: LedgerStore, rollup_id: int, height: int) -> list[bytes]:
 def check_against(s: LedgerStore, records: Sequence[CommitRecord]) -> None:
     """Everything readable from ``s`` agrees with a direct computation from ``records``."""
     assert s.committed_height() == len(records)
-    assert s.txs_committed() == sum(len(r.leaves) for r in records)
+    assert s.txs_committed() == sum(len(leaves_of(r)) for r in records)
     assert s.rollup_summary() == reference_digests(records)
     for r in records:
         h = r.block.height
         block, proof = s.block_at(h) or (None, None)
         assert block == r.block and proof == r.proof
         assert s.block_by_id(r.block.id) == r.block
-        assert s.leaves_at(h) == r.leaves
-        for i, tx_id in enumerate(r.tx_ids):
+        assert s.slices_at(h) == r.slices and s.leaves_at(h) == leaves_of(r)
+        for i, tx_id in enumerate(ids_of(r)):
             height, rid, pos = s.tx_location(tx_id) or (0, 0, 0)
-            assert height == h and (rid, slice_at(s, rid, h)[pos]) == r.leaves[i]
+            assert height == h and (rid, slice_at(s, rid, h)[pos]) == leaves_of(r)[i]
         for bundle_id, indices in r.bundles:
             assert s.bundle_location(bundle_id) == (h, indices)
     assert s.blocks_between(1, len(records)) == [r.block for r in records]
@@ -207,7 +221,7 @@ def test_create_reopen_and_meta(tmp_path: Path) -> None:
     with db(path, create=False) as s:
         assert s.rollup_summary() == {} and s.txs_committed() == 0
     assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
-    assert meta(path) == {"format": "ordo-ledger", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1",
+    assert meta(path) == {"format": "ordo-ledger", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1",
                           "committed_height": "0", "txs_committed": "0", "listen": "127.0.0.1:7001"}
 
 
@@ -221,7 +235,8 @@ def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conn.close()
         assert names == set(tables)
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
+    assert user_version(ledger) == user_version(safety) == 3  # a version-2 build refuses both
 
 
 def test_the_two_files_swapped_are_refused(tmp_path: Path) -> None:
@@ -396,9 +411,11 @@ V1_LEDGER_INDEXES = (
 
 
 def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
-    """Rewrite a closed version-2 file into the version-1 layout the old code wrote for both files:
+    """Rewrite a closed version-3 file into the version-1 layout the old code wrote for both files:
     every table, format 'ordo-replica-db', schema version 1 (``ledger_tables_from``: an empty
     ledger whose DDL supplies the ledger tables a safety file lacks)."""
+    as_version_2(path)
+    as_version_2(ledger_tables_from)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -416,6 +433,39 @@ def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
         conn.execute("UPDATE meta SET value = 'ordo-replica-db' WHERE key = 'format'")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         conn.execute("PRAGMA user_version=1")
+    finally:
+        conn.close()
+
+
+# Version 2's per-transaction index (sequencing/storage/schema.py before version 3).
+V2_TXS = """CREATE TABLE txs (
+        tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
+        position INTEGER NOT NULL) WITHOUT ROWID"""
+
+
+def as_version_2(path: Path) -> None:
+    """Rewrite a closed version-3 file as version 2 wrote it: a ledger's tx ids as one ``txs`` row
+    per transaction, the first location of an id committed twice kept (INSERT OR IGNORE in
+    height order), no ``block_txs``; schema version 2. Idempotent."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 3:
+            return
+        conn.execute("BEGIN")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'block_txs'").fetchone():
+            conn.execute(V2_TXS)
+            for height, ids in conn.execute("SELECT height, ids FROM block_txs ORDER BY height").fetchall():
+                at = 0
+                for rid, count in conn.execute(
+                    "SELECT rollup_id, tx_count FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
+                ).fetchall():
+                    conn.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", [
+                        (ids[32 * (at + pos):32 * (at + pos + 1)], height, rid, pos) for pos in range(count)])
+                    at += count
+            conn.execute("DROP TABLE block_txs")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version=2")
+        conn.execute("COMMIT")
     finally:
         conn.close()
 
@@ -461,7 +511,7 @@ def test_version_1_files_are_migrated_when_opened(
     ledger, safety, records, state = v1_files
     assert user_version(ledger) == user_version(safety) == 1
     assert {"safety", "voted_blocks", "blocks"} <= table_names(ledger) & table_names(safety)
-    for _ in range(2):  # migrated once, then opened as version 2
+    for _ in range(2):  # migrated once, then opened as version 3
         with db(ledger, create=False) as s:
             check_against(s, records)
             assert dict(s.committed_batches_since(0)) == {} and s.load_batch(h32("batch")) == b"body"
@@ -469,18 +519,18 @@ def test_version_1_files_are_migrated_when_opened(
         with safety_db(safety, create=False) as safe:
             assert safe.load_safety() == state
             assert [b.id for b in safe.voted_blocks()] == [r.block.id for r in records]
-    assert user_version(ledger) == user_version(safety) == 2
+    assert user_version(ledger) == user_version(safety) == 3
     assert table_names(ledger) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
     assert table_names(safety) == set(SAFETY_TABLES)
     assert meta(ledger)["format"] == "ordo-ledger" and meta(ledger)["committed_height"] == "3"
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
 
 
 def test_version_1_files_swapped_or_foreign_are_refused_untouched(
     v1_files: tuple[Path, Path, list[CommitRecord], SafetyState],
 ) -> None:
     ledger, safety, _, _ = v1_files
-    before = {path: dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) for path in (ledger, safety)}
+    before = {path: dump(path, [*LEDGER_TABLES_V2, "safety", "voted_blocks"]) for path in (ledger, safety)}
     with pytest.raises(CorruptDatabase, match=rf"{ledger}: .*rows in 'blocks'.*swapped"):
         SafetyStore.open(ledger, chain_id=CHAIN, replica_id=1, create=False)
     with pytest.raises(CorruptDatabase, match=rf"{safety}: .*rows in 'safety'.*swapped"):
@@ -489,7 +539,7 @@ def test_version_1_files_swapped_or_foreign_are_refused_untouched(
         LedgerStore.open(ledger, chain_id="other", replica_id=1, create=False)
     for path in (ledger, safety):
         assert user_version(path) == 1
-        assert dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) == before[path]
+        assert dump(path, [*LEDGER_TABLES_V2, "safety", "voted_blocks"]) == before[path]
 
 
 # -- safety state -------------------------------------------------------------------------------
@@ -545,12 +595,24 @@ def test_append_refuses_what_does_not_extend_the_chain(tmp_path: Path) -> None:
             s.append(wrong_parent)
         r = records[1]
         bad = [
-            CommitRecord(r.block, records[0].proof, r.leaves, r.tx_ids, r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids[:-1], r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves[::-1], r.tx_ids, r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, ((h32("x"), (99,)),), (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, r.bundles, (b"short",), ()),
+            CommitRecord(r.block, records[0].proof, r.slices, r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids[:-32], r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids + b"x", r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, tuple(ids_of(r)), r.bundles, (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, r.slices[::-1], r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, (*r.slices[:1], *r.slices[:1]), r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, ((-1, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((2**32, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((True, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((1, ()),), b"", (), (), ()),
+            CommitRecord(r.block, r.proof, ((1, (b"a", "b")),), r.tx_ids[:64], (), (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, ((1, b"ab"),), r.tx_ids[:64], (), (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (99,)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (len(ids_of(r)),)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (-1,)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, r.bundles, (b"short",), ()),
         ]
+        assert len(r.slices) == 3
         for b in bad:
             with pytest.raises(InvalidRecord):
                 s.append(b)
@@ -567,13 +629,15 @@ def dump_live(s: LedgerStore) -> dict[str, list[tuple[Any, ...]]]:
     return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
 
 
-def test_duplicate_tx_ids_keep_the_first_location(tmp_path: Path) -> None:
+def test_a_tx_id_committed_twice_is_found_at_its_newest_location(tmp_path: Path) -> None:
+    """Version 3 looks ids up newest block first (version 2 kept the first location)."""
     first = record(GENESIS, [(1, b"a"), (2, b"b")])
     again = record(first.block, [(2, b"b")])
-    again = CommitRecord(again.block, again.proof, again.leaves, (first.tx_ids[1],), (), (), ())
+    again = CommitRecord(again.block, again.proof, again.slices, ids_of(first)[1], (), (), ())
     with db(tmp_path / "r.db") as s:
         s.append_many([first, again])
-        assert s.tx_location(first.tx_ids[1]) == (1, 2, 0)
+        assert s.tx_location(ids_of(first)[1]) == (2, 2, 0)
+        assert s.tx_location(ids_of(first)[0]) == (1, 1, 0)
         assert slice_at(s, 2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
 
 
@@ -665,7 +729,7 @@ def test_slices_index_and_digests_match_a_direct_computation(
             check_against(a, records)
             check_against(b, records)
             assert dump_live(a) == dump_live(b)
-            assert all(r.leaves == tuple(group_by_namespace(r.leaves)) for r in records)
+            assert all(leaves_of(r) == tuple(group_by_namespace(leaves_of(r))) for r in records)
         with db(one, create=False) as a:
             check_against(a, records)
 
@@ -876,8 +940,8 @@ def bench_records(blocks: int, per_block: int, rollups: int) -> list[CommitRecor
         block = Block(rnd, height, QuorumCert(rnd - 1, parent.id, ()), 0, b"", rng.randbytes(32))
         child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
         proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
-        tx_ids = tuple(rng.randbytes(32) for _ in leaves)
-        out.append(CommitRecord(block, proof, leaves, tx_ids, (), (rng.randbytes(32),), ()))
+        tx_ids = rng.randbytes(32 * len(leaves))
+        out.append(CommitRecord(block, proof, slices_of(leaves), tx_ids, (), (rng.randbytes(32),), ()))
         parent = block
     return out
 
