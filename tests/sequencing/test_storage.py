@@ -41,6 +41,7 @@ from consensus.messages import (
 )
 from consensus.safety import SafetyState
 from sequencing.rollup.nmt import data_root, group_by_namespace
+from sequencing.rollup.transactions import Transaction
 from sequencing.storage import (
     CRASH_POINTS,
     CommitRecord,
@@ -53,6 +54,7 @@ from sequencing.storage import (
     SafetyStore,
     StorageError,
 )
+from sequencing.storage import ledger as ledger_module
 from sequencing.storage.core import StorageCore
 from sequencing.storage.schema import LEDGER_TABLES, LEDGER_TABLES_V2, SAFETY_TABLES
 
@@ -189,6 +191,7 @@ def check_against(s: LedgerStore, records: Sequence[CommitRecord]) -> None:
     assert s.committed_height() == len(records)
     assert s.txs_committed() == sum(len(leaves_of(r)) for r in records)
     assert s.rollup_summary() == reference_digests(records)
+    newest = {tx_id: (r.block.height, i) for r in records for i, tx_id in enumerate(ids_of(r))}
     for r in records:
         h = r.block.height
         block, proof = s.block_at(h) or (None, None)
@@ -196,6 +199,8 @@ def check_against(s: LedgerStore, records: Sequence[CommitRecord]) -> None:
         assert s.block_by_id(r.block.id) == r.block
         assert s.slices_at(h) == r.slices and s.leaves_at(h) == leaves_of(r)
         for i, tx_id in enumerate(ids_of(r)):
+            if newest[tx_id] != (h, i):
+                continue  # committed again later: found there
             height, rid, pos = s.tx_location(tx_id) or (0, 0, 0)
             assert height == h and (rid, slice_at(s, rid, h)[pos]) == leaves_of(r)[i]
         for bundle_id, indices in r.bundles:
@@ -542,6 +547,74 @@ def test_version_1_files_swapped_or_foreign_are_refused_untouched(
         assert dump(path, [*LEDGER_TABLES_V2, "safety", "voted_blocks"]) == before[path]
 
 
+def txs_rows_version_2(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM txs ORDER BY height, rollup_id, position").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def v2_ledger(tmp_path: Path) -> tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]]:
+    """A version-2 ledger (one ``txs`` row per transaction) of 5 blocks where the transaction
+    (2, b"b") is committed at heights 1 and 4 with its real id (version 2 indexed the first
+    copy only), and the version-3 rows the same blocks write."""
+    path = tmp_path / "ordo.sqlite"
+    real = Transaction(2, b"b").id
+    records = chain([[(1, b"a"), (2, b"b"), (3, b"c")], txs_for(2), [], [(2, b"b"), (0, b"z")], txs_for(5, 30)])
+    for at, (height, index) in enumerate(((1, 1), (4, 1))):
+        r = records[height - 1]
+        ids = ids_of(r)
+        ids[index] = real
+        records[height - 1] = CommitRecord(r.block, r.proof, r.slices, b"".join(ids), r.bundles, (), ())
+        assert at == 0 or records[height - 1].block.parent_id == records[height - 2].block.id
+    with db(path) as s:
+        s.save_batch(h32("batch"), 1, 0, b"body")
+        s.append_many(records)
+        expected = {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
+    as_version_2(path)
+    return path, records, expected
+
+
+def test_version_2_ledger_is_migrated_when_opened(
+    v2_ledger: tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]],
+) -> None:
+    """The txs rows become exactly the block_txs rows version 3 writes (the uncovered position of
+    the id committed twice recomputed from its payload), every id is found, txs is gone. Catches
+    a migration that drops or misplaces ids, or that leaves the index behind."""
+    path, records, expected = v2_ledger
+    assert user_version(path) == 2 and "block_txs" not in table_names(path)
+    rows = txs_rows_version_2(path)
+    assert len(rows) == sum(len(ids_of(r)) for r in records) - 1  # the second copy had no row
+    assert (Transaction(2, b"b").id, 1, 2, 0) in rows
+    for _ in range(2):  # migrated once, then opened as version 3
+        with db(path, create=False) as s:
+            check_against(s, records)
+            assert s.tx_location(Transaction(2, b"b").id) == (4, 2, 0)
+            assert s.load_batch(h32("batch")) == b"body"
+    assert user_version(path) == 3 and meta(path)["schema_version"] == "3"
+    assert table_names(path) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
+    assert dump(path) == expected
+
+
+def test_version_2_ledger_refused_during_migration_is_left_untouched(
+    v2_ledger: tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]],
+) -> None:
+    path, _, _ = v2_ledger
+    before = dump(path, LEDGER_TABLES_V2)
+    with pytest.raises(CorruptDatabase, match="chain_id"):  # checked after the migration: rolled back
+        LedgerStore.open(path, chain_id="other", replica_id=1, create=False)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO txs VALUES (?, 9, 0, 0)", (h32("orphan"),))
+    conn.commit()
+    conn.close()
+    before = dump(path, LEDGER_TABLES_V2)
+    with pytest.raises(CorruptDatabase, match=r"txs row .* is in no slice"):
+        open_db(path, create=False)
+    assert user_version(path) == 2 and dump(path, LEDGER_TABLES_V2) == before
+
+
 # -- safety state -------------------------------------------------------------------------------
 
 
@@ -567,8 +640,9 @@ def test_append_round_trip_and_reopen(tmp_path: Path) -> None:
         for r in records:
             s.append(r)
         check_against(s, records)
-        assert s.leaves_at(2) == ()
+        assert s.leaves_at(2) == () and s.slices_at(2) == ()
         assert s.leaves_at(0) is None and s.leaves_at(5) is None
+        assert s.slices_at(0) is None and s.slices_at(5) is None
         assert s.block_at(5) is None and s.block_at(0) is None
         assert s.tx_location(h32("nope")) is None and s.bundle_location(h32("nope")) is None
         assert s.block_by_id(GENESIS.id) is None
@@ -629,13 +703,79 @@ def dump_live(s: LedgerStore) -> dict[str, list[tuple[Any, ...]]]:
     return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
 
 
-def test_a_tx_id_committed_twice_is_found_at_its_newest_location(tmp_path: Path) -> None:
-    """Version 3 looks ids up newest block first (version 2 kept the first location)."""
+def test_a_commit_writes_rows_per_rollup_not_per_transaction(tmp_path: Path) -> None:
+    """1,000 transactions over 5 rollups: one row for the block and one for its tx ids, one per
+    slice and per rollup touched, per bundle and per batch, and the two meta values. Catches an
+    index row per transaction (schema version 2 wrote 1,000 ``txs`` rows here)."""
+    txs = [(i % 5, b"p%d" % i) for i in range(1000)]
+    r = record(GENESIS, txs, batches=[h32("batch")])
+    with db(tmp_path / "r.db") as s:
+        def counts() -> dict[str, int]:
+            return {t: s._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in LEDGER_TABLES}
+
+        before, changes = counts(), s._conn.total_changes
+        s.append(r)
+        written = {t: n - before[t] for t, n in counts().items()}
+        assert written == {"meta": 0, "blocks": 1, "slices": 5, "block_txs": 1, "bundles": 1, "rollups": 5,
+                           "batches": 1, "evidence": 0}
+        assert s._conn.total_changes - changes == 1 + 5 + 1 + 1 + 5 + 1 + 2  # + meta's two updates
+        check_against(s, [r])
+
+
+def spliced(a: bytes, b: bytes) -> bytes:
+    """An id that occurs in ``a + b`` only across the boundary (not at a 32-byte offset)."""
+    return a[16:] + b[:16]
+
+
+@pytest.mark.parametrize("window", [1 << 18, 10, 0])
+def test_tx_location_in_the_window_and_in_older_rows(
+    tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids are found in the in-memory window and in the older ``block_txs`` rows (``window`` small:
+    most blocks are only on disk), also after a reopen, at a 32-byte boundary only. Catches a
+    lookup that stops at the window, loses the block at its edge, or takes a match across two
+    ids (a hit at an unaligned offset) for a transaction."""
+    monkeypatch.setattr(ledger_module, "WINDOW_TXS", window)
+    blocks = [txs_for(h, 6 if h % 4 else 0) for h in range(1, 30)]
+    records = chain(blocks)
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        for r in records:
+            s.append(r)
+            check_against(s, records[:r.block.height])
+        assert (s._window_floor > 0) == (window < 100) and s._window_txs >= min(window, s.txs_committed())
+    with db(path, create=False) as s:
+        check_against(s, records)
+        assert (s._window_floor > 0) == (window < 100)
+        first, second = ids_of(records[0])[:2]
+        assert s.tx_location(spliced(first, second)) is None
+        # ids that also occur unaligned, earlier in their own block or in a newer block: skipped
+        p, q, y, z = h32("p"), h32("q"), h32("y"), h32("z")
+        x, w = spliced(p, q), spliced(y, z)
+        extra = record(records[-1].block, [(7, b"p"), (7, b"q"), (7, b"x"), (8, b"w")])
+        extra = CommitRecord(extra.block, extra.proof, extra.slices, p + q + x + w, (), (), ())
+        newer = record(extra.block, [(1, b"y"), (1, b"z")])
+        newer = CommitRecord(newer.block, newer.proof, newer.slices, y + z, (), (), ())
+        more = chain([txs_for(h) for h in range(32, 45)], after=newer.block)
+        s.append_many([extra, newer, *more])
+        assert s.tx_location(x) == (30, 7, 2) and s.tx_location(w) == (30, 8, 0)
+        assert s.tx_location(y) == (31, 1, 0)
+        assert s.tx_location(spliced(*ids_of(more[-1])[2:4])) is None
+        assert s.tx_location(b"short") is None and s.tx_location(h32("nope")) is None
+
+
+@pytest.mark.parametrize("window", [1 << 18, 0])
+def test_a_tx_id_committed_twice_is_found_at_its_newest_location(
+    tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Version 3 looks ids up newest block first (version 2 kept the first location), in the
+    window and in the rows on disk."""
+    monkeypatch.setattr(ledger_module, "WINDOW_TXS", window)
     first = record(GENESIS, [(1, b"a"), (2, b"b")])
     again = record(first.block, [(2, b"b")])
     again = CommitRecord(again.block, again.proof, again.slices, ids_of(first)[1], (), (), ())
     with db(tmp_path / "r.db") as s:
-        s.append_many([first, again])
+        s.append_many([first, again, *chain([txs_for(3)], after=again.block)])
         assert s.tx_location(ids_of(first)[1]) == (2, 2, 0)
         assert s.tx_location(ids_of(first)[0]) == (1, 1, 0)
         assert slice_at(s, 2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
