@@ -16,12 +16,13 @@ Finding a transaction (``tx_location``)
     row with a random 32-byte key cost ~4 us, a third of a replica's time at load). The lookup
     searches those blobs, newest block first, for the id at a 32-byte boundary (``bytes.find``,
     ~6-10 GB/s here): first an in-memory window of the last ~:data:`WINDOW_TXS` transactions' ids
-    (8 MiB; ~1 ms for a miss), then the older rows of ``block_txs`` read from SQLite (~0.2 ms per
-    MB of ids when cached: ~6 ms per million committed transactions, plus the disk reads when
-    not). So a recent transaction is found in about a millisecond, but an id that is NOT there
-    (a pending or unknown transaction) costs a scan of every id ever committed, in the storage
-    thread: linear in the ledger's size. An id committed twice (the same transaction submitted
-    to two replicas) is found at its newest location.
+    (8 MiB; a recent hit ~10 us, the whole window ~1 ms), then the older rows of ``block_txs`` read
+    from SQLite (~25 ms per million transactions with the file in the OS cache, measured on the
+    loaded 2-core machine; disk reads on top when not cached). So a recent transaction is found at
+    once, but an id that is NOT there (a pending or unknown transaction) costs a scan of every id
+    ever committed, in the storage thread (a commit waits behind it): linear in the ledger's size.
+    An id committed twice (the same transaction submitted to two replicas) is found at its newest
+    location.
 """
 
 from __future__ import annotations
