@@ -1,7 +1,7 @@
 """The ledger (``ordo.sqlite``): committed chain, rollup slices, the blocks' tx ids, the bundle
-index, batches, evidence and per-rollup sub-log digests. Tables: :mod:`sequencing.storage.schema`; validation,
-rows and the running digest: :mod:`sequencing.storage.records`; connection, threading, opening
-and crash hooks: :mod:`sequencing.storage.core`.
+index, batches, evidence and per-rollup sub-log digests. Tables: :mod:`sequencing.storage.schema`;
+validation, rows and the running digest: :mod:`sequencing.storage.records`; connection, threading,
+opening and crash hooks: :mod:`sequencing.storage.core`.
 
 Durability
     ``append``, ``append_many``, ``save_evidence`` and ``set_meta`` are fsync'd
@@ -13,7 +13,7 @@ Durability
 
 Finding a transaction (``tx_location``)
     A commit writes its tx ids as one blob (``block_txs``), not one index row per transaction (a
-    row with a random 32-byte key cost ~4 us, a third of a replica's time at load). The lookup
+    row with a random 32-byte key cost ~4 us, most of a commit's CPU in schema version 2). The lookup
     searches those blobs, newest block first, for the id at a 32-byte boundary (``bytes.find``,
     ~6-10 GB/s here): first an in-memory window of the last ~:data:`WINDOW_TXS` transactions' ids
     (8 MiB; a recent hit ~10 us, the whole window ~1 ms), then the older rows of ``block_txs`` read
@@ -303,6 +303,9 @@ class LedgerStore(StorageCore):
     def slices_at(self, height: int) -> Slices | None:
         """The block's slices ``(rollup id, payloads)`` by ascending rollup id (tree order), or
         None if ``height`` is not committed."""
+        return self._slices(height)
+
+    def _slices(self, height: int) -> Slices | None:
         if not self._committed(height):
             return None
         rows = self._conn.execute(
@@ -314,7 +317,7 @@ class LedgerStore(StorageCore):
     def leaves_at(self, height: int) -> tuple[tuple[int, bytes], ...] | None:
         """One ``(rollup id, payload)`` per transaction in tree order (derived from
         :meth:`slices_at`; kept until the API reads slices)."""
-        slices = self.slices_at(height)
+        slices = self._slices(height)
         return None if slices is None else tuple((rid, p) for rid, payloads in slices for p in payloads)
 
     @api
