@@ -13,22 +13,14 @@ Durability
 
 Finding a transaction (``tx_location``)
     A commit writes its tx ids as one blob (``block_txs``), not one index row per transaction (a
-    row with a random 32-byte key cost ~4 us, most of a commit's CPU in schema version 2). The lookup
-    searches those blobs, newest block first, for the id at a 32-byte boundary (``bytes.find``,
-    ~6-10 GB/s here): first an in-memory window of the last ~:data:`WINDOW_TXS` transactions' ids
-    (8 MiB; a recent hit ~10 us, the whole window ~1 ms), then the older rows of ``block_txs`` read
-    from SQLite (~25 ms per million transactions with the file in the OS cache, measured on the
-    loaded 2-core machine; disk reads on top when not cached). So a recent transaction is found at
-    once, but an id that is NOT there (a pending or unknown transaction) costs a scan of every id
-    ever committed, in the storage thread (a commit waits behind it): linear in the ledger's size.
-    An id committed twice (the same transaction submitted to two replicas) is found at its newest
-    location.
+    row with a random 32-byte key cost ~4 us, most of a commit's CPU in schema version 2). The
+    newest blocks' blobs stay in memory; older ones are found through ``tx_prefixes``, written in
+    bulk every ~2^17 transactions: :mod:`sequencing.storage.txindex` (design and measured costs).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
@@ -37,6 +29,7 @@ from consensus.encoding import unpack
 from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence, genesis_block
 
 from ..rollup.transactions import Transaction
+from . import txindex
 from .core import StorageCore, api
 from .records import TX_ID_SIZE, CommitRecord, RollupState, plan
 from .schema import (
@@ -45,6 +38,7 @@ from .schema import (
     LEDGER_FORMAT,
     LEDGER_SCHEMA,
     RESERVED_META,
+    TX_PREFIXES,
     CorruptDatabase,
     InvalidRecord,
 )
@@ -53,7 +47,6 @@ _APPEND_POINTS = (
     "blocks", "slices", "txindex", "bundles", "batches", "evidence", "rollups", "meta",
     "before-commit", "after-commit",
 )
-WINDOW_TXS = 1 << 18  # the tx ids of at least the last this many transactions stay in memory
 Slices = tuple[tuple[int, tuple[bytes, ...]], ...]
 
 LEDGER_CRASH_POINTS: tuple[str, ...] = (
@@ -67,13 +60,13 @@ def _decode_proof(blob: bytes) -> CommitProof:
     return CommitProof.from_wire(unpack(blob, max_size=MAX_MESSAGE_SIZE))
 
 
-def _find_id(ids: bytes, tx_id: bytes) -> int:
-    """The index of ``tx_id`` in the concatenated 32-byte ``ids`` (a match at a 32-byte
-    boundary), or -1."""
-    at = ids.find(tx_id)
-    while at >= 0 and at % TX_ID_SIZE:
-        at = ids.find(tx_id, at + 1)
-    return at // TX_ID_SIZE if at >= 0 else -1
+def _newest(blocks: list[tuple[int, bytes]], tx_id: bytes) -> tuple[int, int] | None:
+    """``(height, index)`` of ``tx_id`` in the newest of ``blocks`` (ascending) holding it."""
+    for height, ids in reversed(blocks):
+        index = txindex.find_aligned(ids, tx_id, TX_ID_SIZE)
+        if index >= 0:
+            return height, index
+    return None
 
 
 class LedgerStore(StorageCore):
@@ -94,14 +87,12 @@ class LedgerStore(StorageCore):
         self._last_id = self._genesis_id
         self._txs = 0
         self._rollups: dict[int, RollupState] = {}
-        # the newest blocks' tx ids, ascending heights, >= WINDOW_TXS ids once the ledger has them;
-        # every block above _window_floor that has transactions is in it
-        self._window: deque[tuple[int, bytes]] = deque()
-        self._window_txs = 0
-        self._window_floor = 0
+        # (height, tx ids) of every block with transactions above _indexed (not in tx_prefixes yet)
+        self._window: list[tuple[int, bytes]] = []
+        self._indexed = 0
 
     def _initial_meta(self) -> list[tuple[str, str]]:
-        return [("committed_height", "0"), ("txs_committed", "0")]
+        return [("committed_height", "0"), ("txs_committed", "0"), ("txs_indexed_height", "0")]
 
     def _load_state(self) -> None:
         c = self._conn
@@ -122,14 +113,10 @@ class LedgerStore(StorageCore):
             self._last_id = block_id
         self._txs = self._meta_int("txs_committed")
         self._rollups = {rid: (n, d, h) for rid, n, d, h in c.execute("SELECT * FROM rollups")}
-        self._window.clear()
-        self._window_txs, self._window_floor = 0, 0
-        for height, ids in c.execute("SELECT height, ids FROM block_txs ORDER BY height DESC"):
-            if self._window_txs >= WINDOW_TXS:
-                self._window_floor = height
-                break
-            self._window.appendleft((height, ids))
-            self._window_txs += len(ids) // TX_ID_SIZE
+        self._indexed = self._meta_int("txs_indexed_height")
+        self._window = c.execute(
+            "SELECT height, ids FROM block_txs WHERE height > ? ORDER BY height", (self._indexed,)
+        ).fetchall()
 
     def _migrate_from_2(self) -> None:
         """Version 2 -> 3: each block's ``txs`` rows -> its ``block_txs`` row; drop ``txs``. Streams
@@ -137,6 +124,8 @@ class LedgerStore(StorageCore):
         of an id committed twice) gets the id recomputed from its payload."""
         c = self._conn
         c.execute(BLOCK_TXS)
+        c.execute(TX_PREFIXES)
+        flusher = txindex.Flusher((), 0)
         rows = c.cursor().execute(
             "SELECT height, rollup_id, position, tx_id FROM txs ORDER BY height, rollup_id, position")
         pending = rows.fetchone()
@@ -148,6 +137,7 @@ class LedgerStore(StorageCore):
         ):
             if height != current and parts:
                 out.append((current, b"".join(parts)))
+                flusher.add(*out[-1])
                 parts = []
             current = height
             ids: list[bytes | None] = [None] * count
@@ -164,15 +154,22 @@ class LedgerStore(StorageCore):
                 ids = [i if i is not None else Transaction(rollup_id, p).id for i, p in zip(ids, payloads, strict=True)]
             parts.extend(i for i in ids if i is not None)
             if len(out) >= 256:
-                c.executemany("INSERT INTO block_txs VALUES (?, ?)", out)
-                out.clear()
+                self._insert_ids(out, flusher)
         if parts:
             out.append((current, b"".join(parts)))
+            flusher.add(*out[-1])
         if pending is not None:
             raise CorruptDatabase(f"{self.path}: the version-2 txs row of {pending[3].hex()[:12]}"
                                   f" ({pending[0]}/{pending[1]}/{pending[2]}) is in no slice")
-        c.executemany("INSERT INTO block_txs VALUES (?, ?)", out)
+        self._insert_ids(out, flusher)
+        c.execute("INSERT INTO meta VALUES ('txs_indexed_height', ?)", (str(flusher.indexed),))
         c.execute("DROP TABLE txs")
+
+    def _insert_ids(self, block_txs: list[tuple[int, bytes]], flusher: txindex.Flusher) -> None:
+        self._conn.executemany("INSERT INTO block_txs VALUES (?, ?)", block_txs)
+        self._conn.executemany("INSERT INTO tx_prefixes VALUES (?, ?, ?, ?)", flusher.rows)
+        block_txs.clear()
+        flusher.rows.clear()
 
     # -- meta ----------------------------------------------------------------------------------------
 
@@ -206,6 +203,9 @@ class LedgerStore(StorageCore):
         if not records:
             return
         rows = plan(records, height=self._height, last_id=self._last_id, rollups=self._rollups)
+        flusher = txindex.Flusher(self._window, self._indexed)
+        for height, ids in rows.block_txs:
+            flusher.add(height, ids)
         c = self._conn
         with self._transaction(op, durable=True) as txn:
             c.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?)", rows.blocks)
@@ -213,6 +213,7 @@ class LedgerStore(StorageCore):
             c.executemany("INSERT INTO slices VALUES (?, ?, ?, ?)", rows.slices)
             txn.point("slices")
             c.executemany("INSERT INTO block_txs VALUES (?, ?)", rows.block_txs)
+            c.executemany("INSERT INTO tx_prefixes VALUES (?, ?, ?, ?)", flusher.rows)
             txn.point("txindex")
             # A bundle id seen again later keeps its first location.
             c.executemany("INSERT OR IGNORE INTO bundles VALUES (?, ?, ?)", rows.bundles)
@@ -240,23 +241,18 @@ class LedgerStore(StorageCore):
             )
             txn.point("rollups")
             txs = self._txs + rows.tx_count
-            c.executemany("UPDATE meta SET value = ? WHERE key = ?",
-                          [(str(rows.height), "committed_height"), (str(txs), "txs_committed")])
+            meta = [(str(rows.height), "committed_height"), (str(txs), "txs_committed")]
+            if flusher.indexed != self._indexed:
+                meta.append((str(flusher.indexed), "txs_indexed_height"))
+            c.executemany("UPDATE meta SET value = ? WHERE key = ?", meta)
             txn.point("meta")
-            txn.on_commit.append(lambda: self._installed(rows.height, rows.last_id, txs, rows.rollups,
-                                                         rows.block_txs))
+            txn.on_commit.append(lambda: self._installed(rows.height, rows.last_id, txs, rows.rollups, flusher))
 
     def _installed(self, height: int, last_id: bytes, txs: int, rollups: dict[int, RollupState],
-                   block_txs: list[tuple[int, bytes]]) -> None:
+                   flusher: txindex.Flusher) -> None:
         self._height, self._last_id, self._txs = height, last_id, txs
         self._rollups.update(rollups)
-        window = self._window
-        for entry in block_txs:
-            window.append(entry)
-            self._window_txs += len(entry[1]) // TX_ID_SIZE
-        while window and self._window_txs - len(window[0][1]) // TX_ID_SIZE >= WINDOW_TXS:
-            self._window_floor, ids = window.popleft()
-            self._window_txs -= len(ids) // TX_ID_SIZE
+        self._window, self._indexed = flusher.pending, flusher.indexed
 
     @api
     def committed_height(self) -> int:
@@ -340,22 +336,22 @@ class LedgerStore(StorageCore):
         raise CorruptDatabase(f"{self.path}: block {height}'s tx ids outnumber its slices' transactions")
 
     def _find(self, tx_id: bytes) -> tuple[int, int] | None:
-        """``(height, index in that block's ids)`` of ``tx_id``'s newest copy: the in-memory window,
-        then the older ``block_txs`` rows, newest first."""
-        for height, ids in reversed(self._window):
-            index = _find_id(ids, tx_id)
-            if index >= 0:
-                return height, index
-        older = self._conn.execute(
-            "SELECT height, ids FROM block_txs WHERE height <= ? ORDER BY height DESC", (self._window_floor,)
-        )
-        try:
-            for height, ids in older:
-                index = _find_id(ids, tx_id)
-                if index >= 0:
-                    return height, index
-        finally:
-            older.close()
+        """``(height, index in that block's ids)`` of ``tx_id``'s newest copy: the window, then
+        the flushes whose prefixes match, newest first (:mod:`.txindex`)."""
+        found = _newest(self._window, tx_id)
+        if found is not None:
+            return found
+        prefix = tx_id[:txindex.PREFIX_SIZE]
+        for first, last, prefixes in self._conn.execute(
+            "SELECT first_height, last_height, prefixes FROM tx_prefixes WHERE bucket = ?"
+            " ORDER BY last_height DESC", (txindex.bucket_of(tx_id),)
+        ).fetchall():
+            if txindex.find_aligned(prefixes, prefix, txindex.PREFIX_SIZE) >= 0:
+                found = _newest(self._conn.execute(
+                    "SELECT height, ids FROM block_txs WHERE height BETWEEN ? AND ? ORDER BY height", (first, last)
+                ).fetchall(), tx_id)
+                if found is not None:
+                    return found
         return None
 
     @api

@@ -49,6 +49,11 @@ def records(blocks: int, txs: int, size: int) -> list[CommitRecord]:
     return out
 
 
+def ids_of(record: CommitRecord) -> list[bytes]:
+    ids = record.tx_ids
+    return list(ids) if isinstance(ids, tuple) else [ids[i:i + 32] for i in range(0, len(ids), 32)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--blocks", type=int, default=300)
@@ -70,6 +75,19 @@ def main() -> None:
             times.append(time.perf_counter() - start)
             changes.append(store._conn.total_changes - before)
         cpu = time.process_time() - cpu
+        lookups = {}
+        if hasattr(store, "tx_location"):
+            rng = random.Random(2)
+            probes = {
+                "miss": [rng.randbytes(32) for _ in range(50)],
+                "hit, newest block": [ids_of(recs[-1])[0]] * 50,
+                "hit, any block": [ids_of(rng.choice(recs))[rng.randrange(args.txs)] for _ in range(50)],
+            }
+            for name, ids in probes.items():
+                start = time.perf_counter()
+                for tx_id in ids:
+                    store.tx_location(tx_id)
+                lookups[name] = (time.perf_counter() - start) / len(ids)
         store.close()
         conn = sqlite3.connect(path)
         tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -83,6 +101,7 @@ def main() -> None:
     print(f"append: median {statistics.median(times) * 1e6:.0f} us/block,"
           f" first sixth {statistics.mean(first) * 1e6:.0f}, last sixth {statistics.mean(last) * 1e6:.0f} us/block;"
           f" {statistics.mean(times) * 1e6 / args.txs:.2f} us/tx; file {size / 1e6:.0f} MB")
+    print("tx_location: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in lookups.items()))
     print(f"CPU of this process (main + SQLite): {cpu / n * 1e6:.0f} us/block, {cpu / n / args.txs * 1e6:.2f} us/tx")
 
 

@@ -53,8 +53,8 @@ from sequencing.storage import (
     MissingDatabase,
     SafetyStore,
     StorageError,
+    txindex,
 )
-from sequencing.storage import ledger as ledger_module
 from sequencing.storage.core import StorageCore
 from sequencing.storage.schema import LEDGER_TABLES, LEDGER_TABLES_V2, SAFETY_TABLES
 
@@ -227,7 +227,8 @@ def test_create_reopen_and_meta(tmp_path: Path) -> None:
         assert s.rollup_summary() == {} and s.txs_committed() == 0
     assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
     assert meta(path) == {"format": "ordo-ledger", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1",
-                          "committed_height": "0", "txs_committed": "0", "listen": "127.0.0.1:7001"}
+                          "committed_height": "0", "txs_committed": "0", "txs_indexed_height": "0",
+                          "listen": "127.0.0.1:7001"}
 
 
 def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
@@ -451,7 +452,7 @@ V2_TXS = """CREATE TABLE txs (
 def as_version_2(path: Path) -> None:
     """Rewrite a closed version-3 file as version 2 wrote it: a ledger's tx ids as one ``txs`` row
     per transaction, the first location of an id committed twice kept (INSERT OR IGNORE in
-    height order), no ``block_txs``; schema version 2. Idempotent."""
+    height order), no ``block_txs`` nor ``tx_prefixes``; schema version 2. Idempotent."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] != 3:
@@ -468,6 +469,8 @@ def as_version_2(path: Path) -> None:
                         (ids[32 * (at + pos):32 * (at + pos + 1)], height, rid, pos) for pos in range(count)])
                     at += count
             conn.execute("DROP TABLE block_txs")
+            conn.execute("DROP TABLE tx_prefixes")
+            conn.execute("DELETE FROM meta WHERE key = 'txs_indexed_height'")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         conn.execute("PRAGMA user_version=2")
         conn.execute("COMMIT")
@@ -555,11 +558,14 @@ def txs_rows_version_2(path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-@pytest.fixture
-def v2_ledger(tmp_path: Path) -> tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]]:
+@pytest.fixture(params=[1 << 17, 4], ids=["unflushed", "flushed"])
+def v2_ledger(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]]:
     """A version-2 ledger (one ``txs`` row per transaction) of 5 blocks where the transaction
     (2, b"b") is committed at heights 1 and 4 with its real id (version 2 indexed the first
-    copy only), and the version-3 rows the same blocks write."""
+    copy only), and the version-3 rows the same blocks write (``FLUSH_TXS`` as the param)."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", request.param)
     path = tmp_path / "ordo.sqlite"
     real = Transaction(2, b"b").id
     records = chain([[(1, b"a"), (2, b"b"), (3, b"c")], txs_for(2), [], [(2, b"b"), (0, b"z")], txs_for(5, 30)])
@@ -716,8 +722,8 @@ def test_a_commit_writes_rows_per_rollup_not_per_transaction(tmp_path: Path) -> 
         before, changes = counts(), s._conn.total_changes
         s.append(r)
         written = {t: n - before[t] for t, n in counts().items()}
-        assert written == {"meta": 0, "blocks": 1, "slices": 5, "block_txs": 1, "bundles": 1, "rollups": 5,
-                           "batches": 1, "evidence": 0}
+        assert written == {"meta": 0, "blocks": 1, "slices": 5, "block_txs": 1, "tx_prefixes": 0, "bundles": 1,
+                           "rollups": 5, "batches": 1, "evidence": 0}
         assert s._conn.total_changes - changes == 1 + 5 + 1 + 1 + 5 + 1 + 2  # + meta's two updates
         check_against(s, [r])
 
@@ -727,15 +733,15 @@ def spliced(a: bytes, b: bytes) -> bytes:
     return a[16:] + b[:16]
 
 
-@pytest.mark.parametrize("window", [1 << 18, 10, 0])
+@pytest.mark.parametrize("flush", [1 << 17, 10, 0])
 def test_tx_location_in_the_window_and_in_older_rows(
-    tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, flush: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Ids are found in the in-memory window and in the older ``block_txs`` rows (``window`` small:
-    most blocks are only on disk), also after a reopen, at a 32-byte boundary only. Catches a
-    lookup that stops at the window, loses the block at its edge, or takes a match across two
-    ids (a hit at an unaligned offset) for a transaction."""
-    monkeypatch.setattr(ledger_module, "WINDOW_TXS", window)
+    """Ids are found in the in-memory window and through ``tx_prefixes`` (``flush`` small: most
+    blocks are flushed), also after a reopen, at a 32-byte boundary only. Catches a lookup that
+    stops at the window, loses the block at a flush's edge, or takes a match across two ids (a
+    hit at an unaligned offset) for a transaction."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", flush)
     blocks = [txs_for(h, 6 if h % 4 else 0) for h in range(1, 30)]
     records = chain(blocks)
     path = tmp_path / "r.db"
@@ -743,12 +749,14 @@ def test_tx_location_in_the_window_and_in_older_rows(
         for r in records:
             s.append(r)
             check_against(s, records[:r.block.height])
-        assert (s._window_floor > 0) == (window < 100) and s._window_txs >= min(window, s.txs_committed())
+        assert (s._indexed > 0) == (flush < 100)
+        window = s._window
     with db(path, create=False) as s:
         check_against(s, records)
-        assert (s._window_floor > 0) == (window < 100)
+        assert (s._indexed > 0) == (flush < 100) and s._window == window
         first, second = ids_of(records[0])[:2]
         assert s.tx_location(spliced(first, second)) is None
+        assert s.tx_location(first[:8] + bytes(24)) is None  # another id with a committed id's prefix
         # ids that also occur unaligned, earlier in their own block or in a newer block: skipped
         p, q, y, z = h32("p"), h32("q"), h32("y"), h32("z")
         x, w = spliced(p, q), spliced(y, z)
@@ -764,13 +772,13 @@ def test_tx_location_in_the_window_and_in_older_rows(
         assert s.tx_location(b"short") is None and s.tx_location(h32("nope")) is None
 
 
-@pytest.mark.parametrize("window", [1 << 18, 0])
+@pytest.mark.parametrize("flush", [1 << 17, 3, 0])
 def test_a_tx_id_committed_twice_is_found_at_its_newest_location(
-    tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, flush: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Version 3 looks ids up newest block first (version 2 kept the first location), in the
-    window and in the rows on disk."""
-    monkeypatch.setattr(ledger_module, "WINDOW_TXS", window)
+    window, in one flush and across flushes."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", flush)
     first = record(GENESIS, [(1, b"a"), (2, b"b")])
     again = record(first.block, [(2, b"b")])
     again = CommitRecord(again.block, again.proof, again.slices, ids_of(first)[1], (), (), ())
@@ -845,6 +853,17 @@ def test_evidence(tmp_path: Path) -> None:
         assert s.evidence_list() == [(e4, 1), (e2, None), (e1, 1), (e3, None)]
 
 
+@contextmanager
+def flushing(txs: int, blocks: int) -> Iterator[None]:
+    """txindex's flush thresholds set for the block (hypothesis tests cannot use monkeypatch)."""
+    saved = txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS
+    txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS = txs, blocks
+    try:
+        yield
+    finally:
+        txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS = saved
+
+
 # -- properties ---------------------------------------------------------------------------------
 
 tx_strategy = st.tuples(
@@ -853,12 +872,14 @@ tx_strategy = st.tuples(
 blocks_strategy = st.lists(st.lists(tx_strategy, max_size=25), min_size=1, max_size=8)
 
 
-@given(blocks=blocks_strategy, cuts=st.lists(st.integers(1, 8), max_size=3))
+@given(blocks=blocks_strategy, cuts=st.lists(st.integers(1, 8), max_size=3),
+       flush=st.sampled_from([(1 << 17, 1 << 10), (4, 1 << 10), (0, 1 << 10), (1 << 17, 1)]))
 def test_slices_index_and_digests_match_a_direct_computation(
-    blocks: list[list[Leaf]], cuts: list[int]
+    blocks: list[list[Leaf]], cuts: list[int], flush: tuple[int, int],
 ) -> None:
+    """Also: the tx index holds the same rows however the blocks were grouped into appends."""
     records = chain(blocks)
-    with tempfile.TemporaryDirectory() as tmp:
+    with flushing(*flush), tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp) / "one.db", Path(tmp) / "many.db"
         with db(one) as a, db(many) as b:
             for r in records:
