@@ -1025,6 +1025,34 @@ def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, A
     check_recovered(snapshot, point, crash_states)
 
 
+@pytest.mark.parametrize("point", ["append:txindex", "append:meta", "append:before-commit", "append:after-commit"])
+def test_a_crash_in_an_append_that_flushes_the_tx_index(
+    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An append that also writes tx_prefixes rows (a flush) is all or nothing like any other:
+    the snapshot at each point reopens as before or after it, every id found."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", 4)
+    records = chain([txs_for(h) for h in range(1, 7)])
+    work, snapshot = tmp_path / "work.db", tmp_path / "crashed.db"
+    with db(work) as s:
+        s.append_many(records[:-1])
+        indexed = s._indexed
+    before = dump(work)
+
+    def hook(name: str) -> None:
+        if name == point:
+            copy_db(work, snapshot)
+            raise CrashPoint(name)
+
+    with db(work, create=False, crash_hook=hook) as s, pytest.raises(CrashPoint):
+        s.append(records[-1])
+    with db(snapshot, create=False) as s:
+        done = point == "append:after-commit"
+        check_against(s, records if done else records[:-1])
+        assert (s._indexed > indexed) == done
+    assert (dump(snapshot) == before) != (point == "append:after-commit")
+
+
 CHILD = """
 import os, pickle, signal, sys
 from pathlib import Path
