@@ -114,14 +114,17 @@ class LedgerStore(StorageCore):
         self._txs = self._meta_int("txs_committed")
         self._rollups = {rid: (n, d, h) for rid, n, d, h in c.execute("SELECT * FROM rollups")}
         self._indexed = self._meta_int("txs_indexed_height")
+        if not 0 <= self._indexed <= meta_height:
+            raise CorruptDatabase(f"{self.path}: txs_indexed_height {self._indexed} is not within the chain")
         self._window = c.execute(
             "SELECT height, ids FROM block_txs WHERE height > ? ORDER BY height", (self._indexed,)
         ).fetchall()
 
     def _migrate_from_2(self) -> None:
-        """Version 2 -> 3: each block's ``txs`` rows -> its ``block_txs`` row; drop ``txs``. Streams
-        both tables in (height, rollup, position) order; a position without a row (the later copy
-        of an id committed twice) gets the id recomputed from its payload."""
+        """Version 2 -> 3: each block's ``txs`` rows -> its ``block_txs`` row, ``tx_prefixes`` as the
+        appends would have flushed it; drop ``txs``. Streams both tables in (height, rollup,
+        position) order; a position without a row (the later copy of an id committed twice) gets
+        the id recomputed from its payload."""
         c = self._conn
         c.execute(BLOCK_TXS)
         c.execute(TX_PREFIXES)
