@@ -332,6 +332,20 @@ def test_undecodable_rows_are_corruption(tmp_path: Path) -> None:
                 read()
 
 
+def test_a_tx_index_mark_beyond_the_chain_is_corruption(tmp_path: Path) -> None:
+    """Catches a ledger opened with meta.txs_indexed_height above its chain: blocks there would
+    be neither in the window nor in tx_prefixes, so their ids would never be found."""
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(chain([txs_for(1), txs_for(2)]))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'txs_indexed_height'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptDatabase, match=rf"{path}: txs_indexed_height 3"):
+        open_db(path, create=False)
+
+
 def test_foreign_sqlite_and_schema_version(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     conn = sqlite3.connect(other)
