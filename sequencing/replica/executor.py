@@ -57,7 +57,7 @@ class Executor:
             while True:
                 first = await self._receive.receive()
                 records = [await self._record(first)]
-                txs = len(records[0].tx_ids)
+                txs = records[0].tx_count
                 # group what is already waiting (catch-up), keeping each transaction bounded
                 while len(records) < self._max_group and txs < self._max_group_txs:
                     try:
@@ -65,7 +65,7 @@ class Executor:
                     except trio.WouldBlock:
                         break
                     records.append(await self._record(committed))
-                    txs += len(records[-1].tx_ids)
+                    txs += records[-1].tx_count
                 await self._write(records)
                 self._on_written(records)
 
@@ -80,8 +80,8 @@ class Executor:
         return CommitRecord(
             block=block,
             proof=committed.proof,
-            leaves=tuple((rid, p) for rid, payloads in content.slices for p in payloads),  # SHIM until v3 storage
-            tx_ids=tuple(content.tx_ids[i:i + 32] for i in range(0, len(content.tx_ids), 32)),
+            slices=content.slices,
+            tx_ids=content.tx_ids,
             bundles=content.bundles,
             batch_digests=payload.batches,
             evidence=payload.evidence,

@@ -1,5 +1,5 @@
 """What both stores share: the connection, opening and identity checks, the migration of
-version-1 files, transactions with crash-hook points, decoding, and sqlite3 error mapping.
+version-1 and version-2 files, transactions with crash-hook points, decoding, and sqlite3 error mapping.
 
 Concurrency
     One store is one ``sqlite3`` connection and is NOT thread-safe. The node calls it from a
@@ -42,6 +42,7 @@ from .schema import (
     APPLICATION_ID,
     LEGACY_FORMAT,
     LEGACY_VERSION,
+    MIGRATED_VERSIONS,
     SCHEMA_VERSION,
     CorruptDatabase,
     DatabaseLocked,
@@ -187,10 +188,10 @@ class StorageCore:
             raise MissingDatabase(f"{self.path}: an empty database and create=False")
         if not empty and app_id != APPLICATION_ID:
             raise CorruptDatabase(f"{self.path}: not an ordo database (application_id {app_id:#x})")
-        if not empty and version not in (SCHEMA_VERSION, LEGACY_VERSION):
+        if not empty and version != SCHEMA_VERSION and version not in MIGRATED_VERSIONS:
             raise CorruptDatabase(
                 f"{self.path}: schema version {version}; this build reads version {SCHEMA_VERSION}"
-                f" (and migrates {LEGACY_VERSION})"
+                f" (and migrates {', '.join(map(str, MIGRATED_VERSIONS))})"
             )
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
@@ -205,8 +206,12 @@ class StorageCore:
         try:
             if empty:
                 self._initialize()
-            elif version == LEGACY_VERSION:
-                self._migrate()
+            elif version != SCHEMA_VERSION:
+                if version == LEGACY_VERSION:
+                    self._migrate()
+                self._migrate_from_2()
+                c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._check_identity()
             self._load_state()
             c.execute("COMMIT")
@@ -233,9 +238,14 @@ class StorageCore:
             ("replica_id", str(self.replica_id)), *self._initial_meta(),
         ])
 
+    def _migrate_from_2(self) -> None:
+        """Turn this kind of file's version-2 layout into the current one (nothing by default),
+        inside the opening transaction; the caller then sets the version."""
+
     def _migrate(self) -> None:
-        """A version-1 file (one layout for both databases): drop what this kind of file never
-        used, after checking that the other kind's tables are empty (else it is the other file)."""
+        """A version-1 file (one layout for both databases) into the version-2 layout: drop what
+        this kind of file never used, after checking that the other kind's tables are empty (else
+        it is the other file)."""
         c = self._conn
         row = c.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None or row[0] != LEGACY_FORMAT:
@@ -248,9 +258,7 @@ class StorageCore:
                 )
         for statement in self.LEGACY_DROPS:
             c.execute(statement)
-        c.executemany("UPDATE meta SET value = ? WHERE key = ?",
-                      [(self.FORMAT, "format"), (str(SCHEMA_VERSION), "schema_version")])
-        c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        c.execute("UPDATE meta SET value = ? WHERE key = 'format'", (self.FORMAT,))
 
     def _check_identity(self) -> None:
         meta = dict(self._conn.execute(

@@ -1,7 +1,7 @@
-"""The ledger (``ordo.sqlite``): committed chain, rollup slices, tx and bundle indexes, batches,
-evidence and per-rollup sub-log digests. Tables: :mod:`sequencing.storage.schema`; validation,
-rows and the running digest: :mod:`sequencing.storage.records`; connection, threading, opening
-and crash hooks: :mod:`sequencing.storage.core`.
+"""The ledger (``ordo.sqlite``): committed chain, rollup slices, the blocks' tx ids, the bundle
+index, batches, evidence and per-rollup sub-log digests. Tables: :mod:`sequencing.storage.schema`;
+validation, rows and the running digest: :mod:`sequencing.storage.records`; connection, threading,
+opening and crash hooks: :mod:`sequencing.storage.core`.
 
 Durability
     ``append``, ``append_many``, ``save_evidence`` and ``set_meta`` are fsync'd
@@ -10,6 +10,12 @@ Durability
     ``committed_height``, written in the block's transaction). The ledger trusts the node for
     signatures and ``data_root`` (it checks chain linkage, heights, the proof's block id and the
     shape of the record only).
+
+Finding a transaction (``tx_location``)
+    A commit writes its tx ids as one blob (``block_txs``), not one index row per transaction (a
+    row with a random 32-byte key cost ~4 us, most of a commit's CPU in schema version 2). The
+    newest blocks' blobs stay in memory; older ones are found through ``tx_prefixes``, written in
+    bulk every ~2^17 transactions: :mod:`sequencing.storage.txindex` (design and measured costs).
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ from consensus.commit_proof import CommitProof
 from consensus.encoding import unpack
 from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence, genesis_block
 
+from ..rollup.transactions import Transaction
+from . import txindex
 from .core import StorageCore, api
-from .records import CommitRecord, RollupState, plan
+from .records import TX_ID_SIZE, CommitRecord, RollupState, plan
 from .schema import (
+    BLOCK_TXS,
     LEDGER_DROPS,
     LEDGER_FORMAT,
     LEDGER_SCHEMA,
     RESERVED_META,
+    TX_PREFIXES,
     CorruptDatabase,
     InvalidRecord,
 )
@@ -37,6 +47,8 @@ _APPEND_POINTS = (
     "blocks", "slices", "txindex", "bundles", "batches", "evidence", "rollups", "meta",
     "before-commit", "after-commit",
 )
+Slices = tuple[tuple[int, tuple[bytes, ...]], ...]
+
 LEDGER_CRASH_POINTS: tuple[str, ...] = (
     *(f"append:{p}" for p in _APPEND_POINTS),
     *(f"append_many:{p}" for p in _APPEND_POINTS),
@@ -46,6 +58,15 @@ LEDGER_CRASH_POINTS: tuple[str, ...] = (
 
 def _decode_proof(blob: bytes) -> CommitProof:
     return CommitProof.from_wire(unpack(blob, max_size=MAX_MESSAGE_SIZE))
+
+
+def _newest(blocks: list[tuple[int, bytes]], tx_id: bytes) -> tuple[int, int] | None:
+    """``(height, index)`` of ``tx_id`` in the newest of ``blocks`` (ascending) holding it."""
+    for height, ids in reversed(blocks):
+        index = txindex.find_aligned(ids, tx_id, TX_ID_SIZE)
+        if index >= 0:
+            return height, index
+    return None
 
 
 class LedgerStore(StorageCore):
@@ -66,9 +87,12 @@ class LedgerStore(StorageCore):
         self._last_id = self._genesis_id
         self._txs = 0
         self._rollups: dict[int, RollupState] = {}
+        # (height, tx ids) of every block with transactions above _indexed (not in tx_prefixes yet)
+        self._window: list[tuple[int, bytes]] = []
+        self._indexed = 0
 
     def _initial_meta(self) -> list[tuple[str, str]]:
-        return [("committed_height", "0"), ("txs_committed", "0")]
+        return [("committed_height", "0"), ("txs_committed", "0"), ("txs_indexed_height", "0")]
 
     def _load_state(self) -> None:
         c = self._conn
@@ -89,6 +113,66 @@ class LedgerStore(StorageCore):
             self._last_id = block_id
         self._txs = self._meta_int("txs_committed")
         self._rollups = {rid: (n, d, h) for rid, n, d, h in c.execute("SELECT * FROM rollups")}
+        self._indexed = self._meta_int("txs_indexed_height")
+        if not 0 <= self._indexed <= meta_height:
+            raise CorruptDatabase(f"{self.path}: txs_indexed_height {self._indexed} is not within the chain")
+        self._window = c.execute(
+            "SELECT height, ids FROM block_txs WHERE height > ? ORDER BY height", (self._indexed,)
+        ).fetchall()
+
+    def _migrate_from_2(self) -> None:
+        """Version 2 -> 3: each block's ``txs`` rows -> its ``block_txs`` row, ``tx_prefixes`` as the
+        appends would have flushed it; drop ``txs``. Streams both tables in (height, rollup,
+        position) order; a position without a row (the later copy of an id committed twice) gets
+        the id recomputed from its payload."""
+        c = self._conn
+        c.execute(BLOCK_TXS)
+        c.execute(TX_PREFIXES)
+        flusher = txindex.Flusher((), 0)
+        rows = c.cursor().execute(
+            "SELECT height, rollup_id, position, tx_id FROM txs ORDER BY height, rollup_id, position")
+        pending = rows.fetchone()
+        out: list[tuple[int, bytes]] = []
+        current = 0
+        parts: list[bytes] = []
+        for height, rollup_id, count, blob in c.cursor().execute(
+            "SELECT height, rollup_id, tx_count, payloads FROM slices ORDER BY height, rollup_id"
+        ):
+            if height != current and parts:
+                out.append((current, b"".join(parts)))
+                flusher.add(*out[-1])
+                parts = []
+            current = height
+            ids: list[bytes | None] = [None] * count
+            while pending is not None and (pending[0], pending[1]) <= (height, rollup_id):
+                if (pending[0], pending[1]) != (height, rollup_id) or not 0 <= pending[2] < count:
+                    break
+                ids[pending[2]] = pending[3]
+                pending = rows.fetchone()
+            if None in ids:
+                payloads = self._payloads(blob, f"{rollup_id}@{height}")
+                if len(payloads) != count:
+                    raise CorruptDatabase(f"{self.path}: slice {rollup_id}@{height}: {len(payloads)} payloads,"
+                                          f" tx_count {count}")
+                ids = [i if i is not None else Transaction(rollup_id, p).id for i, p in zip(ids, payloads, strict=True)]
+            parts.extend(i for i in ids if i is not None)
+            if len(out) >= 256:
+                self._insert_ids(out, flusher)
+        if parts:
+            out.append((current, b"".join(parts)))
+            flusher.add(*out[-1])
+        if pending is not None:
+            raise CorruptDatabase(f"{self.path}: the version-2 txs row of {pending[3].hex()[:12]}"
+                                  f" ({pending[0]}/{pending[1]}/{pending[2]}) is in no slice")
+        self._insert_ids(out, flusher)
+        c.execute("INSERT INTO meta VALUES ('txs_indexed_height', ?)", (str(flusher.indexed),))
+        c.execute("DROP TABLE txs")
+
+    def _insert_ids(self, block_txs: list[tuple[int, bytes]], flusher: txindex.Flusher) -> None:
+        self._conn.executemany("INSERT INTO block_txs VALUES (?, ?)", block_txs)
+        self._conn.executemany("INSERT INTO tx_prefixes VALUES (?, ?, ?, ?)", flusher.rows)
+        block_txs.clear()
+        flusher.rows.clear()
 
     # -- meta ----------------------------------------------------------------------------------------
 
@@ -122,15 +206,19 @@ class LedgerStore(StorageCore):
         if not records:
             return
         rows = plan(records, height=self._height, last_id=self._last_id, rollups=self._rollups)
+        flusher = txindex.Flusher(self._window, self._indexed)
+        for height, ids in rows.block_txs:
+            flusher.add(height, ids)
         c = self._conn
         with self._transaction(op, durable=True) as txn:
             c.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?)", rows.blocks)
             txn.point("blocks")
             c.executemany("INSERT INTO slices VALUES (?, ?, ?, ?)", rows.slices)
             txn.point("slices")
-            # A tx id or bundle id seen again later keeps its first location.
-            c.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", rows.txs)
+            c.executemany("INSERT INTO block_txs VALUES (?, ?)", rows.block_txs)
+            c.executemany("INSERT INTO tx_prefixes VALUES (?, ?, ?, ?)", flusher.rows)
             txn.point("txindex")
+            # A bundle id seen again later keeps its first location.
             c.executemany("INSERT OR IGNORE INTO bundles VALUES (?, ?, ?)", rows.bundles)
             txn.point("bundles")
             c.executemany(
@@ -156,14 +244,18 @@ class LedgerStore(StorageCore):
             )
             txn.point("rollups")
             txs = self._txs + rows.tx_count
-            c.executemany("UPDATE meta SET value = ? WHERE key = ?",
-                          [(str(rows.height), "committed_height"), (str(txs), "txs_committed")])
+            meta = [(str(rows.height), "committed_height"), (str(txs), "txs_committed")]
+            if flusher.indexed != self._indexed:
+                meta.append((str(flusher.indexed), "txs_indexed_height"))
+            c.executemany("UPDATE meta SET value = ? WHERE key = ?", meta)
             txn.point("meta")
-            txn.on_commit.append(lambda: self._installed(rows.height, rows.last_id, txs, rows.rollups))
+            txn.on_commit.append(lambda: self._installed(rows.height, rows.last_id, txs, rows.rollups, flusher))
 
-    def _installed(self, height: int, last_id: bytes, txs: int, rollups: dict[int, RollupState]) -> None:
+    def _installed(self, height: int, last_id: bytes, txs: int, rollups: dict[int, RollupState],
+                   flusher: txindex.Flusher) -> None:
         self._height, self._last_id, self._txs = height, last_id, txs
         self._rollups.update(rollups)
+        self._window, self._indexed = flusher.pending, flusher.indexed
 
     @api
     def committed_height(self) -> int:
@@ -207,21 +299,12 @@ class LedgerStore(StorageCore):
         return self._decode(f"slice {where}", lambda b: list(unpack(b, max_size=1 << 30)), blob)
 
     @api
-    def leaves_at(self, height: int) -> tuple[tuple[int, bytes], ...] | None:
-        """The block's NMT leaves in tree order, or None if ``height`` is not committed."""
-        if not self._committed(height):
-            return None
-        rows = self._conn.execute(
-            "SELECT rollup_id, payloads FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
-        )
-        return tuple(
-            (rid, payload) for rid, blob in rows for payload in self._payloads(blob, f"{rid}@{height}")
-        )
+    def slices_at(self, height: int) -> Slices | None:
+        """The block's slices ``(rollup id, payloads)`` by ascending rollup id (tree order), or
+        None if ``height`` is not committed."""
+        return self._slices(height)
 
-    @api
-    def slices_at(self, height: int) -> tuple[tuple[int, tuple[bytes, ...]], ...] | None:
-        """The block's slices ``(rollup id, payloads in block order)``, ascending rollup ids, or None
-        if ``height`` is not committed."""
+    def _slices(self, height: int) -> Slices | None:
         if not self._committed(height):
             return None
         rows = self._conn.execute(
@@ -231,11 +314,41 @@ class LedgerStore(StorageCore):
 
     @api
     def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:
-        """``(height, rollup_id, position in that slice)`` of a committed transaction."""
-        row = self._conn.execute(
-            "SELECT height, rollup_id, position FROM txs WHERE tx_id = ?", (tx_id,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        """``(height, rollup_id, position in that slice)`` of a committed transaction (its newest
+        location if it was committed twice). Cost: the module docstring."""
+        if not isinstance(tx_id, bytes) or len(tx_id) != TX_ID_SIZE:
+            return None
+        found = self._find(tx_id)
+        if found is None:
+            return None
+        height, index = found
+        start = 0
+        for rollup_id, count in self._conn.execute(
+            "SELECT rollup_id, tx_count FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
+        ):
+            if index < start + count:
+                return height, rollup_id, index - start
+            start += count
+        raise CorruptDatabase(f"{self.path}: block {height}'s tx ids outnumber its slices' transactions")
+
+    def _find(self, tx_id: bytes) -> tuple[int, int] | None:
+        """``(height, index in that block's ids)`` of ``tx_id``'s newest copy: the window, then
+        the flushes whose prefixes match, newest first (:mod:`.txindex`)."""
+        found = _newest(self._window, tx_id)
+        if found is not None:
+            return found
+        prefix = tx_id[:txindex.PREFIX_SIZE]
+        for first, last, prefixes in self._conn.execute(
+            "SELECT first_height, last_height, prefixes FROM tx_prefixes WHERE bucket = ?"
+            " ORDER BY last_height DESC", (txindex.bucket_of(tx_id),)
+        ).fetchall():
+            if txindex.find_aligned(prefixes, prefix, txindex.PREFIX_SIZE) >= 0:
+                found = _newest(self._conn.execute(
+                    "SELECT height, ids FROM block_txs WHERE height BETWEEN ? AND ? ORDER BY height", (first, last)
+                ).fetchall(), tx_id)
+                if found is not None:
+                    return found
+        return None
 
     @api
     def bundle_location(self, bundle_id: bytes) -> tuple[int, tuple[int, ...]] | None:

@@ -9,6 +9,12 @@ Per-rollup sub-log digest (``LedgerStore.rollup_summary``)::
 ``msgpack(payloads)`` is the canonical encoding (:func:`consensus.encoding.pack`) of the list of the
 rollup's payloads at that height, which is also the stored slice blob. Two replicas have equal
 digests for a rollup exactly when (barring collisions) they hold the same sub-log.
+
+A record is checked per slice, never per transaction: rollup ids ascending and each slice
+non-empty, payloads bytes (one C-level pass per slice), ``tx_ids`` exactly 32 bytes per
+transaction, bundle positions inside the block. Its rows are one per block, per slice, per bundle,
+per batch and per evidence: the transaction ids go into one ``block_txs`` row (the concatenated
+ids in tree order), not one row each.
 """
 
 from __future__ import annotations
@@ -16,8 +22,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
 
 from consensus.commit_proof import CommitProof
 from consensus.encoding import DIGEST_SIZE, pack
@@ -27,6 +31,7 @@ from .schema import InvalidRecord
 
 SUBLOG_SEED = bytes(DIGEST_SIZE)
 MAX_ROLLUP_ID = 2**32 - 1
+TX_ID_SIZE = DIGEST_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +40,17 @@ class CommitRecord:
 
     block: Block
     proof: CommitProof
-    leaves: tuple[tuple[int, bytes], ...]  # NMT leaves in tree order, grouped by rollup id
-    tx_ids: tuple[bytes, ...]  # one 32-byte id per leaf, same order as leaves
-    bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle_id, leaf indices of its txs)
+    slices: tuple[tuple[int, tuple[bytes, ...]], ...]  # (rollup id, payloads): ascending ids, none empty
+    tx_ids: bytes  # the 32-byte tx ids concatenated, in tree order (the slices concatenated)
+    bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle_id, tree-order positions of its txs)
     batch_digests: tuple[bytes, ...]  # batches this block committed
     evidence: tuple[Evidence, ...]  # evidence this block committed
     batch_bodies: tuple[bytes, ...] = ()  # encoded bodies, aligned with batch_digests (kept: catch-up
     #                                       and late fetches are served from them)
+
+    @property
+    def tx_count(self) -> int:
+        return len(self.tx_ids) // TX_ID_SIZE
 
 
 def sublog_step(previous: bytes, height: int, slice_blob: bytes) -> bytes:
@@ -61,7 +70,7 @@ class Rows:
 
     blocks: list[tuple[int, bytes, bytes, bytes]] = field(default_factory=list)
     slices: list[tuple[int, int, int, bytes]] = field(default_factory=list)
-    txs: list[tuple[bytes, int, int, int]] = field(default_factory=list)
+    block_txs: list[tuple[int, bytes]] = field(default_factory=list)
     bundles: list[tuple[bytes, int, bytes]] = field(default_factory=list)
     batches: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
     evidence: list[tuple[bytes, int, int, int, bytes, int, int]] = field(default_factory=list)
@@ -104,19 +113,11 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
         )
     if not proof.headers or proof.block_id != block.id:
         raise InvalidRecord(f"block at height {h}: the commit proof is for another block")
-    leaves, tx_ids = record.leaves, record.tx_ids
-    if len(tx_ids) != len(leaves):
-        raise InvalidRecord(f"block at height {h}: {len(leaves)} leaves but {len(tx_ids)} tx ids")
-    previous = 0
-    for i, (leaf, tx_id) in enumerate(zip(leaves, tx_ids, strict=True)):
-        rollup_id, payload = leaf
-        if not isinstance(rollup_id, int) or not previous <= rollup_id <= MAX_ROLLUP_ID:
-            raise InvalidRecord(f"block at height {h}: leaf {i} is out of rollup-id order")
-        if not isinstance(payload, bytes) or not _digest_like(tx_id):
-            raise InvalidRecord(f"block at height {h}: leaf {i} needs bytes and a 32-byte tx id")
-        previous = rollup_id
+    tx_count = _check_slices(record.slices, h)
+    if not isinstance(record.tx_ids, bytes) or len(record.tx_ids) != TX_ID_SIZE * tx_count:
+        raise InvalidRecord(f"block at height {h}: {tx_count} transactions need {tx_count} 32-byte tx ids")
     for bundle_id, indices in record.bundles:
-        if not _digest_like(bundle_id) or not all(0 <= i < len(leaves) for i in indices):
+        if not _digest_like(bundle_id) or not all(0 <= i < tx_count for i in indices):
             raise InvalidRecord(f"block at height {h}: bad bundle {bundle_id!r}")
         rows.bundles.append((bundle_id, h, pack(list(indices))))
     if record.batch_bodies and len(record.batch_bodies) != len(record.batch_digests):
@@ -131,20 +132,34 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
         rows.evidence.append((ev.id, ev.offender, ev.round, int(ev.kind), ev.encode(), block.round, h))
 
     rows.blocks.append((h, block.id, pack(block.to_wire()), pack(proof.to_wire())))
-    start = 0
-    for rollup_id, group in groupby(leaves, key=itemgetter(0)):
-        payloads = [payload for _, payload in group]
+    if tx_count:
+        rows.block_txs.append((h, record.tx_ids))
+    for rollup_id, payloads in record.slices:
         count = len(payloads)
-        blob = pack(payloads)
+        blob = pack(list(payloads))
         rows.slices.append((h, rollup_id, count, blob))
-        rows.txs.extend(
-            (tx_ids[start + pos], h, rollup_id, pos) for pos in range(count)
-        )
-        start += count
         old_count, old_digest, _ = rows.rollups.get(rollup_id) or rollups.get(
             rollup_id, (0, SUBLOG_SEED, 0)
         )
         rows.rollups[rollup_id] = (old_count + count, sublog_step(old_digest, h, blob), h)
-    rows.tx_count += len(leaves)
+    rows.tx_count += tx_count
     rows.height = h
     rows.last_id = block.id
+
+
+def _check_slices(slices: object, h: int) -> int:
+    """The transaction count of well-formed slices; raises :class:`InvalidRecord`."""
+    if not isinstance(slices, tuple):
+        raise InvalidRecord(f"block at height {h}: slices must be a tuple")
+    previous, total = -1, 0
+    for entry in slices:
+        if not isinstance(entry, tuple) or len(entry) != 2:
+            raise InvalidRecord(f"block at height {h}: a slice is (rollup id, payloads)")
+        rollup_id, payloads = entry
+        if type(rollup_id) is not int or not previous < rollup_id <= MAX_ROLLUP_ID:
+            raise InvalidRecord(f"block at height {h}: slice of rollup {rollup_id!r} is out of rollup-id order")
+        if not isinstance(payloads, (tuple, list)) or not payloads or not all(isinstance(p, bytes) for p in payloads):
+            raise InvalidRecord(f"block at height {h}: rollup {rollup_id}'s slice needs a non-empty tuple of bytes")
+        previous = rollup_id
+        total += len(payloads)
+    return total

@@ -14,7 +14,7 @@ from consensus.messages import Block
 from consensus.safety import SafetyState
 
 from .core import StorageCore, api
-from .schema import LEDGER_TABLES, SAFETY_DROPS, SAFETY_FORMAT, SAFETY_SCHEMA
+from .schema import LEDGER_TABLES_V2, SAFETY_DROPS, SAFETY_FORMAT, SAFETY_SCHEMA
 
 SAFETY_CRASH_POINTS: tuple[str, ...] = ("save_safety:write", "save_safety:before-commit",
                                         "save_safety:after-commit")
@@ -25,7 +25,7 @@ class SafetyStore(StorageCore):
 
     FORMAT = SAFETY_FORMAT
     SCHEMA = SAFETY_SCHEMA
-    LEGACY_FOREIGN = tuple(t for t in LEDGER_TABLES if t != "meta")
+    LEGACY_FOREIGN = tuple(t for t in LEDGER_TABLES_V2 if t != "meta")  # in a version-1 file
     LEGACY_DROPS = SAFETY_DROPS
 
     @api

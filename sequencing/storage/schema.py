@@ -10,13 +10,17 @@ two a file is, so swapped files are refused. Every file has::
 
 The ledger (``ordo.sqlite``, format :data:`LEDGER_FORMAT`)::
 
-    meta      + committed_height, txs_committed; free keys (``recovered_floor``)
+    meta      + committed_height, txs_committed, txs_indexed_height; free keys (``recovered_floor``)
     blocks    height INTEGER PK (rowid), block_id UNIQUE, block = msgpack(Block.to_wire()),
               proof = msgpack(CommitProof.to_wire())
     slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads
                                                  one row per rollup present in a block, never per tx
-    txs       tx_id PK (WITHOUT ROWID) -> height, rollup_id, position in the slice
-    bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list
+    block_txs height INTEGER PK (rowid) -> ids = the block's 32-byte tx ids concatenated in tree
+              order (its slices concatenated by rollup id); one row per block with transactions
+    tx_prefixes (bucket, last_height) PK -> first_height, prefixes = sorted 8-byte id prefixes of
+              the blocks first_height..last_height in that bucket: written every ~2^17 txs
+              (:mod:`sequencing.storage.txindex`), ~1,000 rows at a time
+    bundles   bundle_id PK (WITHOUT ROWID) -> height, leaf_indices = msgpack list of tree positions
     rollups   rollup_id PK -> tx_count, digest, last_height     (running sub-log digest)
     batches   digest PK (WITHOUT ROWID) -> author, created_height, committed_height, body
               + index (committed_height, created_height)
@@ -29,8 +33,21 @@ The safety database (``safety.sqlite``, format :data:`SAFETY_FORMAT`)::
     voted_blocks block_id PK (WITHOUT ROWID) -> height, block: uncommitted blocks this replica
               voted for or proposed, written with the safety state, pruned once committed over
 
-A block's leaves are not stored twice: they are grouped by rollup id, so they are exactly the
-block's slices concatenated in rollup-id order, and ``leaves_at`` rebuilds them from ``slices``.
+A block's transactions are stored once, as its slices; a committed block is a few rows (one per
+block, slice, bundle, batch and evidence, and per rollup touched), never one per transaction.
+There is no per-transaction index row: ``tx_location`` finds an id in the newest blocks' ``block_txs``
+blobs, kept in memory, or through ``tx_prefixes`` (:mod:`sequencing.storage.txindex`), and the
+position of a hit, with the block's slice ``tx_count`` in rollup order, gives the rollup and the
+position in its slice.
+
+Schema version 2 indexed every transaction in its own row (``txs``: ``tx_id`` PK WITHOUT ROWID ->
+height, rollup_id, position), ~4 us a row. Opening a version-2 ledger migrates it in place, inside
+the opening transaction (all or nothing): each block's ids are rebuilt from its ``txs`` rows in
+(rollup, position) order into a ``block_txs`` row, ``tx_prefixes`` is built as the appends would
+have built it, and ``txs`` is dropped. A position without a row
+(version 2 kept only the first location of an id committed twice) gets its id recomputed from the
+stored payload (``digest(b"ordo/tx", [rollup_id, payload])``, the id every replica uses). A
+version-2 safety file only has its version raised. Builds of version 2 refuse version 3 files.
 
 Schema version 1 used one layout (all the tables above, format ``ordo-replica-db``) for both files.
 Opening a version-1 file migrates it in place, inside the opening transaction (all or nothing):
@@ -44,8 +61,10 @@ import sqlite3
 import struct
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEGACY_VERSION = 1  # one layout for both files; migrated when opened
+TXS_ROWS_VERSION = 2  # one ``txs`` row per transaction; migrated when opened
+MIGRATED_VERSIONS = (LEGACY_VERSION, TXS_ROWS_VERSION)
 APPLICATION_ID = 0x6F72646F  # b"ordo"
 LEDGER_FORMAT = "ordo-ledger"
 SAFETY_FORMAT = "ordo-safety"
@@ -53,10 +72,15 @@ LEGACY_FORMAT = "ordo-replica-db"
 
 # Keys of ``meta`` that storage maintains itself; ``set_meta`` refuses them.
 RESERVED_META = frozenset(
-    {"format", "schema_version", "chain_id", "replica_id", "committed_height", "txs_committed"}
+    {"format", "schema_version", "chain_id", "replica_id", "committed_height", "txs_committed",
+     "txs_indexed_height"}
 )
 
 META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+BLOCK_TXS = "CREATE TABLE block_txs (height INTEGER PRIMARY KEY, ids BLOB NOT NULL)"  # new in version 3
+TX_PREFIXES = """CREATE TABLE tx_prefixes (
+        bucket INTEGER NOT NULL, last_height INTEGER NOT NULL, first_height INTEGER NOT NULL,
+        prefixes BLOB NOT NULL, PRIMARY KEY (bucket, last_height))"""  # new in version 3
 
 LEDGER_SCHEMA = (
     META,
@@ -66,9 +90,8 @@ LEDGER_SCHEMA = (
     """CREATE TABLE slices (
         height INTEGER NOT NULL, rollup_id INTEGER NOT NULL, tx_count INTEGER NOT NULL,
         payloads BLOB NOT NULL, PRIMARY KEY (height, rollup_id))""",
-    """CREATE TABLE txs (
-        tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
-        position INTEGER NOT NULL) WITHOUT ROWID""",
+    BLOCK_TXS,
+    TX_PREFIXES,
     """CREATE TABLE bundles (
         bundle_id BLOB PRIMARY KEY, height INTEGER NOT NULL, leaf_indices BLOB NOT NULL)
         WITHOUT ROWID""",
@@ -85,7 +108,11 @@ LEDGER_SCHEMA = (
         committed_height INTEGER) WITHOUT ROWID""",
     "CREATE INDEX evidence_by_offender ON evidence (offender, round)",
 )
-LEDGER_TABLES = ("meta", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence")
+LEDGER_TABLES = (
+    "meta", "blocks", "slices", "block_txs", "tx_prefixes", "bundles", "rollups", "batches", "evidence",
+)
+# The ledger's tables in versions 1 and 2 (what a version-1 safety file drops).
+LEDGER_TABLES_V2 = ("meta", "blocks", "slices", "txs", "bundles", "rollups", "batches", "evidence")
 
 SAFETY_SCHEMA = (
     META,
@@ -99,7 +126,7 @@ SAFETY_TABLES = ("meta", "safety", "voted_blocks")
 LEDGER_DROPS = ("DROP TABLE safety", "DROP TABLE voted_blocks", "DROP INDEX slices_by_rollup",
                 "DROP INDEX evidence_pending")
 SAFETY_DROPS = (
-    *(f"DROP TABLE {t}" for t in LEDGER_TABLES if t != "meta"),
+    *(f"DROP TABLE {t}" for t in LEDGER_TABLES_V2 if t != "meta"),
     "DELETE FROM meta WHERE key IN ('committed_height', 'txs_committed')",
 )
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from consensus.messages import (
 )
 from consensus.safety import SafetyState
 from sequencing.rollup.nmt import data_root, group_by_namespace
+from sequencing.rollup.transactions import Transaction
 from sequencing.storage import (
     CRASH_POINTS,
     CommitRecord,
@@ -51,9 +53,10 @@ from sequencing.storage import (
     MissingDatabase,
     SafetyStore,
     StorageError,
+    txindex,
 )
 from sequencing.storage.core import StorageCore
-from sequencing.storage.schema import LEDGER_TABLES, SAFETY_TABLES
+from sequencing.storage.schema import LEDGER_TABLES, LEDGER_TABLES_V2, SAFETY_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = "ordo-test"
@@ -88,13 +91,26 @@ def record(
     )
     child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
     proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
-    tx_ids = tuple(h32("tx", height, i, salt, *txs[i]) for i in order)
+    tx_ids = b"".join(h32("tx", height, i, salt, *txs[i]) for i in order)
     position = {original: leaf for leaf, original in enumerate(order)}
     bundles = (
         ((h32("bundle", height, salt), tuple(sorted(position[i] for i in range(0, len(txs), 2)))),)
         if len(txs) >= 2 else ()
     )
-    return CommitRecord(block, proof, leaves, tx_ids, bundles, tuple(batches), tuple(evidence))
+    return CommitRecord(block, proof, slices_of(leaves), tx_ids, bundles, tuple(batches), tuple(evidence))
+
+
+def slices_of(leaves: Sequence[Leaf]) -> tuple[tuple[int, tuple[bytes, ...]], ...]:
+    """Leaves grouped by rollup id (already in rollup order) -> slices."""
+    return tuple((rid, tuple(p for _, p in group)) for rid, group in itertools.groupby(leaves, itemgetter(0)))
+
+
+def leaves_of(r: CommitRecord) -> tuple[Leaf, ...]:
+    return tuple((rid, p) for rid, payloads in r.slices for p in payloads)
+
+
+def ids_of(r: CommitRecord) -> list[bytes]:
+    return [r.tx_ids[i:i + 32] for i in range(0, len(r.tx_ids), 32)]
 
 
 def chain(blocks: Sequence[Sequence[Leaf]], after: Block = GENESIS, salt: object = None) -> list[CommitRecord]:
@@ -156,8 +172,8 @@ def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, b
     """The sub-log digest written out from the spec, independent of the module's code."""
     out: dict[int, tuple[int, bytes]] = {}
     for r in records:
-        for rid in sorted({rid for rid, _ in r.leaves}):
-            payloads = [p for x, p in r.leaves if x == rid]
+        for rid in sorted({rid for rid, _ in leaves_of(r)}):
+            payloads = [p for x, p in leaves_of(r) if x == rid]
             count, d = out.get(rid, (0, bytes(32)))
             d = hashlib.blake2b(
                 d + r.block.height.to_bytes(8, "big") + pack(payloads), digest_size=32
@@ -167,23 +183,26 @@ def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, b
 
 
 def slice_at(s: LedgerStore, rollup_id: int, height: int) -> list[bytes]:
-    return [payload for rid, payload in s.leaves_at(height) or () if rid == rollup_id]
+    return [payload for rid, payloads in s.slices_at(height) or () if rid == rollup_id for payload in payloads]
 
 
 def check_against(s: LedgerStore, records: Sequence[CommitRecord]) -> None:
     """Everything readable from ``s`` agrees with a direct computation from ``records``."""
     assert s.committed_height() == len(records)
-    assert s.txs_committed() == sum(len(r.leaves) for r in records)
+    assert s.txs_committed() == sum(len(leaves_of(r)) for r in records)
     assert s.rollup_summary() == reference_digests(records)
+    newest = {tx_id: (r.block.height, i) for r in records for i, tx_id in enumerate(ids_of(r))}
     for r in records:
         h = r.block.height
         block, proof = s.block_at(h) or (None, None)
         assert block == r.block and proof == r.proof
         assert s.block_by_id(r.block.id) == r.block
-        assert s.leaves_at(h) == r.leaves
-        for i, tx_id in enumerate(r.tx_ids):
+        assert s.slices_at(h) == r.slices
+        for i, tx_id in enumerate(ids_of(r)):
+            if newest[tx_id] != (h, i):
+                continue  # committed again later: found there
             height, rid, pos = s.tx_location(tx_id) or (0, 0, 0)
-            assert height == h and (rid, slice_at(s, rid, h)[pos]) == r.leaves[i]
+            assert height == h and (rid, slice_at(s, rid, h)[pos]) == leaves_of(r)[i]
         for bundle_id, indices in r.bundles:
             assert s.bundle_location(bundle_id) == (h, indices)
     assert s.blocks_between(1, len(records)) == [r.block for r in records]
@@ -207,8 +226,9 @@ def test_create_reopen_and_meta(tmp_path: Path) -> None:
     with db(path, create=False) as s:
         assert s.rollup_summary() == {} and s.txs_committed() == 0
     assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
-    assert meta(path) == {"format": "ordo-ledger", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1",
-                          "committed_height": "0", "txs_committed": "0", "listen": "127.0.0.1:7001"}
+    assert meta(path) == {"format": "ordo-ledger", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1",
+                          "committed_height": "0", "txs_committed": "0", "txs_indexed_height": "0",
+                          "listen": "127.0.0.1:7001"}
 
 
 def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
@@ -221,7 +241,8 @@ def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conn.close()
         assert names == set(tables)
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
+    assert user_version(ledger) == user_version(safety) == 3  # a version-2 build refuses both
 
 
 def test_the_two_files_swapped_are_refused(tmp_path: Path) -> None:
@@ -297,7 +318,7 @@ def test_undecodable_rows_are_corruption(tmp_path: Path) -> None:
         s.append_many(chain([txs_for(1), txs_for(2)]))
         s._conn.execute("UPDATE blocks SET block = x'c1' WHERE height = 1")
         s._conn.execute("UPDATE slices SET payloads = x'93' WHERE height = 2")
-        for read in (lambda: s.block_at(1), lambda: s.leaves_at(2)):
+        for read in (lambda: s.block_at(1), lambda: s.slices_at(2)):
             with pytest.raises(CorruptDatabase, match=rf"{path}: stored"):
                 read()
         assert s.block_at(2) is not None
@@ -309,6 +330,20 @@ def test_undecodable_rows_are_corruption(tmp_path: Path) -> None:
         for read in (safety.load_safety, safety.voted_blocks):
             with pytest.raises(CorruptDatabase, match=rf"{path}: stored"):
                 read()
+
+
+def test_a_tx_index_mark_beyond_the_chain_is_corruption(tmp_path: Path) -> None:
+    """Catches a ledger opened with meta.txs_indexed_height above its chain: blocks there would
+    be neither in the window nor in tx_prefixes, so their ids would never be found."""
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(chain([txs_for(1), txs_for(2)]))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'txs_indexed_height'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptDatabase, match=rf"{path}: txs_indexed_height 3"):
+        open_db(path, create=False)
 
 
 def test_foreign_sqlite_and_schema_version(tmp_path: Path) -> None:
@@ -396,9 +431,11 @@ V1_LEDGER_INDEXES = (
 
 
 def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
-    """Rewrite a closed version-2 file into the version-1 layout the old code wrote for both files:
+    """Rewrite a closed version-3 file into the version-1 layout the old code wrote for both files:
     every table, format 'ordo-replica-db', schema version 1 (``ledger_tables_from``: an empty
     ledger whose DDL supplies the ledger tables a safety file lacks)."""
+    as_version_2(path)
+    as_version_2(ledger_tables_from)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -416,6 +453,41 @@ def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
         conn.execute("UPDATE meta SET value = 'ordo-replica-db' WHERE key = 'format'")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         conn.execute("PRAGMA user_version=1")
+    finally:
+        conn.close()
+
+
+# Version 2's per-transaction index (sequencing/storage/schema.py before version 3).
+V2_TXS = """CREATE TABLE txs (
+        tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
+        position INTEGER NOT NULL) WITHOUT ROWID"""
+
+
+def as_version_2(path: Path) -> None:
+    """Rewrite a closed version-3 file as version 2 wrote it: a ledger's tx ids as one ``txs`` row
+    per transaction, the first location of an id committed twice kept (INSERT OR IGNORE in
+    height order), no ``block_txs`` nor ``tx_prefixes``; schema version 2. Idempotent."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 3:
+            return
+        conn.execute("BEGIN")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'block_txs'").fetchone():
+            conn.execute(V2_TXS)
+            for height, ids in conn.execute("SELECT height, ids FROM block_txs ORDER BY height").fetchall():
+                at = 0
+                for rid, count in conn.execute(
+                    "SELECT rollup_id, tx_count FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
+                ).fetchall():
+                    conn.executemany("INSERT OR IGNORE INTO txs VALUES (?, ?, ?, ?)", [
+                        (ids[32 * (at + pos):32 * (at + pos + 1)], height, rid, pos) for pos in range(count)])
+                    at += count
+            conn.execute("DROP TABLE block_txs")
+            conn.execute("DROP TABLE tx_prefixes")
+            conn.execute("DELETE FROM meta WHERE key = 'txs_indexed_height'")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version=2")
+        conn.execute("COMMIT")
     finally:
         conn.close()
 
@@ -461,7 +533,7 @@ def test_version_1_files_are_migrated_when_opened(
     ledger, safety, records, state = v1_files
     assert user_version(ledger) == user_version(safety) == 1
     assert {"safety", "voted_blocks", "blocks"} <= table_names(ledger) & table_names(safety)
-    for _ in range(2):  # migrated once, then opened as version 2
+    for _ in range(2):  # migrated once, then opened as version 3
         with db(ledger, create=False) as s:
             check_against(s, records)
             assert dict(s.committed_batches_since(0)) == {} and s.load_batch(h32("batch")) == b"body"
@@ -469,18 +541,18 @@ def test_version_1_files_are_migrated_when_opened(
         with safety_db(safety, create=False) as safe:
             assert safe.load_safety() == state
             assert [b.id for b in safe.voted_blocks()] == [r.block.id for r in records]
-    assert user_version(ledger) == user_version(safety) == 2
+    assert user_version(ledger) == user_version(safety) == 3
     assert table_names(ledger) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
     assert table_names(safety) == set(SAFETY_TABLES)
     assert meta(ledger)["format"] == "ordo-ledger" and meta(ledger)["committed_height"] == "3"
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "2", "chain_id": CHAIN, "replica_id": "1"}
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
 
 
 def test_version_1_files_swapped_or_foreign_are_refused_untouched(
     v1_files: tuple[Path, Path, list[CommitRecord], SafetyState],
 ) -> None:
     ledger, safety, _, _ = v1_files
-    before = {path: dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) for path in (ledger, safety)}
+    before = {path: dump(path, [*LEDGER_TABLES_V2, "safety", "voted_blocks"]) for path in (ledger, safety)}
     with pytest.raises(CorruptDatabase, match=rf"{ledger}: .*rows in 'blocks'.*swapped"):
         SafetyStore.open(ledger, chain_id=CHAIN, replica_id=1, create=False)
     with pytest.raises(CorruptDatabase, match=rf"{safety}: .*rows in 'safety'.*swapped"):
@@ -489,7 +561,78 @@ def test_version_1_files_swapped_or_foreign_are_refused_untouched(
         LedgerStore.open(ledger, chain_id="other", replica_id=1, create=False)
     for path in (ledger, safety):
         assert user_version(path) == 1
-        assert dump(path, [*LEDGER_TABLES, "safety", "voted_blocks"]) == before[path]
+        assert dump(path, [*LEDGER_TABLES_V2, "safety", "voted_blocks"]) == before[path]
+
+
+def txs_rows_version_2(path: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM txs ORDER BY height, rollup_id, position").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=[1 << 17, 4], ids=["unflushed", "flushed"])
+def v2_ledger(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]]:
+    """A version-2 ledger (one ``txs`` row per transaction) of 5 blocks where the transaction
+    (2, b"b") is committed at heights 1 and 4 with its real id (version 2 indexed the first
+    copy only), and the version-3 rows the same blocks write (``FLUSH_TXS`` as the param)."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", request.param)
+    path = tmp_path / "ordo.sqlite"
+    real = Transaction(2, b"b").id
+    records = chain([[(1, b"a"), (2, b"b"), (3, b"c")], txs_for(2), [], [(2, b"b"), (0, b"z")], txs_for(5, 30)])
+    for at, (height, index) in enumerate(((1, 1), (4, 1))):
+        r = records[height - 1]
+        ids = ids_of(r)
+        ids[index] = real
+        records[height - 1] = CommitRecord(r.block, r.proof, r.slices, b"".join(ids), r.bundles, (), ())
+        assert at == 0 or records[height - 1].block.parent_id == records[height - 2].block.id
+    with db(path) as s:
+        s.save_batch(h32("batch"), 1, 0, b"body")
+        s.append_many(records)
+        expected = {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
+    as_version_2(path)
+    return path, records, expected
+
+
+def test_version_2_ledger_is_migrated_when_opened(
+    v2_ledger: tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]],
+) -> None:
+    """The txs rows become exactly the block_txs rows version 3 writes (the uncovered position of
+    the id committed twice recomputed from its payload), every id is found, txs is gone. Catches
+    a migration that drops or misplaces ids, or that leaves the index behind."""
+    path, records, expected = v2_ledger
+    assert user_version(path) == 2 and "block_txs" not in table_names(path)
+    rows = txs_rows_version_2(path)
+    assert len(rows) == sum(len(ids_of(r)) for r in records) - 1  # the second copy had no row
+    assert (Transaction(2, b"b").id, 1, 2, 0) in rows
+    for _ in range(2):  # migrated once, then opened as version 3
+        with db(path, create=False) as s:
+            check_against(s, records)
+            assert s.tx_location(Transaction(2, b"b").id) == (4, 2, 0)
+            assert s.load_batch(h32("batch")) == b"body"
+    assert user_version(path) == 3 and meta(path)["schema_version"] == "3"
+    assert table_names(path) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
+    assert dump(path) == expected
+
+
+def test_version_2_ledger_refused_during_migration_is_left_untouched(
+    v2_ledger: tuple[Path, list[CommitRecord], dict[str, list[tuple[Any, ...]]]],
+) -> None:
+    path, _, _ = v2_ledger
+    before = dump(path, LEDGER_TABLES_V2)
+    with pytest.raises(CorruptDatabase, match="chain_id"):  # checked after the migration: rolled back
+        LedgerStore.open(path, chain_id="other", replica_id=1, create=False)
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO txs VALUES (?, 9, 0, 0)", (h32("orphan"),))
+    conn.commit()
+    conn.close()
+    before = dump(path, LEDGER_TABLES_V2)
+    with pytest.raises(CorruptDatabase, match=r"txs row .* is in no slice"):
+        open_db(path, create=False)
+    assert user_version(path) == 2 and dump(path, LEDGER_TABLES_V2) == before
 
 
 # -- safety state -------------------------------------------------------------------------------
@@ -517,8 +660,9 @@ def test_append_round_trip_and_reopen(tmp_path: Path) -> None:
         for r in records:
             s.append(r)
         check_against(s, records)
-        assert s.leaves_at(2) == ()
-        assert s.leaves_at(0) is None and s.leaves_at(5) is None
+        assert s.slices_at(2) == ()
+        assert s.slices_at(0) is None and s.slices_at(5) is None
+        assert s.slices_at(0) is None and s.slices_at(5) is None
         assert s.block_at(5) is None and s.block_at(0) is None
         assert s.tx_location(h32("nope")) is None and s.bundle_location(h32("nope")) is None
         assert s.block_by_id(GENESIS.id) is None
@@ -545,12 +689,24 @@ def test_append_refuses_what_does_not_extend_the_chain(tmp_path: Path) -> None:
             s.append(wrong_parent)
         r = records[1]
         bad = [
-            CommitRecord(r.block, records[0].proof, r.leaves, r.tx_ids, r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids[:-1], r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves[::-1], r.tx_ids, r.bundles, (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, ((h32("x"), (99,)),), (), ()),
-            CommitRecord(r.block, r.proof, r.leaves, r.tx_ids, r.bundles, (b"short",), ()),
+            CommitRecord(r.block, records[0].proof, r.slices, r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids[:-32], r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids + b"x", r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, r.slices, tuple(ids_of(r)), r.bundles, (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, r.slices[::-1], r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, (*r.slices[:1], *r.slices[:1]), r.tx_ids, r.bundles, (), ()),
+            CommitRecord(r.block, r.proof, ((-1, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((2**32, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((True, (b"a",)),), r.tx_ids[:32], (), (), ()),
+            CommitRecord(r.block, r.proof, ((1, ()),), b"", (), (), ()),
+            CommitRecord(r.block, r.proof, ((1, (b"a", "b")),), r.tx_ids[:64], (), (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, ((1, b"ab"),), r.tx_ids[:64], (), (), ()),  # type: ignore[arg-type]
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (99,)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (len(ids_of(r)),)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, ((h32("x"), (-1,)),), (), ()),
+            CommitRecord(r.block, r.proof, r.slices, r.tx_ids, r.bundles, (b"short",), ()),
         ]
+        assert len(r.slices) == 3
         for b in bad:
             with pytest.raises(InvalidRecord):
                 s.append(b)
@@ -567,13 +723,83 @@ def dump_live(s: LedgerStore) -> dict[str, list[tuple[Any, ...]]]:
     return {t: sorted(s._conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in LEDGER_TABLES}
 
 
-def test_duplicate_tx_ids_keep_the_first_location(tmp_path: Path) -> None:
+def test_a_commit_writes_rows_per_rollup_not_per_transaction(tmp_path: Path) -> None:
+    """1,000 transactions over 5 rollups: one row for the block and one for its tx ids, one per
+    slice and per rollup touched, per bundle and per batch, and the two meta values. Catches an
+    index row per transaction (schema version 2 wrote 1,000 ``txs`` rows here)."""
+    txs = [(i % 5, b"p%d" % i) for i in range(1000)]
+    r = record(GENESIS, txs, batches=[h32("batch")])
+    with db(tmp_path / "r.db") as s:
+        def counts() -> dict[str, int]:
+            return {t: s._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in LEDGER_TABLES}
+
+        before, changes = counts(), s._conn.total_changes
+        s.append(r)
+        written = {t: n - before[t] for t, n in counts().items()}
+        assert written == {"meta": 0, "blocks": 1, "slices": 5, "block_txs": 1, "tx_prefixes": 0, "bundles": 1,
+                           "rollups": 5, "batches": 1, "evidence": 0}
+        assert s._conn.total_changes - changes == 1 + 5 + 1 + 1 + 5 + 1 + 2  # + meta's two updates
+        check_against(s, [r])
+
+
+def spliced(a: bytes, b: bytes) -> bytes:
+    """An id that occurs in ``a + b`` only across the boundary (not at a 32-byte offset)."""
+    return a[16:] + b[:16]
+
+
+@pytest.mark.parametrize("flush", [1 << 17, 10, 0])
+def test_tx_location_in_the_window_and_in_older_rows(
+    tmp_path: Path, flush: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids are found in the in-memory window and through ``tx_prefixes`` (``flush`` small: most
+    blocks are flushed), also after a reopen, at a 32-byte boundary only. Catches a lookup that
+    stops at the window, loses the block at a flush's edge, or takes a match across two ids (a
+    hit at an unaligned offset) for a transaction."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", flush)
+    blocks = [txs_for(h, 6 if h % 4 else 0) for h in range(1, 30)]
+    records = chain(blocks)
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        for r in records:
+            s.append(r)
+            check_against(s, records[:r.block.height])
+        assert (s._indexed > 0) == (flush < 100)
+        window = s._window
+    with db(path, create=False) as s:
+        check_against(s, records)
+        assert (s._indexed > 0) == (flush < 100) and s._window == window
+        first, second = ids_of(records[0])[:2]
+        assert s.tx_location(spliced(first, second)) is None
+        assert s.tx_location(first[:8] + bytes(24)) is None  # another id with a committed id's prefix
+        # ids that also occur unaligned, earlier in their own block or in a newer block: skipped
+        p, q, y, z = h32("p"), h32("q"), h32("y"), h32("z")
+        x, w = spliced(p, q), spliced(y, z)
+        extra = record(records[-1].block, [(7, b"p"), (7, b"q"), (7, b"x"), (8, b"w")])
+        extra = CommitRecord(extra.block, extra.proof, extra.slices, p + q + x + w, (), (), ())
+        newer = record(extra.block, [(1, b"y"), (1, b"z")])
+        newer = CommitRecord(newer.block, newer.proof, newer.slices, y + z, (), (), ())
+        more = chain([txs_for(h) for h in range(32, 45)], after=newer.block)
+        s.append_many([extra, newer, *more])
+        assert s.tx_location(x) == (30, 7, 2) and s.tx_location(w) == (30, 8, 0)
+        assert s.tx_location(y) == (31, 1, 0)
+        assert s.tx_location(spliced(*ids_of(more[-1])[2:4])) is None
+        assert s.tx_location(b"short") is None and s.tx_location(h32("nope")) is None
+
+
+@pytest.mark.parametrize("flush", [1 << 17, 3, 0])
+def test_a_tx_id_committed_twice_is_found_at_its_newest_location(
+    tmp_path: Path, flush: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Version 3 looks ids up newest block first (version 2 kept the first location), in the
+    window, in one flush and across flushes."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", flush)
     first = record(GENESIS, [(1, b"a"), (2, b"b")])
     again = record(first.block, [(2, b"b")])
-    again = CommitRecord(again.block, again.proof, again.leaves, (first.tx_ids[1],), (), (), ())
+    again = CommitRecord(again.block, again.proof, again.slices, ids_of(first)[1], (), (), ())
     with db(tmp_path / "r.db") as s:
-        s.append_many([first, again])
-        assert s.tx_location(first.tx_ids[1]) == (1, 2, 0)
+        s.append_many([first, again, *chain([txs_for(3)], after=again.block)])
+        assert s.tx_location(ids_of(first)[1]) == (2, 2, 0)
+        assert s.tx_location(ids_of(first)[0]) == (1, 1, 0)
         assert slice_at(s, 2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
 
 
@@ -641,6 +867,17 @@ def test_evidence(tmp_path: Path) -> None:
         assert s.evidence_list() == [(e4, 1), (e2, None), (e1, 1), (e3, None)]
 
 
+@contextmanager
+def flushing(txs: int, blocks: int) -> Iterator[None]:
+    """txindex's flush thresholds set for the block (hypothesis tests cannot use monkeypatch)."""
+    saved = txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS
+    txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS = txs, blocks
+    try:
+        yield
+    finally:
+        txindex.FLUSH_TXS, txindex.FLUSH_BLOCKS = saved
+
+
 # -- properties ---------------------------------------------------------------------------------
 
 tx_strategy = st.tuples(
@@ -649,12 +886,14 @@ tx_strategy = st.tuples(
 blocks_strategy = st.lists(st.lists(tx_strategy, max_size=25), min_size=1, max_size=8)
 
 
-@given(blocks=blocks_strategy, cuts=st.lists(st.integers(1, 8), max_size=3))
+@given(blocks=blocks_strategy, cuts=st.lists(st.integers(1, 8), max_size=3),
+       flush=st.sampled_from([(1 << 17, 1 << 10), (4, 1 << 10), (0, 1 << 10), (1 << 17, 1)]))
 def test_slices_index_and_digests_match_a_direct_computation(
-    blocks: list[list[Leaf]], cuts: list[int]
+    blocks: list[list[Leaf]], cuts: list[int], flush: tuple[int, int],
 ) -> None:
+    """Also: the tx index holds the same rows however the blocks were grouped into appends."""
     records = chain(blocks)
-    with tempfile.TemporaryDirectory() as tmp:
+    with flushing(*flush), tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp) / "one.db", Path(tmp) / "many.db"
         with db(one) as a, db(many) as b:
             for r in records:
@@ -665,7 +904,7 @@ def test_slices_index_and_digests_match_a_direct_computation(
             check_against(a, records)
             check_against(b, records)
             assert dump_live(a) == dump_live(b)
-            assert all(r.leaves == tuple(group_by_namespace(r.leaves)) for r in records)
+            assert all(leaves_of(r) == tuple(group_by_namespace(leaves_of(r))) for r in records)
         with db(one, create=False) as a:
             check_against(a, records)
 
@@ -800,6 +1039,34 @@ def test_crash_snapshot_at(point: str, tmp_path: Path, crash_states: dict[str, A
     check_recovered(snapshot, point, crash_states)
 
 
+@pytest.mark.parametrize("point", ["append:txindex", "append:meta", "append:before-commit", "append:after-commit"])
+def test_a_crash_in_an_append_that_flushes_the_tx_index(
+    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An append that also writes tx_prefixes rows (a flush) is all or nothing like any other:
+    the snapshot at each point reopens as before or after it, every id found."""
+    monkeypatch.setattr(txindex, "FLUSH_TXS", 4)
+    records = chain([txs_for(h) for h in range(1, 7)])
+    work, snapshot = tmp_path / "work.db", tmp_path / "crashed.db"
+    with db(work) as s:
+        s.append_many(records[:-1])
+        indexed = s._indexed
+    before = dump(work)
+
+    def hook(name: str) -> None:
+        if name == point:
+            copy_db(work, snapshot)
+            raise CrashPoint(name)
+
+    with db(work, create=False, crash_hook=hook) as s, pytest.raises(CrashPoint):
+        s.append(records[-1])
+    with db(snapshot, create=False) as s:
+        done = point == "append:after-commit"
+        check_against(s, records if done else records[:-1])
+        assert (s._indexed > indexed) == done
+    assert (dump(snapshot) == before) != (point == "append:after-commit")
+
+
 CHILD = """
 import os, pickle, signal, sys
 from pathlib import Path
@@ -876,8 +1143,8 @@ def bench_records(blocks: int, per_block: int, rollups: int) -> list[CommitRecor
         block = Block(rnd, height, QuorumCert(rnd - 1, parent.id, ()), 0, b"", rng.randbytes(32))
         child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
         proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
-        tx_ids = tuple(rng.randbytes(32) for _ in leaves)
-        out.append(CommitRecord(block, proof, leaves, tx_ids, (), (rng.randbytes(32),), ()))
+        tx_ids = rng.randbytes(32 * len(leaves))
+        out.append(CommitRecord(block, proof, slices_of(leaves), tx_ids, (), (rng.randbytes(32),), ()))
         parent = block
     return out
 
