@@ -120,8 +120,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     options = BenchOptions(
         replicas=args.replicas, duration=args.duration, warmup=args.warmup, rate=args.rate, tx_bytes=args.tx_bytes,
-        batch=args.batch, clients=args.clients, rollups=args.rollups, empty=args.empty,
-        catch_up=args.catch_up, generator_only=args.generator_only, sweep=args.sweep,
+        batch=args.batch, clients=args.clients, window=args.window, rollups=args.rollups,
+        latency=not args.no_latency, empty=args.empty, catch_up=args.catch_up, generator_only=args.generator_only,
+        sweep=args.sweep,
         sweep_rates=tuple(args.sweep_rates or ()), plot=args.plot, soak=args.soak or 0.0,
         soak_interval=args.soak_interval, soak_warmup=args.soak_warmup, soak_tolerance_mb=args.soak_tolerance_mb,
         json_path=args.json, keep=args.keep)
@@ -218,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="payload bytes per transaction (>= 8)")
     p.add_argument("--batch", type=int, default=1000, help="transactions per HTTP request")
     p.add_argument("--clients", type=int, default=8, help="connections, spread over the replicas")
+    p.add_argument("--window", type=int, default=32, metavar="REQUESTS",
+                   help="without --rate: at most this many requests sent but not yet committed (0: no limit, "
+                        "only full mempools hold the load back)")
     p.add_argument("--rollups", type=int, default=8)
+    p.add_argument("--no-latency", action="store_true",
+                   help="no latency probes or subscriptions (p50_ms/p99_ms null): what the measuring costs")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--empty", action="store_true", help="no load: rounds/s with empty blocks")
     mode.add_argument("--catch-up", type=int, default=0, metavar="BLOCKS",

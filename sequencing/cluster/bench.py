@@ -52,7 +52,9 @@ class BenchOptions:
     tx_bytes: int = 256
     batch: int = 1000  # transactions per HTTP request
     clients: int = 8  # connections, spread over the replicas
+    window: int = 32  # without a rate: requests in flight (sent, not yet committed); 0 = no limit
     rollups: int = 8
+    latency: bool = True  # probes and subscriptions for client latency
     empty: bool = False
     catch_up: int = 0  # > 0: measure catching up this many blocks instead
     generator_only: bool = False
@@ -143,12 +145,14 @@ async def status_of(cluster: LocalCluster) -> dict[str, int]:
 
 def new_generator(urls: list[str], options: BenchOptions, rate: float | None, first_counter: int = 0,
                   sample: bool = True) -> LoadGenerator:
+    """Paced to ``rate``, or (None) as fast as accepted within the options' window of requests in flight."""
+    window = options.window if rate is None and sample and options.window > 0 else None
     try:
         builder = BodyBuilder(options.tx_bytes, options.batch, rollups=options.rollups,
                               probe_rollup=PROBE_ROLLUP if sample else None, tag=os.urandom(4).hex().encode())
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    return LoadGenerator(urls, builder, connections=options.clients, rate=rate, sample=sample,
+    return LoadGenerator(urls, builder, connections=options.clients, rate=rate, window=window, sample=sample,
                          first_counter=first_counter)
 
 
@@ -159,7 +163,7 @@ async def measure(cluster: LocalCluster, options: BenchOptions, rate: float | No
     ``duration``; returns the window and the next free transaction counter. ``during(duration)``
     replaces the plain wait of the measured part (the soak samples memory there)."""
     urls = [cluster.api(rid) for rid in cluster.ids if cluster.running(rid)]
-    generator = None if rate == 0 else new_generator(urls, options, rate, first_counter)
+    generator = None if rate == 0 else new_generator(urls, options, rate, first_counter, sample=options.latency)
     async with trio.open_nursery() as nursery:
         if generator is not None:
             await generator.start(nursery)

@@ -1,16 +1,18 @@
 """The bench's load generator: binary batch requests (bench_body.py) over several keep-alive
-connections, spread round-robin over the replicas, as fast as they are answered or paced to a rate,
+connections, spread round-robin over the replicas, paced to a rate or, without one, as fast as the
+cluster commits them (at most ``window`` requests in flight, i.e. sent but not yet seen committed),
 and a latency sample from every request.
 
 Latency without polling: entry 0 of every request is a *probe*, a transaction in rollup
 ``PROBE_ROLLUP`` (no other load goes there). The generator records when each request was sent,
-keyed by its probe's counter, and follows each replica's subscription to that rollup
-(``GET /v1/rollups/0/subscribe``, server-sent events, one event per committed height): every probe
-in an event is a request of which a transaction was just committed, and its latency is the time
-from sending the request to receiving the event, from the replica the request went to. One
-connection per replica whatever the load; the replica builds one slice proof per height for it.
-(Polling ``GET /v1/transactions/{id}`` every 10 ms per replica cost the replicas more than the load:
-rounds/s fell from 7 to 1 on the development machine.)"""
+keyed by its probe's counter (dropped again if the probe is refused), and follows each replica's
+subscription to that rollup (``GET /v1/rollups/0/subscribe``, server-sent events, one event per
+committed height): every probe in an event is a request of which a transaction was just committed,
+and its latency is the time from sending the request to receiving the event, from the replica the
+request went to. One connection per replica whatever the load; the replica builds one slice proof
+per height for it (``--no-latency`` leaves the probes and streams out, to see what they cost).
+Polling ``GET /v1/transactions/{id}`` every 10 ms per replica instead cost the replicas more than
+the load: rounds/s fell from 7 to 1 on the development machine."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ ERROR_PAUSE = 0.1
 MAX_LAG = 0.5  # a paced generator that fell behind catches up at most this many seconds of requests
 PROBE_ROLLUP = 0
 SUBSCRIBE_WAIT = 15.0
+WINDOW_EXPIRY = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class LoadCounters:
 
 class LoadGenerator:
     def __init__(self, urls: Sequence[str], builder: BodyBuilder, *, connections: int, rate: float | None = None,
-                 sample: bool = True, first_counter: int = 0,
+                 window: int | None = None, sample: bool = True, first_counter: int = 0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if connections < 1:
             raise ValueError("at least one connection")
@@ -63,7 +66,12 @@ class LoadGenerator:
         self.next_counter = first_counter
         if sample and builder.probe_rollup != PROBE_ROLLUP:
             raise ValueError(f"sampling needs bodies with a probe in rollup {PROBE_ROLLUP}")
-        self._pending: list[dict[int, float]] = [{} for _ in self.urls]  # per replica: probe counter -> sent
+        if window is not None and (window < 1 or not sample):
+            raise ValueError("a window of requests in flight needs sampling (it ends at the probe's commit)")
+        self.window = window
+        # per replica: probe counter -> (sent, measured): the requests in flight, until their probe commits
+        self._pending: list[dict[int, tuple[float, bool]]] = [{} for _ in self.urls]
+        self._freed = trio.Event()
         self._watching = [trio.Event() for _ in self.urls]
         self._due = 0.0
         self._go = trio.Event()
@@ -117,16 +125,32 @@ class LoadGenerator:
             if self._go.is_set():
                 await self._sent.wait()  # no worker is between two awaits any more
             with trio.move_on_after(drain):
-                while any(self._pending):
+                while self.unresolved:
                     await trio.sleep(0.05)
             self._all.cancel()
             await self._ran.wait()
             await self.http.aclose()
-        return sum(len(p) for p in self._pending)
+        return self.unresolved
 
     @property
     def unresolved(self) -> int:
-        return sum(len(p) for p in self._pending)
+        """Measured samples not seen committed (yet)."""
+        return sum(1 for p in self._pending for _, measured in p.values() if measured)
+
+    async def _window_slot(self) -> None:
+        """Without a rate: wait while ``window`` requests are in flight (sent, probe not yet seen
+        committed), so an overloaded cluster is not buried under ever more queued work; a probe
+        not seen within WINDOW_EXPIRY no longer counts."""
+        if self.window is None:
+            return
+        while sum(len(p) for p in self._pending) >= self.window:
+            self._freed = trio.Event()
+            with trio.move_on_after(1.0):
+                await self._freed.wait()
+            cutoff = trio.current_time() - WINDOW_EXPIRY
+            for pending in self._pending:
+                for counter in [c for c, (sent, _) in pending.items() if sent < cutoff]:
+                    del pending[counter]
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -143,25 +167,35 @@ class LoadGenerator:
         count = self.builder.per_request
         while True:
             await self._next_slot()
+            await self._window_slot()
             first = self.next_counter
             self.next_counter += count
             body = self.builder.body(first)
             sent = trio.current_time()
+            if self.sample:  # before the answer: the commit may be seen first
+                self._pending[replica][first] = (sent, self.measuring)
             try:
                 response = await self.http.post(url, content=body, headers=MSGPACK_HEADERS)
             except httpx.HTTPError:
+                self._pending[replica].pop(first, None)
                 self.counters = replace(self.counters, requests=self.counters.requests + 1,
                                         txs_sent=self.counters.txs_sent + count, errors=self.counters.errors + 1)
                 await trio.sleep(ERROR_PAUSE)
                 continue
-            pause = self._account(response, replica, first, sent)
+            except trio.Cancelled:  # stopped mid-request: no answer, no sample
+                self._pending[replica].pop(first, None)
+                raise
+            pause = self._account(response, replica, first)
             if pause:
                 await trio.sleep(pause)
 
-    def _account(self, response: httpx.Response, replica: int, first: int, sent: float) -> float:
-        """Count an answer, take its latency sample; how long this connection should pause."""
+    def _account(self, response: httpx.Response, replica: int, first: int) -> float:
+        """Count an answer (a request whose probe was not taken is no sample); how long this
+        connection should pause."""
         c = self.counters
         count = self.builder.per_request
+        if response.status_code != 200:
+            self._pending[replica].pop(first, None)
         if response.status_code in (429, 503):
             self.counters = replace(c, requests=c.requests + 1, txs_sent=c.txs_sent + count, busy=c.busy + 1)
             return BUSY_PAUSE
@@ -171,12 +205,12 @@ class LoadGenerator:
             refused = {int(r["index"]) for r in result["rejected"]} if isinstance(result, dict) else set()
         except (ValueError, TypeError, KeyError, msgpack.UnpackException):
             accepted, refused = -1, set()
+        if accepted < 0 or 0 in refused:
+            self._pending[replica].pop(first, None)
         if accepted < 0:
             self.counters = replace(c, requests=c.requests + 1, txs_sent=c.txs_sent + count, errors=c.errors + 1)
             return ERROR_PAUSE
         self.counters = replace(c, requests=c.requests + 1, txs_sent=c.txs_sent + count, accepted=c.accepted + accepted)
-        if self.sample and self.measuring and 0 not in refused:
-            self._pending[replica][first] = sent
         return 0.0
 
     # -- latency -------------------------------------------------------------------------------
@@ -201,9 +235,10 @@ class LoadGenerator:
                         now = trio.current_time()
                         last = int(event[0]) if event[0] else last
                         for payload in json.loads(event[2])["transactions"]:
-                            sent = pending.pop(BodyBuilder.counter_of(bytes.fromhex(payload[:16])), None)
-                            if sent is not None:
-                                self.latencies.append(now - sent)
+                            entry = pending.pop(BodyBuilder.counter_of(bytes.fromhex(payload[:16])), None)
+                            if entry is not None and entry[1]:
+                                self.latencies.append(now - entry[0])
+                        self._freed.set()
             except (httpx.HTTPError, ValueError, KeyError):
                 pass
             await trio.sleep(ERROR_PAUSE)  # the stream ended or broke: resume it shortly

@@ -17,7 +17,7 @@ import trio.testing
 
 from sequencing.api.binary import parse_binary_batch
 from sequencing.cluster.bench_body import BodyBuilder
-from sequencing.cluster.bench_load import PROBE_ROLLUP, LoadCounters, LoadGenerator
+from sequencing.cluster.bench_load import PROBE_ROLLUP, WINDOW_EXPIRY, LoadCounters, LoadGenerator
 from sequencing.cluster.bench_stats import (
     agreement,
     cpu_delta,
@@ -81,20 +81,18 @@ def answer(status: int, body: object, content_type: str = "application/msgpack")
     return httpx.Response(status, content=msgpack.packb(body), headers={"content-type": content_type})
 
 
-def test_answers_are_counted_and_probes_kept_only_while_measuring() -> None:
+def test_answers_are_counted_and_probes_of_refused_requests_dropped() -> None:
     generator = LoadGenerator(["http://r0", "http://r1"], BodyBuilder(16, 10, probe_rollup=PROBE_ROLLUP),
                               connections=2)
+    generator._pending = [{20: (7.0, True), 30: (8.0, True), 40: (9.0, True)}, {10: (6.0, True)}]
     ok = answer(200, {"accepted": 10, "duplicates": 0, "rejected": []})
-    assert generator._account(ok, 1, 0, 5.0) == 0.0
-    assert generator._pending == [{}, {}], "no probe before measuring"
-    generator.measuring = True
-    generator._account(ok, 1, 10, 6.0)
+    assert generator._account(ok, 1, 10) == 0.0
     part = answer(200, {"accepted": 9, "duplicates": 0, "rejected": [{"index": 0, "error": "mempool full"}]})
-    generator._account(part, 0, 20, 7.0)  # the probe itself was refused: no sample
-    assert generator._account(httpx.Response(503, json={"error": "busy"}), 0, 30, 8.0) > 0
-    assert generator._account(httpx.Response(200, content=b"\xc1"), 0, 40, 9.0) > 0
-    assert generator._pending == [{}, {10: 6.0}]
-    assert generator.counters == LoadCounters(requests=5, txs_sent=50, accepted=29, busy=1, errors=1)
+    assert generator._account(part, 0, 20) == 0.0  # the probe itself was refused: no sample
+    assert generator._account(httpx.Response(503, json={"error": "busy"}), 0, 30) > 0
+    assert generator._account(httpx.Response(200, content=b"\xc1"), 0, 40) > 0
+    assert generator._pending == [{}, {10: (6.0, True)}]
+    assert generator.counters == LoadCounters(requests=4, txs_sent=40, accepted=19, busy=1, errors=1)
 
 
 async def test_paced_requests_follow_the_rate(autojump_clock: trio.testing.MockClock) -> None:
@@ -144,6 +142,28 @@ async def test_latency_comes_from_the_probe_rollups_stream() -> None:
     assert len(generator.latencies) >= 3 and all(0 <= t < 5 for t in generator.latencies)
     assert streams[0].url.path == f"/v1/rollups/{PROBE_ROLLUP}/subscribe"
     assert streams[1].url.params["from"] == "2", "a broken stream resumes after the last height"
+
+
+async def test_without_a_rate_the_window_bounds_requests_in_flight(autojump_clock: trio.testing.MockClock) -> None:
+    """No commit seen: two requests and then nothing until their probes expire (WINDOW_EXPIRY)."""
+    posted: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posted.append(trio.current_time())
+            return answer(200, {"accepted": 5, "duplicates": 0, "rejected": []})
+        return httpx.Response(200, content=b"retry: 1000\n\n", headers={"content-type": "text/event-stream"})
+
+    generator = LoadGenerator(["http://r0"], BodyBuilder(16, 5, probe_rollup=PROBE_ROLLUP), connections=4,
+                              window=2, transport=httpx.MockTransport(handler))
+    async with trio.open_nursery() as nursery:
+        began = trio.current_time()
+        await generator.start(nursery)
+        await trio.sleep(WINDOW_EXPIRY - 1)
+        assert len(posted) == 2
+        await trio.sleep(3)
+        assert len(posted) == 4 and posted[2] - began >= WINDOW_EXPIRY
+        await generator.stop(drain=0)
 
 
 def test_sampling_needs_the_probe() -> None:
