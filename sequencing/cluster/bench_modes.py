@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from .bench import BenchError, BenchOptions, Log, Progress, finish, measure, settle
+from .bench_core import DEFAULT_SWEEP, BenchError, BenchOptions, Log, Progress, finish, measure, settle
 from .bench_stats import proc_status_mb, soak_verdict
 from .local import LocalCluster
 
@@ -22,8 +22,6 @@ DEFAULT_SOAK_RATE = 1_000.0
 
 
 async def sweep(cluster: LocalCluster, options: BenchOptions, progress: Progress | None) -> dict[str, Any]:
-    from .bench import DEFAULT_SWEEP
-
     rates = options.sweep_rates or DEFAULT_SWEEP
     steps: list[dict[str, Any]] = []
     counter = 0
