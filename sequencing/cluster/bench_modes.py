@@ -21,6 +21,16 @@ EXPLODED_MS = 10_000.0  # or a p99 beyond this
 DEFAULT_SOAK_RATE = 1_000.0
 
 
+def sweep_stop(rate: float, committed: float, p99_ms: float | None, best: float) -> str | None:
+    """Why the sweep stops after a step at ``rate`` (None: go on): the committed rate fell well
+    short of the offered one and did not beat the best step so far, or latency exploded."""
+    if committed < SATURATED * rate and committed < NOT_RISING * best:
+        return f"saturated: {committed:,.0f} tx/s committed of {rate:,.0f} offered, no better than before"
+    if p99_ms is not None and p99_ms > EXPLODED_MS:
+        return f"latency exploded: p99 {p99_ms:,.0f} ms"
+    return None
+
+
 async def sweep(cluster: LocalCluster, options: BenchOptions, progress: Progress | None) -> dict[str, Any]:
     rates = options.sweep_rates or DEFAULT_SWEEP
     steps: list[dict[str, Any]] = []
@@ -33,14 +43,11 @@ async def sweep(cluster: LocalCluster, options: BenchOptions, progress: Progress
                                         first_counter=counter, progress=progress, label=label)
         step = {"rate": rate, **window.summary()}
         steps.append(step)
-        committed, p99 = step["tx_per_s"], step["p99_ms"]
-        if committed < SATURATED * rate and committed < NOT_RISING * best:
-            stopped = f"saturated: {committed:,.0f} tx/s committed of {rate:,.0f} offered, no better than before"
+        why = sweep_stop(rate, step["tx_per_s"], step["p99_ms"], best)
+        if why is not None:
+            stopped = why
             break
-        if p99 is not None and p99 > EXPLODED_MS:
-            stopped = f"latency exploded: p99 {p99:,.0f} ms"
-            break
-        best = max(best, committed)
+        best = max(best, step["tx_per_s"])
         await settle(cluster, SWEEP_SETTLE)  # the next step starts with empty mempools
     top = max(steps, key=lambda s: s["tx_per_s"])
     return {"sweep": steps, "stopped": stopped, "tx_per_s": top["tx_per_s"], "p50_ms": top["p50_ms"],

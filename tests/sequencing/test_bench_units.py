@@ -7,7 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import httpx
 import msgpack
@@ -17,7 +19,9 @@ import trio.testing
 
 from sequencing.api.binary import parse_binary_batch
 from sequencing.cluster.bench_body import BodyBuilder
+from sequencing.cluster.bench_core import BenchError
 from sequencing.cluster.bench_load import PROBE_ROLLUP, WINDOW_EXPIRY, LoadCounters, LoadGenerator
+from sequencing.cluster.bench_modes import plot, require_matplotlib, sweep_stop
 from sequencing.cluster.bench_stats import (
     agreement,
     cpu_delta,
@@ -218,3 +222,39 @@ def test_the_soak_fails_on_growth_after_warm_up() -> None:
     gone = [(0.0, {0: 100.0}), (30.0, {0: None})]
     assert not soak_verdict(gone, warmup=30.0, tolerance_mb=10.0).flat, "no sample after warm-up"
     assert not soak_verdict(flat, warmup=100.0, tolerance_mb=10.0).flat, "nothing after warm-up to judge"
+
+
+# -- the sweep's rule and its plot ---------------------------------------------------------------
+
+
+def test_the_sweep_stops_at_saturation_or_exploding_latency() -> None:
+    assert sweep_stop(10_000, 9_900, 300.0, best=5_000) is None
+    assert sweep_stop(20_000, 15_000, 800.0, best=9_900) is None, "short of the rate but still rising"
+    assert "saturated" in (sweep_stop(40_000, 15_500, 900.0, best=15_000) or "")
+    assert "exploded" in (sweep_stop(40_000, 39_000, 12_000.0, best=20_000) or "")
+    assert sweep_stop(40_000, 39_000, None, best=20_000) is None
+
+
+def test_the_plot_draws_every_measured_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pyplot = MagicMock()
+    fig, ax = MagicMock(), MagicMock()
+    pyplot.subplots.return_value = (fig, ax)
+    matplotlib = MagicMock(pyplot=pyplot)
+    monkeypatch.setitem(sys.modules, "matplotlib", matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", pyplot)
+    steps = [{"rate": 5000.0, "tx_per_s": 4990.0, "p50_ms": 40.0, "p99_ms": 90.0},
+             {"rate": 10000.0, "tx_per_s": 9000.0, "p50_ms": 300.0, "p99_ms": 900.0},
+             {"rate": 20000.0, "tx_per_s": 0.0, "p50_ms": None, "p99_ms": None}]
+    summary = {"sweep": steps, "tx_per_s": 9000.0, "options": {"replicas": 4, "tx_bytes": 256}}
+    plot(summary, tmp_path / "curve.png")
+    matplotlib.use.assert_called_once_with("Agg")
+    fig.savefig.assert_called_once_with(tmp_path / "curve.png", dpi=120)
+    (x, p50, _), _ = ax.plot.call_args_list[0]
+    assert x == [4990.0, 9000.0] and p50 == [40.0, 300.0], "a step without latency samples is left out"
+    assert ax.annotate.call_count == 2 and "9,000 tx/s" in ax.set_title.call_args[0][0]
+
+
+def test_a_missing_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(BenchError, match=r"ordo\[bench\]"):
+        require_matplotlib()
