@@ -86,10 +86,17 @@ def _binary(op: dict[str, Any], limits: Limits) -> dict[str, Any]:
         "transactions": {"type": "array", "maxItems": limits.submit_max_batch, "items": entry},
         "ids": {"type": "boolean", "default": True}}}
     op["requestBody"]["content"]["application/msgpack"] = {"schema": body}
+    result = {"type": "object", "required": ["accepted", "duplicates", "rejected"],
+              "description": "BatchResult in msgpack; `ids` (32-byte bin or nil per entry) absent when the "
+                             'request said "ids": false',
+              "properties": {"accepted": {"type": "integer", "minimum": 0},
+                             "duplicates": {"type": "integer", "minimum": 0},
+                             "rejected": {"type": "array", "items": {
+                                 "type": "object", "required": ["index", "error"],
+                                 "properties": {"index": {"type": "integer", "minimum": 0},
+                                                "error": {"type": "string"}}}}}}
     for code in ("200", "503"):
-        op["responses"][code]["content"]["application/msgpack"] = {"schema": {
-            "description": "BatchResult in msgpack; ids are 32-byte bin, absent when the request said "
-                           '"ids": false'}}
+        op["responses"][code]["content"]["application/msgpack"] = {"schema": result}
     return op
 
 

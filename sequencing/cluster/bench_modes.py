@@ -85,7 +85,7 @@ async def soak(cluster: LocalCluster, options: BenchOptions, progress: Progress 
     verdict = soak_verdict(samples, warmup, options.soak_tolerance_mb)
     return {**window.summary(), "rss_samples": [{"t": t, **{f"replica-{r}": mb for r, mb in rss.items()}}
                                                 for t, rss in samples],
-            "rss_warmup_s": warmup, "rss_grew_mb": {f"replica-{r}": g for r, g in verdict.grew_mb.items()},
+            "rss_warmup_s": round(warmup, 1), "rss_grew_mb": {f"replica-{r}": g for r, g in verdict.grew_mb.items()},
             "rss_tolerance_mb": verdict.tolerance_mb, "rss_flat": verdict.flat, **await finish(cluster, options)}
 
 
