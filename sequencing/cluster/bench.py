@@ -113,7 +113,9 @@ def bench_cluster_config(directory: Path, options: BenchOptions) -> Path:
     timing = {"base_timeout": 1.0, "max_timeout": 5.0,
               "idle_block_delay": 0.0 if options.empty else 0.02, "batch_interval": 0.02}
     # one client address drives the whole cluster: admission control's per-address allowance is lifted
+    body = options.batch * (options.tx_bytes + 16) + 1024
     limits = {"mempool_max_txs": 100_000, "batch_max_txs": 5_000, "submit_max_batch": max(10_000, options.batch),
+              "api_max_body_bytes": max(10 * 1024 * 1024, body),
               "api_client_rate": 1_000_000, "api_client_burst": 1_000_000}
     return write_local_config(directory, n=options.replicas, chain_id="ordo-bench", timing=timing, limits=limits)
 
