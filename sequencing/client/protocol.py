@@ -57,20 +57,21 @@ def is_msgpack(content_type: str | None) -> bool:
 # -- the protocol, shared by both clients -------------------------------------------------------
 
 
-def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
+def _checked(rollup_id: int, payload: bytes) -> bytes:
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
     if not isinstance(rollup_id, int) or isinstance(rollup_id, bool):
         raise TypeError(f"rollup_id must be an int, not {type(rollup_id).__name__}")
-    return {"rollup_id": rollup_id, "payload": bytes(payload).hex()}
+    return bytes(payload)
+
+
+def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
+    return {"rollup_id": rollup_id, "payload": _checked(rollup_id, payload).hex()}
 
 
 def _tx_wire(rollup_id: int, payload: bytes) -> list[Any]:
     """A transaction entry of the binary batch form: ``[rollup_id, payload]`` (PROTOCOL.md section 16)."""
-    _tx_json(rollup_id, b"")  # the same type checks
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
-    return [rollup_id, bytes(payload)]
+    return [rollup_id, _checked(rollup_id, payload)]
 
 
 def _hex_id(value: str, what: str) -> str:

@@ -249,8 +249,11 @@ async def test_batch_ids_left_out_of_a_binary_answer_are_computed_by_the_client(
     retry = RetryPolicy(attempts=0)
     async with AsyncOrdoClient("http://replica", retry=retry, transport=transport) as client:
         result = await client.submit_many([(4, b"p%d" % i) for i in range(3)])
+        text: Any = "text"
+        with pytest.raises(TypeError):  # the caller's mistake, refused before any request
+            await client.submit_many([(4, text)])
     assert result.ids == [ids[0], None, ids[2]] and result.accepted == 1 and result.duplicates == 1
-    assert msgpack.unpackb(seen[0].content)["ids"] is False
+    assert msgpack.unpackb(seen[0].content)["ids"] is False and len(seen) == 1
     garbled = httpx.Response(200, content=b"\xc1", headers={"content-type": "application/msgpack"})
     async with AsyncOrdoClient("http://replica", transport=scripted([lambda _: garbled], [])) as client:
         with pytest.raises(ServerError):
