@@ -10,7 +10,7 @@ rollup's sub-log, evidence, Prometheus metrics and the OpenAPI document, over a
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import trio
@@ -21,7 +21,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..replica.mempool import MempoolFull
-from ..rollup.transactions import Bundle, InvalidTransaction
+from ..rollup.transactions import Bundle, InvalidTransaction, Item
+from .binary import MSGPACK, encode_result, is_msgpack, parse_binary_batch
 from .http_util import (
     handle_errors,
     hex_id,
@@ -30,6 +31,7 @@ from .http_util import (
     parse_int,
     path_int,
     query_int,
+    read_body,
     read_json,
 )
 from .openapi import openapi_document
@@ -103,21 +105,46 @@ class PublicApi:
         )
 
     async def submit_many(self, request: Request) -> Response:
+        """The bulk path: JSON (hex payloads) or, with ``Content-Type: application/msgpack``, the
+        binary form of api/binary.py, answered in msgpack."""
+        if is_msgpack(request.headers.get("content-type")):
+            batch = parse_binary_batch(await read_body(request), self.limits)
+            ids, rejected, duplicates, busy = await self._submit_entries(batch.items)
+            accepted = sum(1 for i in ids if i is not None) - duplicates
+            return Response(encode_result(accepted, duplicates, ids if batch.want_ids else None, rejected),
+                            status_code=503 if busy and accepted == 0 and duplicates == 0 else 200,
+                            media_type=MSGPACK, headers={"Retry-After": "1"} if busy else None)
         entries = parse_batch(await read_json(request), self.limits)
-        ids: list[str | None] = []
+        ids, rejected, duplicates, busy = await self._submit_entries(entries)
+        accepted = sum(1 for i in ids if i is not None) - duplicates
+        nothing_taken = busy and accepted == 0 and duplicates == 0
+        return JSONResponse(
+            {"accepted": accepted, "duplicates": duplicates, "ids": [None if i is None else i.hex() for i in ids],
+             "rejected": rejected},
+            status_code=503 if nothing_taken else 200,
+            headers={"Retry-After": "1"} if busy else None,
+        )
+
+    async def _submit_entries(
+        self, entries: Sequence[Item | str],
+    ) -> tuple[list[bytes | None], list[dict[str, Any]], int, bool]:
+        """Queue each entry (a string: why it is refused): per entry its id or None, the refusals,
+        how many were duplicates, whether the mempool filled; acknowledged once durable."""
+        ids: list[bytes | None] = []
         rejected: list[dict[str, Any]] = []
         duplicates = 0
         busy = False
-        for index, tx in enumerate(entries):
-            if busy or isinstance(tx, str):
-                rejected.append({"index": index, "error": tx if isinstance(tx, str) else "mempool full; retry later"})
+        for index, item in enumerate(entries):
+            if busy or isinstance(item, str):
+                why = item if isinstance(item, str) else "mempool full; retry later"
+                rejected.append({"index": index, "error": why})
                 ids.append(None)
                 continue
             try:
-                if not self.replica.submit(tx):
+                if not self.replica.submit(item):
                     duplicates += 1
-                ids.append(tx.id.hex())
-            except (ApiError, InvalidTransaction) as exc:
+                ids.append(item.id)
+            except (ApiError, InvalidTransaction) as exc:  # AlreadySubmitted (a bundle) too
                 rejected.append({"index": index, "error": str(getattr(exc, "detail", exc))})
                 ids.append(None)
             except MempoolFull as exc:
@@ -126,12 +153,7 @@ class PublicApi:
                 ids.append(None)
         accepted = sum(1 for i in ids if i is not None) - duplicates
         await self.durable(accepted > 0)
-        nothing_taken = busy and accepted == 0 and duplicates == 0
-        return JSONResponse(
-            {"accepted": accepted, "duplicates": duplicates, "ids": ids, "rejected": rejected},
-            status_code=503 if nothing_taken else 200,
-            headers={"Retry-After": "1"} if busy else None,
-        )
+        return ids, rejected, duplicates, busy
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-async def read_json(request: Request) -> Any:
+async def read_body(request: Request) -> bytes:
+    """The whole request body (413 beyond MAX_BODY; the API guard's smaller cap applies first)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
@@ -62,8 +63,13 @@ async def read_json(request: Request) -> Any:
         if size > MAX_BODY:
             raise ApiError(413, "too_large", f"request body over {MAX_BODY} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await read_body(request)
     try:
-        return json.loads(b"".join(chunks), parse_constant=_no_constants)
+        return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and ints over 4300 digits
         raise ApiError(400, "invalid_json", f"body is not JSON: {exc}") from None
     except RecursionError:

@@ -68,6 +68,39 @@ def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, A
     return op
 
 
+BINARY_BATCH = (
+    "The bulk path. With `Content-Type: application/msgpack` the body is one msgpack map "
+    '`{"transactions": [entry, ...], "ids": bool}` where an entry is `[rollup_id, payload (bin)]` or an atomic '
+    "bundle `[[rollup_id, payload], ...]`; the answer (200 and 503) is then msgpack too, the same BatchResult "
+    "with ids as 32-byte bin (left out with `\"ids\": false`; a transaction's id is "
+    '`digest("ordo/tx", [rollup_id, payload])`). Errors are JSON either way. See docs/PROTOCOL.md, "Binary '
+    'batch submission".')
+
+
+def _binary(op: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Add the msgpack form (request and result) to the batch operation."""
+    tx = {"type": "array", "minItems": 2, "maxItems": 2, "items": False, "prefixItems": [
+        {"type": "integer", "minimum": 0, "maximum": limits.max_rollup_id},
+        {"type": "string", "contentEncoding": "binary", "description": "msgpack bin, 1..max_tx_bytes bytes"}]}
+    entry = {"oneOf": [tx, {"type": "array", "minItems": 2, "maxItems": limits.max_bundle_txs, "items": tx}]}
+    body = {"type": "object", "additionalProperties": False, "required": ["transactions"], "properties": {
+        "transactions": {"type": "array", "maxItems": limits.submit_max_batch, "items": entry},
+        "ids": {"type": "boolean", "default": True}}}
+    op["requestBody"]["content"]["application/msgpack"] = {"schema": body}
+    result = {"type": "object", "required": ["accepted", "duplicates", "rejected"],
+              "description": "BatchResult in msgpack; `ids` (32-byte bin or nil per entry) absent when the "
+                             'request said "ids": false',
+              "properties": {"accepted": {"type": "integer", "minimum": 0},
+                             "duplicates": {"type": "integer", "minimum": 0},
+                             "rejected": {"type": "array", "items": {
+                                 "type": "object", "required": ["index", "error"],
+                                 "properties": {"index": {"type": "integer", "minimum": 0},
+                                                "error": {"type": "string"}}}}}}
+    for code in ("200", "503"):
+        op["responses"][code]["content"]["application/msgpack"] = {"schema": result}
+    return op
+
+
 def _proof_schemas(id64: dict[str, Any]) -> dict[str, Any]:
     """The commit proof's wire form (consensus.commit_proof.CommitProof.to_wire(), bytes as hex)."""
     count = {"type": "integer", "minimum": 0}
@@ -333,15 +366,16 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
             {"202": _json(_ref("Submitted"), "queued (`status` = `pending`)"), "200": ok_tx, "503": BUSY},
             limits, description="The id is a digest of (rollup_id, payload): resubmitting is deduplicated. A payload "
                         "over max_tx_bytes or a rollup id out of range is 400 `invalid_transaction`.")},
-        "/v1/transactions/batch": {"post": _post(
+        "/v1/transactions/batch": {"post": _binary(_post(
             "submitTransactions", "submit many independent transactions in one request (bulk path)",
             _ref("BatchSubmission"),
             {"200": _json(_ref("BatchResult"), "per-entry result; `Retry-After` is set when the mempool "
                           "filled part-way (later entries are rejected as busy)", RETRY_AFTER),
              "503": _json(_ref("BatchResult"), "mempool full before any entry was taken", RETRY_AFTER),
              "400": _json(_ref("BatchError"), "not a batch, or entries that break the schema (`error` = "
-                          "`invalid_batch`; `rejected` names them)")},
-            limits)},
+                          "`invalid_batch`; `rejected` names them), or a body that is not msgpack "
+                          "(`invalid_msgpack`)")},
+            limits, description=BINARY_BATCH), limits)},
         "/v1/transactions/{tx_id}": {"get": _get(
             "transactionStatus", "where a transaction is: committed (height, rollup, position) or pending",
             {"200": _json(_ref("TxStatus"), "committed or pending"),

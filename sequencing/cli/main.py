@@ -7,9 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError, load_config
 from ..replica.faults import BYZANTINE_MODES
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 DEFAULT_CONFIG = "cluster.toml"
 
@@ -109,26 +113,57 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import trio
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from ..cluster.bench import BenchOptions, run_bench
+    from ..cluster.bench import BenchError, BenchOptions, failed, run_bench
 
-    options = BenchOptions(replicas=args.replicas, duration=args.duration, rate=args.rate,
-                           tx_bytes=args.tx_bytes, batch=args.batch, clients=args.clients,
-                           rollups=args.rollups, empty=args.empty, catch_up=args.catch_up, json_path=args.json,
-                           keep=args.keep)
+    options = BenchOptions(
+        replicas=args.replicas, duration=args.duration, warmup=args.warmup, rate=args.rate, tx_bytes=args.tx_bytes,
+        batch=args.batch, clients=args.clients, window=args.window, rollups=args.rollups,
+        latency=not args.no_latency, empty=args.empty, catch_up=args.catch_up, generator_only=args.generator_only,
+        sweep=args.sweep,
+        sweep_rates=tuple(args.sweep_rates or ()), plot=args.plot, soak=args.soak or 0.0,
+        soak_interval=args.soak_interval, soak_warmup=args.soak_warmup, soak_tolerance_mb=args.soak_tolerance_mb,
+        json_path=args.json, keep=args.keep)
     console = Console(stderr=True)
-    with console.status(f"benchmarking a {args.replicas}-replica cluster for {args.duration:.0f}s ..."):
-        summary = trio.run(run_bench, options)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
+                   TimeRemainingColumn(), console=console, transient=True)
+    tasks: dict[str, TaskID] = {}
+
+    def progress(what: str, done: float, total: float) -> None:
+        if what not in tasks:
+            for old in tasks.values():
+                bar.remove_task(old)
+            tasks.clear()
+            tasks[what] = bar.add_task(what, total=total, done="")
+        bar.update(tasks[what], completed=done, done=f"{done:.0f}/{total:.0f} s")
+
+    console.print(f"ordo bench: starting a {args.replicas}-replica cluster ..." if not args.generator_only
+                  else "ordo bench: the generator against a sink ...")
+    try:
+        with bar:
+            summary = trio.run(run_bench, options, progress, console.print)
+    except BenchError as exc:
+        print(f"ordo: {exc}", file=sys.stderr)
+        return 2
     table = Table(title="ordo bench", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key == "options":
+        if key in ("options", "sweep", "rss_samples", "agreement_detail"):
             continue
         for sub, item in (value.items() if isinstance(value, dict) else [("", value)]):
             table.add_row(f"{key}.{sub}" if sub else key, str(item))
+    for step in summary.get("sweep", []):
+        table.add_row(f"sweep {step['rate']:,.0f} tx/s", f"{step['tx_per_s']:,.0f} tx/s committed, "
+                      f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms")
     Console().print(table)
+    if failed(summary):
+        detail = summary.get("agreement_detail", {})
+        why = "the replicas disagree" if summary.get("agreement") is False else "RSS grew after warm-up"
+        print(f"ordo bench: FAILED: {why} {json.dumps(detail) if detail else ''}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -172,19 +207,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("bench", help="measure throughput and latency on a throwaway local cluster",
-                       description="Start a temporary cluster on free local ports, drive it with clients "
-                                   "and print rounds/s, committed tx/s and commit latency.")
+                       description="Start a temporary cluster on free local ports, drive it with binary batches "
+                                   "and report committed tx/s, rounds/s, client latency (a sample from every "
+                                   "request), agreement, RSS and CPU per process (docs/OPERATIONS.md, "
+                                   "Benchmarking).")
     p.add_argument("--replicas", type=int, default=4)
-    p.add_argument("--duration", type=float, default=20.0, metavar="SECONDS")
+    p.add_argument("--duration", type=float, default=20.0, metavar="SECONDS", help="measured time (per sweep step)")
+    p.add_argument("--warmup", type=float, default=3.0, metavar="SECONDS", help="load before measuring")
     p.add_argument("--rate", type=float, default=None, metavar="TX_PER_S", help="offered load (default: max)")
-    p.add_argument("--tx-bytes", type=int, default=100)
-    p.add_argument("--batch", type=int, default=200, help="transactions per HTTP request")
-    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--tx-size", "--tx-bytes", dest="tx_bytes", type=int, default=256, metavar="BYTES",
+                   help="payload bytes per transaction (>= 8)")
+    p.add_argument("--batch", type=int, default=1000, help="transactions per HTTP request")
+    p.add_argument("--clients", type=int, default=8, help="connections, spread over the replicas")
+    p.add_argument("--window", type=int, default=32, metavar="REQUESTS",
+                   help="without --rate: at most this many requests sent but not yet committed (0: no limit, "
+                        "only full mempools hold the load back)")
     p.add_argument("--rollups", type=int, default=8)
-    p.add_argument("--empty", action="store_true", help="no load: rounds/s with empty blocks")
-    p.add_argument("--catch-up", type=int, default=0, metavar="BLOCKS",
-                   help="instead: stop a replica, let the others commit BLOCKS blocks under load, restart it "
-                        "and measure how fast it catches up")
+    p.add_argument("--no-latency", action="store_true",
+                   help="no latency probes or subscriptions (p50_ms/p99_ms null): what the measuring costs")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--empty", action="store_true", help="no load: rounds/s with empty blocks")
+    mode.add_argument("--catch-up", type=int, default=0, metavar="BLOCKS",
+                      help="instead: stop a replica, let the others commit BLOCKS blocks under load, restart it "
+                           "and measure how fast it catches up")
+    mode.add_argument("--generator-only", action="store_true",
+                      help="no cluster: the load generator against a sink that discards, to show its own ceiling")
+    mode.add_argument("--sweep", action="store_true",
+                      help="rising offered rates until the committed rate stops rising or latency explodes")
+    mode.add_argument("--soak", type=float, default=None, metavar="SECONDS",
+                      help="steady load at --rate (default 1000) for SECONDS; RSS per replica every "
+                           "--soak-interval s; exit 1 if it grows after warm-up beyond --soak-tolerance-mb")
+    p.add_argument("--sweep-rates", type=lambda v: [float(x) for x in v.split(",")], default=None,
+                   metavar="R1,R2,...", help="the sweep's offered rates (tx/s)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="with --sweep: draw the throughput-latency curve (needs matplotlib: ordo[bench])")
+    p.add_argument("--soak-interval", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--soak-warmup", type=float, default=None, metavar="SECONDS",
+                   help="RSS growth counts from here (default: min(120, a third of the soak))")
+    p.add_argument("--soak-tolerance-mb", type=float, default=25.0, metavar="MB")
     p.add_argument("--json", type=Path, default=None, metavar="FILE")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     p.set_defaults(func=cmd_bench)

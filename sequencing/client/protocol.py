@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import httpx
+import msgpack
 
 from consensus.committee import Committee
 from consensus.crypto import Verifier
@@ -46,16 +47,31 @@ from .stream import Subscription
 __all__ = ["STREAM_TIMEOUT", "BaseClient", "Op", "Request", "Sleep", "body_or_raise"]  # what client.py drives
 
 STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=STREAM_READ_TIMEOUT)
+MSGPACK = "application/msgpack"  # the binary batch form (PROTOCOL.md section 16)
+
+
+def is_msgpack(content_type: str | None) -> bool:
+    return content_type is not None and content_type.split(";", 1)[0].strip().lower() in (
+        MSGPACK, "application/x-msgpack", "application/vnd.msgpack")
 
 # -- the protocol, shared by both clients -------------------------------------------------------
 
 
-def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
+def _checked(rollup_id: int, payload: bytes) -> bytes:
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
     if not isinstance(rollup_id, int) or isinstance(rollup_id, bool):
         raise TypeError(f"rollup_id must be an int, not {type(rollup_id).__name__}")
-    return {"rollup_id": rollup_id, "payload": bytes(payload).hex()}
+    return bytes(payload)
+
+
+def _tx_json(rollup_id: int, payload: bytes) -> dict[str, Any]:
+    return {"rollup_id": rollup_id, "payload": _checked(rollup_id, payload).hex()}
+
+
+def _tx_wire(rollup_id: int, payload: bytes) -> list[Any]:
+    """A transaction entry of the binary batch form: ``[rollup_id, payload]`` (PROTOCOL.md section 16)."""
+    return [rollup_id, _checked(rollup_id, payload)]
 
 
 def _hex_id(value: str, what: str) -> str:
@@ -67,11 +83,11 @@ def _chunks(items: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]
     chunk: list[tuple[int, bytes]] = []
     size = 0
     for item in items:
-        if chunk and (len(chunk) >= CHUNK_TXS or size + 2 * len(item[1]) > CHUNK_BYTES):
+        if chunk and (len(chunk) >= CHUNK_TXS or size + len(item[1]) > CHUNK_BYTES):
             yield chunk
             chunk, size = [], 0
         chunk.append(item)
-        size += 2 * len(item[1]) + 40
+        size += len(item[1]) + 16
     if chunk:
         yield chunk
 
@@ -129,9 +145,22 @@ def _tx_status(body: Any) -> TxStatus:
     return TxStatus(body["id"], body["status"], location)
 
 
-def _batch_response(response: httpx.Response) -> BatchResult:
-    """A batch result; a 503 carries one too (nothing taken) unless it is a plain busy error."""
-    if response.status_code == 503:
+def _batch_body(response: httpx.Response) -> Any:
+    """A batch answer's body: msgpack when the server says so (the binary form), else JSON."""
+    if is_msgpack(response.headers.get("content-type")):
+        try:
+            return msgpack.unpackb(response.content, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            raise ServerError(f"HTTP {response.status_code}: response is not msgpack") from None
+    return _body(response)
+
+
+def _batch_response(response: httpx.Response, sent: Sequence[list[Any]]) -> BatchResult:
+    """A batch result; a 503 carries one too (nothing taken) unless it is a plain busy error. The
+    ids of the entries taken are computed here from ``sent`` when the answer leaves them out."""
+    if response.status_code in (200, 503) and is_msgpack(response.headers.get("content-type")):
+        body = _batch_body(response)
+    elif response.status_code == 503:
         try:
             body = response.json()
         except ValueError:
@@ -141,8 +170,15 @@ def _batch_response(response: httpx.Response) -> BatchResult:
     else:
         body = body_or_raise(response)
     try:
-        return BatchResult(int(body["accepted"]), int(body["duplicates"]), list(body["ids"]),
-                           list(body["rejected"]))
+        rejected = [{"index": int(r["index"]), "error": str(r["error"])} for r in body["rejected"]]
+        if "ids" in body:
+            ids = [i.hex() if isinstance(i, bytes) else i for i in body["ids"]]
+        else:
+            refused = {r["index"] for r in rejected}
+            ids = [None if i in refused else Transaction(*entry).id.hex() for i, entry in enumerate(sent)]
+        if len(ids) != len(sent):
+            raise ValueError("one id per entry")
+        return BatchResult(int(body["accepted"]), int(body["duplicates"]), ids, rejected)
     except (KeyError, TypeError, ValueError):
         raise ServerError(f"unexpected batch result {body!r:.200}") from None
 
@@ -268,10 +304,12 @@ class BaseClient:
         result: BatchResult | None = None
         positions = list(range(len(chunk)))
         for attempt in range(self.retry.attempts + 1):
-            body = {"transactions": [_tx_json(*chunk[i]) for i in positions]}
-            response = yield Request("POST", "/v1/transactions/batch", {"json": body})
+            sent = [_tx_wire(*chunk[i]) for i in positions]
+            body = msgpack.packb({"transactions": sent, "ids": False}, use_bin_type=True)
+            response = yield Request("POST", "/v1/transactions/batch",
+                                     {"content": body, "headers": {"content-type": MSGPACK}})
             assert response is not None
-            got = _batch_response(response)
+            got = _batch_response(response, sent)
             result = got if result is None else _merge(result, got, positions)
             positions = _busy_positions(result)
             if not positions or attempt == self.retry.attempts:

@@ -1,179 +1,53 @@
-"""``ordo bench``: start a throwaway local cluster, drive it, print throughput and latency.
+"""``ordo bench``: start a throwaway local cluster, drive it, report throughput, latency, agreement,
+memory and CPU.
 
-Without load (``--empty``) it measures rounds/s and blocks/s committed with empty blocks. With
-load, client tasks submit batches of transactions over several rollups to every replica as fast
-as the cluster takes them (or at ``--rate``); it reports submitted/committed tx/s, and commit
-latency as seen by a client (a sample of transactions polled until committed) and by the
-replicas (submission to durable commit histogram)."""
+The load is bench_load.py's generator (binary batches of pre-built transactions, a latency sample
+from every request); a measured window follows a warm-up. At the end the load stops, the cluster
+settles (mempools empty) and the replicas' chains and rollup digests are compared. Modes (one per
+run): the default (``--rate`` or as fast as accepted), ``--empty`` (rounds/s with no load),
+``--catch-up`` (time a restarted replica catching up), ``--generator-only`` (the generator against
+a sink, no cluster: its own ceiling), ``--sweep`` (rising rates to saturation, ``--plot``) and
+``--soak`` (steady load, RSS every ``soak_interval`` s; bench_modes.py has those two)."""
 
 from __future__ import annotations
 
 import json
-import random
-import statistics
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from .local import LocalCluster, write_local_config
+from .bench_core import (
+    BenchError,
+    BenchOptions,
+    Log,
+    Progress,
+    cpu_reading,
+    finish,
+    measure,
+    new_generator,
+    process_pids,
+    tick,
+)
+from .bench_stats import cpu_delta
+from .local import LocalCluster, free_ports, write_local_config
+
+__all__ = ["BenchError", "BenchOptions", "failed", "run_bench"]
 
 
-@dataclass
-class BenchOptions:
-    replicas: int = 4
-    duration: float = 20.0
-    warmup: float = 3.0
-    rate: float | None = None  # tx/s in total; None = as fast as accepted
-    tx_bytes: int = 100
-    batch: int = 200  # transactions per HTTP request
-    clients: int = 8
-    rollups: int = 8
-    empty: bool = False
-    catch_up: int = 0  # > 0: measure catching up this many blocks instead
-    json_path: Path | None = None
-    keep: bool = False
+# -- modes ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class BenchResult:
-    options: dict[str, Any]
-    seconds: float = 0.0
-    rounds: int = 0
-    blocks: int = 0
-    submitted: int = 0
-    accepted: int = 0
-    busy: int = 0
-    committed: int = 0
-    client_latency: list[float] = field(default_factory=list)
-    server_latency: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        lat = sorted(self.client_latency)
-
-        def pct(p: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 4) if lat else None
-
-        return {
-            "options": self.options,
-            "seconds": round(self.seconds, 2),
-            "rounds_per_s": round(self.rounds / self.seconds, 1),
-            "blocks_per_s": round(self.blocks / self.seconds, 1),
-            "submitted_tx_per_s": round(self.submitted / self.seconds, 1),
-            "accepted_tx_per_s": round(self.accepted / self.seconds, 1),
-            "committed_tx_per_s": round(self.committed / self.seconds, 1),
-            "busy_answers": self.busy,
-            "client_latency_s": {"samples": len(lat), "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99),
-                                 "mean": round(statistics.fmean(lat), 4) if lat else None},
-            "server_latency_s": self.server_latency,
-        }
-
-
-class Bench:
-    def __init__(self, cluster: LocalCluster, options: BenchOptions) -> None:
-        self.cluster = cluster
-        self.options = options
-        self.result = BenchResult({k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()})
-        self.rng = random.Random(1)
-        self.measuring = False
-        self._seq = 0
-        self.targets = list(cluster.ids)  # replicas the clients submit to
-
-    async def run(self) -> BenchResult:
-        o = self.options
-        async with trio.open_nursery() as nursery:
-            if not o.empty:
-                for client in range(o.clients):
-                    nursery.start_soon(self._client, client)
-            await trio.sleep(o.warmup)
-            start = await self._snapshot()
-            self.measuring = True
-            began = time.perf_counter()
-            await trio.sleep(o.duration)
-            self.measuring = False
-            end = await self._snapshot()
-            self.result.seconds = time.perf_counter() - began
-            nursery.cancel_scope.cancel()
-        self.result.rounds = end["round"] - start["round"]
-        self.result.blocks = end["height"] - start["height"]
-        self.result.committed = end["txs"] - start["txs"]
-        self.result.server_latency = await self._server_latency()
-        return self.result
-
-    async def _snapshot(self) -> dict[str, int]:
-        status = await self.cluster.status(0) or {}
-        return {"round": status.get("round", 0), "height": status.get("committed_height", 0),
-                "txs": status.get("txs_committed", 0)}
-
-    def _payload(self) -> str:
-        self._seq += 1
-        head = f"{self._seq}:"
-        return (head + "x" * max(0, self.options.tx_bytes - len(head))).encode().hex()
-
-    async def _client(self, index: int) -> None:
-        o = self.options
-        ids = self.targets
-        interval = 0.0 if o.rate is None else o.batch * o.clients / o.rate
-        turn = index
-        while True:
-            started = time.perf_counter()
-            turn += 1
-            replica = ids[turn % len(ids)]
-            txs = [{"rollup_id": 1 + self.rng.randrange(o.rollups), "payload": self._payload()}
-                   for _ in range(o.batch)]
-            try:
-                response = await self.cluster.post(replica, "/v1/transactions/batch", json={"transactions": txs})
-                body = response.json()
-            except Exception:
-                await trio.sleep(0.1)
-                continue
-            if self.measuring:
-                self.result.submitted += len(txs)
-                self.result.accepted += body.get("accepted", 0)
-                self.result.busy += 1 if response.status_code == 503 else 0
-                sample = next((i for i in body.get("ids", []) if i), None)
-                if sample is not None and turn % 4 == 0:
-                    trio.lowlevel.spawn_system_task(self._watch, replica, sample, started)
-            if response.status_code == 503:
-                await trio.sleep(0.2)
-            elif interval:
-                await trio.sleep(max(0.0, interval - (time.perf_counter() - started)))
-
-    async def _watch(self, replica: int, tx_id: str, submitted: float) -> None:
-        deadline = submitted + 60
-        while time.perf_counter() < deadline:
-            try:
-                response = await self.cluster.get(replica, f"/v1/transactions/{tx_id}")
-                if response.status_code == 200 and response.json().get("status") == "committed":
-                    self.result.client_latency.append(time.perf_counter() - submitted)
-                    return
-            except Exception:
-                return
-            await trio.sleep(0.01)
-
-    async def _server_latency(self) -> dict[str, float]:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = (await self.cluster.get(0, "/metrics")).text
-        buckets: list[tuple[float, float]] = []
-        count = total = 0.0
-        for family in text_string_to_metric_families(text):
-            if family.name != "ordo_commit_latency_seconds":
-                continue
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    buckets.append((float(sample.labels["le"]), sample.value))
-                elif sample.name.endswith("_count"):
-                    count = sample.value
-                elif sample.name.endswith("_sum"):
-                    total = sample.value
-        out: dict[str, float] = {"samples": count, "mean": round(total / count, 4) if count else 0.0}
-        for q in (0.5, 0.95, 0.99):
-            out[f"p{int(q * 100)}_le"] = next((le for le, c in sorted(buckets) if count and c >= q * count), 0.0)
-        return out
+async def bench_load(cluster: LocalCluster, options: BenchOptions, progress: Progress | None) -> dict[str, Any]:
+    rate = 0 if options.empty else options.rate
+    window, _ = await measure(cluster, options, rate, duration=options.duration, warmup=options.warmup,
+                              progress=progress, label="empty blocks" if options.empty else "load")
+    return {**window.summary(), **await finish(cluster, options)}
 
 
 async def measure_catch_up(cluster: LocalCluster, options: BenchOptions) -> dict[str, Any]:
@@ -181,15 +55,13 @@ async def measure_catch_up(cluster: LocalCluster, options: BenchOptions) -> dict
     time how long it takes to reach the height they had when it came back."""
     laggard = cluster.ids[-1]
     await cluster.stop(laggard)
-    bench = Bench(cluster, options)
     others = [r for r in cluster.ids if r != laggard]
-    bench.targets = others
     start = (await cluster.status(others[0]) or {}).get("committed_height", 0)
+    generator = new_generator([cluster.api(r) for r in others], options, options.rate, sample=False)
     async with trio.open_nursery() as nursery:
-        for client in range(options.clients):
-            nursery.start_soon(bench._client, client)
+        await generator.start(nursery)
         await cluster.wait_height(start + options.catch_up, ids=others, timeout=600)
-        nursery.cancel_scope.cancel()
+        await generator.stop(drain=0)
     target = (await cluster.status(others[0]) or {})["committed_height"]
     target_txs = (await cluster.status(others[0]) or {})["txs_committed"]
     began = time.perf_counter()
@@ -199,31 +71,90 @@ async def measure_catch_up(cluster: LocalCluster, options: BenchOptions) -> dict
     await cluster.wait_height(target, ids=[laggard], timeout=600)
     done = time.perf_counter()
     status = await cluster.status(laggard) or {}
-    return {"options": bench.result.options, "behind_blocks": target, "behind_txs": target_txs,
+    return {"behind_blocks": target, "behind_txs": target_txs,
             "seconds_total": round(done - began, 2), "seconds_after_ready": round(done - ready, 2),
             "blocks_per_s": round(target / (done - ready), 1), "txs_per_s": round(target_txs / (done - ready), 1),
-            "caught_up_txs": status.get("txs_committed")}
+            "caught_up_txs": status.get("txs_committed"), **await finish(cluster, options)}
 
 
-async def run_bench(options: BenchOptions) -> dict[str, Any]:
-    directory = Path(tempfile.mkdtemp(prefix="ordo-bench-"))
+async def generator_only(options: BenchOptions, progress: Progress | None) -> dict[str, Any]:
+    """The generator against bench_sink.py (a process that decodes and discards): its ceiling."""
+    port = free_ports(1)[0]
+    sink = subprocess.Popen([sys.executable, "-m", "sequencing.cluster.bench_sink", str(port)],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert sink.stdout is not None
+        ready = await trio.to_thread.run_sync(sink.stdout.readline)
+        if ready.strip() != b"ready":
+            raise BenchError("the bench sink did not start")
+        generator = new_generator([f"http://127.0.0.1:{port}"], options, options.rate, sample=False)
+        pids = process_pids(None, {"sink": sink.pid})
+        async with trio.open_nursery() as nursery:
+            await generator.start(nursery)
+            await tick(progress, "generator: warm-up", options.warmup)
+            cpu0, load0, began = cpu_reading(pids), generator.counters, time.perf_counter()
+            await tick(progress, "generator", options.duration)
+            cpu1, load1, seconds = cpu_reading(pids), generator.counters, time.perf_counter() - began
+            await generator.stop(drain=0)
+    finally:
+        sink.terminate()
+        await trio.to_thread.run_sync(sink.wait)
+    load = load1.minus(load0)
+    cpu = cpu_delta(cpu0, cpu1)
+    bench_cpu = cpu.get("bench") or 0.0
+    return {"generator_only": True, "seconds": round(seconds, 2),
+            "tx_per_s": round(load.accepted / seconds, 1), "offered_tx_per_s": round(load.txs_sent / seconds, 1),
+            "requests_per_s": round(load.requests / seconds, 1), "errors": load.errors, "cpu_s": cpu,
+            "bench_cpu_share": round(bench_cpu / seconds, 3),
+            "tx_per_bench_cpu_s": round(load.accepted / bench_cpu, 1) if bench_cpu else None}
+
+
+def bench_cluster_config(directory: Path, options: BenchOptions) -> Path:
     timing = {"base_timeout": 1.0, "max_timeout": 5.0,
               "idle_block_delay": 0.0 if options.empty else 0.02, "batch_interval": 0.02}
-    config = write_local_config(directory, n=options.replicas, chain_id="ordo-bench", timing=timing,
-                                limits={"mempool_max_txs": 400_000, "batch_max_txs": 5_000})
-    cluster = LocalCluster(config, log_level="warning")
-    try:
-        await cluster.start_all()
-        if options.catch_up:
-            summary = await measure_catch_up(cluster, options)
-        else:
-            summary = (await Bench(cluster, options).run()).summary()
-    finally:
-        await cluster.stop_all()
-        if not options.keep:
-            import shutil
+    # one client address drives the whole cluster: admission control's per-address allowance is lifted
+    body = options.batch * (options.tx_bytes + 16) + 1024
+    limits = {"mempool_max_txs": 100_000, "batch_max_txs": 5_000, "submit_max_batch": max(10_000, options.batch),
+              "api_max_body_bytes": max(10 * 1024 * 1024, body),
+              "api_client_rate": 1_000_000, "api_client_burst": 1_000_000}
+    return write_local_config(directory, n=options.replicas, chain_id="ordo-bench", timing=timing, limits=limits)
 
-            shutil.rmtree(directory, ignore_errors=True)
+
+async def run_bench(options: BenchOptions, progress: Progress | None = None, log: Log | None = None) -> dict[str, Any]:
+    from . import bench_modes
+
+    if options.plot is not None and not options.sweep:
+        raise BenchError("--plot draws a --sweep")
+    if options.plot is not None:
+        bench_modes.require_matplotlib()
+    if options.generator_only:
+        summary = await generator_only(options, progress)
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="ordo-bench-"))
+        cluster = LocalCluster(bench_cluster_config(directory, options), log_level="warning")
+        try:
+            await cluster.start_all()
+            if options.catch_up:
+                summary = await measure_catch_up(cluster, options)
+            elif options.sweep:
+                summary = await bench_modes.sweep(cluster, options, progress)
+            elif options.soak:
+                summary = await bench_modes.soak(cluster, options, progress, log)
+            else:
+                summary = await bench_load(cluster, options, progress)
+        finally:
+            await cluster.stop_all()
+            if not options.keep:
+                shutil.rmtree(directory, ignore_errors=True)
+    summary = {**summary, "options": options.as_json()}
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if options.plot is not None:
+        bench_modes.plot(summary, options.plot)
     return summary
+
+
+def failed(summary: dict[str, Any]) -> bool:
+    """Whether the run found a problem (the CLI exits 1): replicas that disagree, or a soak whose
+    memory grew."""
+    return summary.get("agreement") is False or summary.get("rss_flat") is False

@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import Any
 
 import httpx
+import msgpack
 import pytest
 import trio
 
@@ -260,7 +261,28 @@ async def test_batch_entries_rejected_as_busy_are_resent() -> None:
     async with AsyncOrdoClient("http://replica", retry=FAST_RETRY, transport=transport) as client:
         result = await client.submit_many([(1, bytes([i])) for i in range(4)])
     assert result.accepted == 4 and result.ids == ids and result.rejected == []
-    assert len(json.loads(seen[1].content)["transactions"]) == 2
+    assert seen[0].headers["content-type"] == "application/msgpack"
+    assert msgpack.unpackb(seen[1].content)["transactions"] == [[1, bytes([2])], [1, bytes([3])]]
+
+
+async def test_batch_ids_left_out_of_a_binary_answer_are_computed_by_the_client() -> None:
+    ids = [Transaction(4, b"p%d" % i).id.hex() for i in range(3)]
+    answer = msgpack.packb({"accepted": 1, "duplicates": 1, "rejected": [{"index": 1, "error": "mempool full"}]})
+    seen: list[httpx.Request] = []
+    reply = httpx.Response(200, content=answer, headers={"content-type": "application/msgpack"})
+    transport = scripted([lambda _: reply], seen)
+    retry = RetryPolicy(attempts=0)
+    async with AsyncOrdoClient("http://replica", retry=retry, transport=transport) as client:
+        result = await client.submit_many([(4, b"p%d" % i) for i in range(3)])
+        text: Any = "text"
+        with pytest.raises(TypeError):  # the caller's mistake, refused before any request
+            await client.submit_many([(4, text)])
+    assert result.ids == [ids[0], None, ids[2]] and result.accepted == 1 and result.duplicates == 1
+    assert msgpack.unpackb(seen[0].content)["ids"] is False and len(seen) == 1
+    garbled = httpx.Response(200, content=b"\xc1", headers={"content-type": "application/msgpack"})
+    async with AsyncOrdoClient("http://replica", transport=scripted([lambda _: garbled], [])) as client:
+        with pytest.raises(ServerError):
+            await client.submit_many([(4, b"x")])
 
 
 @pytest.mark.parametrize(("response", "kind"), [

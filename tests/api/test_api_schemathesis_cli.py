@@ -8,6 +8,7 @@ Slow profile only (about 1.5 min); against the code before issue 8 it reported t
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,9 @@ async def test_schemathesis_cli_finds_nothing(cluster: ClusterThread, tmp_path: 
         "--workers", "1", "--request-timeout", "15", "--no-color", "--generation-database", "none",
         "--suppress-health-check", "all", "--report", "junit", "--report-dir", str(tmp_path),
     ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py"))}
     result = await trio.to_thread.run_sync(
-        lambda: subprocess.run(command, capture_output=True, text=True, timeout=900, check=False))
+        lambda: subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=env))
     output = result.stdout + result.stderr
     print(output)
     assert result.returncode == 0, output[-6000:]

@@ -1,0 +1,113 @@
+"""The binary form of ``POST /v1/transactions/batch`` (``Content-Type: application/msgpack``).
+
+The body is one msgpack map, decoded with one ``msgpack.unpackb`` call (no hex, no JSON)::
+
+    {"transactions": [entry, ...], "ids": true}      # "ids" optional (default true)
+    entry = [rollup_id, payload]                      # a transaction: uint, bin
+          | [[rollup_id, payload], [rollup_id, payload], ...]   # an atomic bundle (2..max_bundle_txs)
+
+Every check is a shape check (types, ranges, sizes; a bundle's size and no transaction twice), so an
+entry that fails one refuses the whole request (400 ``invalid_batch``, ``rejected`` naming each such
+entry), as an entry that breaks the JSON schema does; a body that is not msgpack is 400
+``invalid_msgpack``. At most ``submit_max_batch`` transactions in all (bundles' transactions count).
+The answer (:func:`encode_result`) is a msgpack map ``{"accepted", "duplicates", "rejected":
+[{"index", "error"}, ...], "ids": [bin(32) | nil, ...]}``; ``"ids": false`` in the request leaves the
+ids out (a client computes them itself: a transaction's id is ``digest("ordo/tx", [rollup_id,
+payload])``, PROTOCOL.md section 2). Errors stay JSON, like every error of the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ..config import Limits
+from ..rollup.transactions import Bundle, InvalidTransaction, Item, Transaction
+from .views import ApiError
+
+MSGPACK = "application/msgpack"
+MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
+FIELDS = frozenset({"transactions", "ids"})
+
+
+def is_msgpack(content_type: str | None) -> bool:
+    """Whether a Content-Type header names msgpack (parameters such as ``; charset`` ignored)."""
+    return content_type is not None and content_type.split(";", 1)[0].strip().lower() in MSGPACK_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryBatch:
+    items: tuple[Item, ...]  # one per entry, in order
+    want_ids: bool
+
+
+def _tx(entry: Any, limits: Limits) -> Transaction:
+    if type(entry) is not list or len(entry) != 2:
+        raise InvalidTransaction("expected [rollup_id, payload] or a bundle [[rollup_id, payload], ...]")
+    rollup_id, payload = entry
+    if type(rollup_id) is not int or not 0 <= rollup_id <= limits.max_rollup_id:
+        raise InvalidTransaction(f"rollup_id must be an integer in [0, {limits.max_rollup_id}]")
+    if type(payload) is not bytes:
+        raise InvalidTransaction("payload must be msgpack bin (bytes)")
+    if not payload:
+        raise InvalidTransaction("payload must not be empty")
+    if len(payload) > limits.max_tx_bytes:
+        raise InvalidTransaction(f"payload of {len(payload)} bytes exceeds {limits.max_tx_bytes}")
+    return Transaction(rollup_id, payload)
+
+
+def _item(entry: Any, limits: Limits) -> Item:
+    if type(entry) is list and entry and type(entry[0]) is list:
+        bundle = Bundle(tuple(_tx(tx, limits) for tx in entry))
+        bundle.validate(limits)
+        return bundle
+    return _tx(entry, limits)
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise ApiError(400, "invalid_msgpack", f"body is not one msgpack value: {exc}") from None
+
+
+def parse_binary_batch(raw: bytes, limits: Limits) -> BinaryBatch:
+    """Decode and check a binary batch; ApiError (400) for anything malformed."""
+    body = _decode(raw)
+    if type(body) is not dict or "transactions" not in body or not set(body) <= FIELDS:
+        raise ApiError(400, "invalid_batch", 'expected a msgpack map {"transactions": [...], "ids": bool} '
+                       "and no other field")
+    entries = body["transactions"]
+    want_ids = body.get("ids", True)
+    if type(want_ids) is not bool:
+        raise ApiError(400, "invalid_batch", '"ids" must be a boolean')
+    if type(entries) is not list or len(entries) > limits.submit_max_batch:
+        raise ApiError(400, "invalid_batch", f"transactions must be a list of at most {limits.submit_max_batch}")
+    items: list[Item] = []
+    violations: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            items.append(_item(entry, limits))
+        except InvalidTransaction as exc:
+            violations.append({"index": index, "error": str(exc)})
+    if violations:
+        first = violations[0]
+        raise ApiError(400, "invalid_batch", f"{len(violations)} entries are malformed; "
+                       f"entry {first['index']}: {first['error']}", extra={"rejected": violations})
+    total = sum(len(i.txs) if isinstance(i, Bundle) else 1 for i in items)
+    if total > limits.submit_max_batch:
+        raise ApiError(400, "invalid_batch", f"{total} transactions (bundles' included) exceed "
+                       f"{limits.submit_max_batch}")
+    return BinaryBatch(tuple(items), want_ids)
+
+
+def encode_result(accepted: int, duplicates: int, ids: list[bytes | None] | None,
+                  rejected: list[dict[str, Any]]) -> bytes:
+    """The msgpack answer to a binary batch (``ids`` None: left out on request)."""
+    result: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    if ids is not None:
+        result["ids"] = ids
+    out: bytes = msgpack.packb(result, use_bin_type=True)
+    return out
