@@ -20,8 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..replica.mempool import MempoolFull
-from ..rollup.transactions import Bundle, InvalidTransaction, Item
+from ..rollup.transactions import Bundle, Item
 from .binary import MSGPACK, encode_result, is_msgpack, parse_binary_batch
 from .http_util import (
     handle_errors,
@@ -130,27 +129,21 @@ class PublicApi:
     ) -> tuple[list[bytes | None], list[dict[str, Any]], int, bool]:
         """Queue each entry (a string: why it is refused): per entry its id or None, the refusals,
         how many were duplicates, whether the mempool filled; acknowledged once durable."""
+        items = [e for e in entries if not isinstance(e, str)]
+        result = self.replica.submit_many(items)  # one call: metrics and gauges once per request
+        outcomes = iter(result.outcomes)
         ids: list[bytes | None] = []
         rejected: list[dict[str, Any]] = []
         duplicates = 0
-        busy = False
-        for index, item in enumerate(entries):
-            if busy or isinstance(item, str):
-                why = item if isinstance(item, str) else "mempool full; retry later"
-                rejected.append({"index": index, "error": why})
+        for index, entry in enumerate(entries):
+            outcome = entry if isinstance(entry, str) else next(outcomes)
+            if isinstance(outcome, str) or isinstance(entry, str):
+                rejected.append({"index": index, "error": str(outcome)})
                 ids.append(None)
                 continue
-            try:
-                if not self.replica.submit(item):
-                    duplicates += 1
-                ids.append(item.id)
-            except (ApiError, InvalidTransaction) as exc:  # AlreadySubmitted (a bundle) too
-                rejected.append({"index": index, "error": str(getattr(exc, "detail", exc))})
-                ids.append(None)
-            except MempoolFull as exc:
-                busy = True
-                rejected.append({"index": index, "error": str(exc)})
-                ids.append(None)
+            duplicates += not outcome
+            ids.append(entry.id)
+        busy = result.busy
         accepted = sum(1 for i in ids if i is not None) - duplicates
         await self.durable(accepted > 0)
         return ids, rejected, duplicates, busy

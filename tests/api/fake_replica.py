@@ -3,7 +3,7 @@ replica: a mempool that accepts everything (or is full), an empty ledger, a regi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import trio
@@ -13,8 +13,9 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block, Evidence
 from sequencing.api.port import LedgerView
 from sequencing.config import Limits
+from sequencing.replica.intake import Submitted
 from sequencing.replica.mempool import MempoolFull
-from sequencing.rollup.transactions import Item
+from sequencing.rollup.transactions import InvalidTransaction, Item
 
 T = TypeVar("T")
 
@@ -68,6 +69,19 @@ class FakeReplica:
         self.items[item.id] = item
         self.last_arrival += 1
         return True
+
+    def submit_many(self, items: Sequence[Item]) -> Submitted:
+        outcomes: list[bool | str] = []
+        busy = False
+        for item in items:
+            try:
+                outcomes.append("mempool full; retry later" if busy else self.submit(item))
+            except MempoolFull as exc:
+                busy = True
+                outcomes.append(str(exc))
+            except InvalidTransaction as exc:
+                outcomes.append(str(exc))
+        return Submitted(outcomes, busy)
 
     async def wait_durable(self, arrival: int) -> bool:
         await trio.lowlevel.checkpoint()
