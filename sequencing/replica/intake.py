@@ -10,6 +10,7 @@ expire"). The arrival time of each accepted transaction is kept for the commit-l
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 
 import trio
 
@@ -54,9 +55,11 @@ class ClientIntake:
         self._metrics.submissions.labels("accepted" if added else "duplicate").inc()
         if added:
             now = trio.current_time()
-            if len(self.submitted_at) < 2 * self._limits.mempool_max_txs:
-                for tx in item_txs(item):
-                    self.submitted_at[tx.id] = now
+            for tx in item_txs(item):
+                self.submitted_at[tx.id] = now
+            if len(self.submitted_at) > 2 * self._limits.mempool_max_txs:  # some never commit: drop the oldest half
+                for stale in list(islice(self.submitted_at, len(self.submitted_at) - self._limits.mempool_max_txs)):
+                    del self.submitted_at[stale]
         self._metrics.mempool_txs.set(self._mempool.tx_count)
         self._metrics.mempool_bytes.set(self._mempool.byte_size)
         return added
