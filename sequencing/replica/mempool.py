@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 from ..config import Limits
 from ..rollup.transactions import Bundle, InvalidTransaction, Item, item_txs
+from .recent_ids import RecentIds
 
 
 class MempoolFull(Exception):
@@ -22,13 +23,12 @@ class AlreadySubmitted(InvalidTransaction):
 
 
 class Mempool:
-    def __init__(self, limits: Limits, *, remember: int = 1_000_000) -> None:
+    def __init__(self, limits: Limits, *, remember: int = 500_000) -> None:
         self.limits = limits
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._bytes = 0
         self._txs = 0
-        self._recent: OrderedDict[bytes, None] = OrderedDict()
-        self._remember = remember
+        self._recent = RecentIds(remember)  # the newest remember/2 .. remember ids (~115 B each)
         self._arrival: dict[bytes, int] = {}
         self._members: dict[bytes, None] = {}  # tx ids of queued bundles
         self.arrivals = 0
@@ -107,7 +107,7 @@ class Mempool:
         for item in reversed(items):
             if item.id in self._items:
                 continue
-            self._recent.pop(item.id, None)
+            self._recent.discard(item.id)
             self._items[item.id] = item
             self._items.move_to_end(item.id, last=False)
             if isinstance(item, Bundle):
@@ -116,6 +116,4 @@ class Mempool:
             self._txs += len(item_txs(item))
 
     def _remember_id(self, item_id: bytes) -> None:
-        self._recent[item_id] = None
-        if len(self._recent) > self._remember:
-            self._recent.popitem(last=False)
+        self._recent.add(item_id)
