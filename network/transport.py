@@ -122,8 +122,9 @@ class Transport:
         Returns False (and counts ``send_refused``) if ``to`` is us or not a committee member, or
         if the message cannot be encoded or exceeds ``max_frame_size``. True means queued, or
         dropped by the fault layer: like a real network, it does not promise delivery.
-        Overflow policy: each peer's queue holds ``send_queue_size`` messages; when it is full
-        the OLDEST queued message is dropped (counted in ``stats.queue_drops``) to make room.
+        Overflow policy: each peer's queue holds ``send_queue_size`` messages and
+        ``send_queue_bytes`` bytes; when it is full the OLDEST queued messages are dropped (counted
+        in ``stats.queue_drops``) to make room.
         """
         peer = self._outbound.get(to)
         if peer is None:
@@ -164,8 +165,9 @@ class Transport:
             self.stats.fault_drops_out[peer.peer_id] += 1
             return
         release_at = trio.current_time() + hold if hold > 0 else 0.0
-        if peer.queue.put(frame, release_at):
-            self.stats.queue_drops[peer.peer_id] += 1
+        dropped = peer.queue.put(frame, release_at)
+        if dropped:
+            self.stats.queue_drops[peer.peer_id] += dropped
 
     # -- state ------------------------------------------------------------------------------
 

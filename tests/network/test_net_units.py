@@ -137,6 +137,19 @@ async def test_send_queue_drops_the_oldest_when_full() -> None:
     assert [(await queue.get())[0] for _ in range(3)] == [b"\x02", b"\x03", b"\x04"]
 
 
+async def test_send_queue_drops_the_oldest_beyond_its_byte_budget() -> None:
+    """A peer that is down keeps its queue: 4,096 batch frames of up to 1 MiB each would be GiBs
+    (issue 10); a byte budget bounds it, the newest frame always kept."""
+    queue = SendQueue(100, max_bytes=1000)
+    evicted = [queue.put(bytes([i]) * 300) for i in range(5)]
+    assert evicted == [0, 0, 0, 1, 1]
+    assert len(queue) == 3 and queue.byte_size == 900
+    assert queue.put(b"x" * 2500) == 3, "one frame over the budget replaces all the others"
+    assert len(queue) == 1 and queue.byte_size == 2500
+    assert (await queue.get())[0] == b"x" * 2500
+    assert queue.byte_size == 0
+
+
 async def test_send_queue_release_times_never_go_backwards() -> None:
     queue = SendQueue(10)
     queue.put(b"a", 5.0)
@@ -169,6 +182,7 @@ async def test_send_queue_get_waits_for_a_put(autojump_clock: trio.abc.Clock) ->
         {"max_frame_size": 10},
         {"handshake_timeout": 0},
         {"send_queue_size": 0},
+        {"send_queue_bytes": 0},
         {"inbox_size": 1.5},
         {"reconnect_initial": 3.0, "reconnect_max": 2.0},
         {"reconnect_jitter": 2},
