@@ -15,7 +15,7 @@ def test_a_full_default_cache_stays_under_8_mib() -> None:
     public_key = os.urandom(32)
     tracemalloc.start()
     try:
-        for n in range(100_000):  # more than it keeps; signed bytes as a vote's (~100 B)
+        for _ in range(100_000):  # more than it keeps; signed bytes as a vote's (~100 B)
             cache.add((public_key, os.urandom(100), os.urandom(64)))
         used, _ = tracemalloc.get_traced_memory()
     finally:
