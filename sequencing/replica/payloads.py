@@ -176,6 +176,9 @@ class Payloads:
             self._batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
             self._fetcher.arrived(batch)
             return False
+        if batch.created_height > self._batches.height + self._limits.batch_ttl_blocks:
+            self._metrics.dropped.labels("FutureBatch").inc()  # would never expire; refetched if needed
+            return False
         added = self._batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self._fetcher.arrived(batch)
         if added:

@@ -81,6 +81,7 @@ class BatchPool:
         self._keep_bodies = keep_bodies
         self._keep_bytes = keep_bytes
         self.kept_body_bytes = 0
+        self.height = 0  # the highest committed height reported to mark_committed
 
     @staticmethod
     def body_bytes(batch: Batch) -> int:
@@ -143,6 +144,7 @@ class BatchPool:
         return out
 
     def mark_committed(self, digests: Iterable[bytes], height: int) -> None:
+        self.height = max(self.height, height)
         for d in digests:
             batch = self._pending.pop(d, None)
             if batch is not None:

@@ -198,3 +198,23 @@ async def test_a_batch_is_taken_only_from_its_author_and_a_committed_one_is_kept
         assert not r.payloads.accept_batch(done, None)
         assert len(r.pool) == 0 and r.fetcher.arrivals == [done]
         assert r.payloads.accept_batch(batch(2, 3), 2) and len(r.pool) == 1
+
+
+async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted() -> None:
+    """A batch's created_height is the author's word: one far above the committed height never
+    expires (expiry is created_height + ttl below the committed height), so a Byzantine peer
+    could fill the pool for good. Refused beyond committed + ttl (fetched again if ever needed)."""
+    async with rig() as r:
+        ttl = r.limits.batch_ttl_blocks
+        r.pool.mark_committed((), 40)  # every commit reports its height, empty blocks too
+        future = Batch(2, 1, 40 + ttl + 1, (Transaction(1, b"later"),))
+        assert not r.payloads.accept_batch(future, 2)
+        assert len(r.pool) == 0 and r.pool.get(future.digest) is None
+        assert sample(r.metrics.dropped, ("FutureBatch",)) == 1
+        assert r.fetcher.arrivals == [], "a fetch is not woken by a batch that was refused"
+        edge = Batch(2, 2, 40 + ttl, (Transaction(1, b"edge"),))
+        assert r.payloads.accept_batch(edge, 2) and len(r.pool) == 1
+        for h in range(41, 42 + 2 * ttl):  # the accepted one expires, as it should
+            r.pool.mark_committed((), h)
+            r.pool.expire(h)
+        assert len(r.pool) == 0
