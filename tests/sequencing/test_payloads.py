@@ -218,3 +218,25 @@ async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted()
             r.pool.mark_committed((), h)
             r.pool.expire(h)
         assert len(r.pool) == 0
+
+
+async def test_contents_of_blocks_that_never_commit_go_once_the_executor_passes_their_height() -> None:
+    """A verified proposal that loses (a timeout, a fork) left its content in the cache until 256
+    newer ones pushed it out: up to 256 blocks' transactions pinned for good in a long run."""
+    async with rig() as r:
+        b1, b2, b3 = batch(1, 1), batch(2, 1), batch(3, 1)
+        for b in (b1, b2, b3):
+            r.pool.add(b)
+
+        def at(height: int, batches: tuple[Batch, ...]) -> Block:
+            payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()
+            block = Block(height, height, WORLD.genesis_qc, 1, payload, assemble(list(batches)).data_root)
+            r.core.tree.ids.add(block.id)
+            return block
+
+        winner, loser, child = at(1, (b1,)), at(1, (b2,)), at(2, (b3,))
+        for block in (winner, loser, child):
+            assert await r.payloads.verify(block) == ["verified"]
+        assert r.payloads.cached_content(winner.payload) is not None  # the executor writes height 1
+        assert r.payloads.cached_content(child.payload) is not None  # then height 2
+        assert r.payloads.cached_content(loser.payload) is None, "the loser at height 1 was dropped"
