@@ -73,7 +73,7 @@ class Payloads:
         self._core = core
         self._post = post
         self._nursery = nursery
-        self._content_cache: OrderedDict[bytes, tuple[int, BlockContent]] = OrderedDict()  # payload -> (height, content)
+        self._content_cache: OrderedDict[bytes, tuple[int, BlockContent]] = OrderedDict()  # (height, content)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
 
     # -- leader --------------------------------------------------------------------------------
