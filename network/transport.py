@@ -28,6 +28,7 @@ from .faults import FaultRules
 from .framing import encode_frame
 from .handshake import Identity
 from .inbound import InboundServer
+from .inbox import Inbox
 from .peer import Address, OutboundPeer
 from .stats import TransportStats
 
@@ -70,11 +71,8 @@ class Transport:
             for peer in committee.ids
             if peer != me
         }
-        send_channel, self.inbox = trio.open_memory_channel[tuple[int, object]](self.config.inbox_size)
-        self._inbox_send = send_channel
-        self._inbound = InboundServer(
-            self.identity, self.config, self.stats, self.faults, codec, send_channel
-        )
+        self.inbox = Inbox(self.config.inbox_size, self.config.inbox_bytes)
+        self._inbound = InboundServer(self.identity, self.config, self.stats, self.faults, codec, self.inbox)
         self._cancel_scope = trio.CancelScope()
         self._ran = False
 
@@ -105,7 +103,7 @@ class Transport:
                     for listener in listeners:
                         await trio.aclose_forcefully(listener)
         finally:
-            self._inbox_send.close()
+            self.inbox.close()
 
     def stop(self) -> None:
         """Make ``run()`` close everything and return (also before it started)."""
