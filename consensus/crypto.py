@@ -76,11 +76,13 @@ class Signer:
 
 class VerificationCache:
     """A bounded memo of signatures already found valid. Verification is a pure function, so
-    sharing one cache between replicas (as the simulator does) changes no outcome, only speed."""
+    sharing one cache between replicas (as the simulator does) changes no outcome, only speed.
+    It needs to span only the few rounds between a vote or timeout and the certificate repeating
+    its signature: 16,384 entries (~7 MB) are a minute of a 4-replica cluster at 50 rounds/s."""
 
     __slots__ = ("_capacity", "_seen")
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, capacity: int = 16384) -> None:
         self._capacity = capacity
         self._seen: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
 

@@ -14,7 +14,9 @@ class TransportConfig:
     connect_timeout: float = 5.0  # seconds for one TCP connect attempt
     write_timeout: float = 10.0  # seconds for one frame write; then the connection is dropped
     send_queue_size: int = 4096  # messages per peer; when full the oldest is dropped
+    send_queue_bytes: int = 32 << 20  # bytes per peer, likewise (a peer that is down keeps its queue)
     inbox_size: int = 4096  # received messages not yet taken by the node
+    inbox_bytes: int = 32 << 20  # and their encoded bytes (an empty inbox takes any one message)
     reconnect_initial: float = 0.05  # seconds before the first redial
     reconnect_max: float = 2.0  # cap of the exponential redial backoff
     reconnect_jitter: float = 0.5  # each backoff is shortened by up to this fraction, at random
@@ -38,6 +40,6 @@ class TransportConfig:
             raise ValueError("reconnect_max must be at least reconnect_initial")
         if not 0 <= self.reconnect_jitter <= 1:
             raise ValueError("reconnect_jitter must be in [0, 1]")
-        for name in ("send_queue_size", "inbox_size", "max_pending_handshakes"):
+        for name in ("send_queue_size", "send_queue_bytes", "inbox_size", "inbox_bytes", "max_pending_handshakes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer")

@@ -12,8 +12,9 @@ newer authenticated connection from the same peer replaces (cancels) the older o
 of idle or slow connections is churned through the pending budget while peers keep connecting.
 
 Per authenticated connection, frames are decoded with the node's codec and put into the bounded
-inbox; a full inbox stops reading that connection (TCP backpressure). Any bad input closes that
-connection and is counted; nothing a peer sends raises out of :meth:`InboundServer.serve`.
+inbox; a full inbox (messages or bytes) stops reading that connection (TCP backpressure). Any
+bad input closes that connection and is counted; nothing a peer sends raises out of
+:meth:`InboundServer.serve`.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from .errors import FrameError, HandshakeError, HandshakeFailure
 from .faults import FaultRules
 from .framing import HEADER_SIZE, FrameDecoder, read_frame
 from .handshake import Identity, accept
+from .inbox import Inbox
 from .peer import enable_keepalive
 from .stats import EVICTED_IN_HANDSHAKE, EVICTED_SILENT, INBOUND, UNDECODABLE, TransportStats
 
 log = logging.getLogger(__name__)
 
-Inbox = trio.MemorySendChannel[tuple[int, object]]
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 # accept() errors that mean "out of resources right now": wait and retry instead of dying.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -190,6 +191,6 @@ class InboundServer:
                 self._stats.rejected_frames[UNDECODABLE] += 1
                 return f"undecodable message: {exc!r}"[:300]
             try:
-                await self._inbox.send((peer, message))
+                await self._inbox.put(peer, message, len(frame))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return "inbox closed"

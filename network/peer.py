@@ -47,7 +47,7 @@ class OutboundPeer:
         faults: FaultRules, rng: random.Random, address: Address | None,
     ) -> None:
         self.peer_id = peer_id
-        self.queue = SendQueue(config.send_queue_size)
+        self.queue = SendQueue(config.send_queue_size, config.send_queue_bytes)
         self.connected = False
         self._identity = identity
         self._config = config

@@ -1,4 +1,5 @@
-"""A bounded per-peer queue of encoded messages that drops its oldest entry when full.
+"""A bounded per-peer queue of encoded messages that drops its oldest entries when full: more
+than ``capacity`` messages or ``max_bytes`` bytes (the newest message is always kept).
 
 ``put`` never blocks (the node must not stall on a slow peer); consensus tolerates the loss
 through its timeouts and retransmissions. Each entry carries a release time (fault-injected
@@ -13,12 +14,14 @@ import trio
 
 
 class SendQueue:
-    __slots__ = ("_capacity", "_items", "_last_release", "_lot")
+    __slots__ = ("_capacity", "_items", "_last_release", "_lot", "_max_bytes", "byte_size")
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be positive")
+    def __init__(self, capacity: int, max_bytes: int = 1 << 62) -> None:
+        if capacity < 1 or max_bytes < 1:
+            raise ValueError("capacity and max_bytes must be positive")
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self.byte_size = 0
         self._items: deque[tuple[bytes, float]] = deque()
         self._last_release = 0.0
         self._lot = trio.lowlevel.ParkingLot()
@@ -26,14 +29,16 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, payload: bytes, release_at: float = 0.0) -> bool:
+    def put(self, payload: bytes, release_at: float = 0.0) -> int:
         """Append ``payload``, to be written no earlier than ``release_at`` (trio clock).
-        Returns True if the oldest entry was dropped to make room."""
-        evicted = len(self._items) >= self._capacity
-        if evicted:
-            self._items.popleft()
+        Returns how many of the oldest entries were dropped to make room."""
         self._last_release = max(self._last_release, release_at)
         self._items.append((payload, self._last_release))
+        self.byte_size += len(payload)
+        evicted = 0
+        while len(self._items) > 1 and (len(self._items) > self._capacity or self.byte_size > self._max_bytes):
+            self.byte_size -= len(self._items.popleft()[0])
+            evicted += 1
         self._lot.unpark_all()
         return evicted
 
@@ -42,4 +47,6 @@ class SendQueue:
         while not self._items:
             await self._lot.park()
         await trio.lowlevel.checkpoint_if_cancelled()
-        return self._items.popleft()
+        item = self._items.popleft()
+        self.byte_size -= len(item[0])
+        return item

@@ -28,6 +28,7 @@ from .faults import FaultRules
 from .framing import encode_frame
 from .handshake import Identity
 from .inbound import InboundServer
+from .inbox import Inbox
 from .peer import Address, OutboundPeer
 from .stats import TransportStats
 
@@ -70,11 +71,8 @@ class Transport:
             for peer in committee.ids
             if peer != me
         }
-        send_channel, self.inbox = trio.open_memory_channel[tuple[int, object]](self.config.inbox_size)
-        self._inbox_send = send_channel
-        self._inbound = InboundServer(
-            self.identity, self.config, self.stats, self.faults, codec, send_channel
-        )
+        self.inbox = Inbox(self.config.inbox_size, self.config.inbox_bytes)
+        self._inbound = InboundServer(self.identity, self.config, self.stats, self.faults, codec, self.inbox)
         self._cancel_scope = trio.CancelScope()
         self._ran = False
 
@@ -105,7 +103,7 @@ class Transport:
                     for listener in listeners:
                         await trio.aclose_forcefully(listener)
         finally:
-            self._inbox_send.close()
+            self.inbox.close()
 
     def stop(self) -> None:
         """Make ``run()`` close everything and return (also before it started)."""
@@ -122,8 +120,9 @@ class Transport:
         Returns False (and counts ``send_refused``) if ``to`` is us or not a committee member, or
         if the message cannot be encoded or exceeds ``max_frame_size``. True means queued, or
         dropped by the fault layer: like a real network, it does not promise delivery.
-        Overflow policy: each peer's queue holds ``send_queue_size`` messages; when it is full
-        the OLDEST queued message is dropped (counted in ``stats.queue_drops``) to make room.
+        Overflow policy: each peer's queue holds ``send_queue_size`` messages and
+        ``send_queue_bytes`` bytes; when it is full the OLDEST queued messages are dropped (counted
+        in ``stats.queue_drops``) to make room.
         """
         peer = self._outbound.get(to)
         if peer is None:
@@ -164,8 +163,9 @@ class Transport:
             self.stats.fault_drops_out[peer.peer_id] += 1
             return
         release_at = trio.current_time() + hold if hold > 0 else 0.0
-        if peer.queue.put(frame, release_at):
-            self.stats.queue_drops[peer.peer_id] += 1
+        dropped = peer.queue.put(frame, release_at)
+        if dropped:
+            self.stats.queue_drops[peer.peer_id] += dropped
 
     # -- state ------------------------------------------------------------------------------
 

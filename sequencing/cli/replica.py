@@ -23,6 +23,7 @@ from ..replica.errors import NodeStartError
 from ..replica.faults import crash_hook_from_env
 from ..replica.node import Node, NodeOptions
 from ..replica.setup import missing_key_problem
+from .heap_dump import dump_dir, serve_dumps, start_tracing
 
 E = TypeVar("E", bound=BaseException)
 
@@ -34,6 +35,9 @@ async def run_replica(config: ClusterConfig, replica_id: int, key: KeyPair, opti
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         if os.environ.get("ORDO_PARENT_PID"):
             nursery.start_soon(_stop_when_orphaned, int(os.environ["ORDO_PARENT_PID"]), nursery.cancel_scope)
+        heap_dumps = dump_dir()
+        if heap_dumps is not None:
+            nursery.start_soon(serve_dumps, heap_dumps, replica_id)
         await nursery.start(node.run)
         await nursery.start(partial(serve_api, node, node.transport.faults, me.host, me.api_port, me.admin_port))
         logging.getLogger("ordo").info(
@@ -69,6 +73,8 @@ def main(config_path: Path, replica_id: int, *, recover: bool, log_level: str, b
     config.replica(replica_id)
     key = _own_key(config, replica_id)
     check_ports_free(config, replica_id)
+    if dump_dir() is not None:
+        start_tracing()
     options = NodeOptions(recover=recover, storage_crash_hook=crash_hook_from_env(), byzantine=byzantine)
     try:
         trio.run(run_replica, config, replica_id, key, options)

@@ -30,8 +30,14 @@ class BatchFetcher:
         self._send = send
         self._peers = list(peers)
         self._arrived: dict[bytes, trio.Event] = {}
+        self._waiters: dict[bytes, int] = {}  # fetches waiting per batch: the last one out drops its event
         self.attempt_timeout = attempt_timeout
         self.requests_sent = 0
+
+    @property
+    def waiting(self) -> int:
+        """Batches some fetch is waiting for."""
+        return len(self._arrived)
 
     def arrived(self, batch: Batch) -> None:
         """A batch body arrived (broadcast or response) and is in the pool; wake its waiters."""
@@ -49,26 +55,44 @@ class BatchFetcher:
             if batch is not None:
                 found[d] = batch
         attempt = 0
-        while len(found) < len(set(digests)):
-            if give_up():
-                return None
-            missing = [d for d in dict.fromkeys(digests) if d not in found]
-            targets = self._targets(prefer, attempt)
-            for peer in targets:
-                self._send(peer, BatchRequest(tuple(missing)))
-                self.requests_sent += 1
-            events = [self._arrived.setdefault(d, trio.Event()) for d in missing]
-            with trio.move_on_after(self.attempt_timeout):
-                for event in events:
-                    await event.wait()
-            for d in missing:
-                batch = self.pool.get(d)
-                if batch is not None:
-                    found[d] = batch
-            attempt += 1
+        waited: set[bytes] = set()
+        try:
+            while len(found) < len(set(digests)):
+                if give_up():
+                    return None
+                missing = [d for d in dict.fromkeys(digests) if d not in found]
+                targets = self._targets(prefer, attempt)
+                for peer in targets:
+                    self._send(peer, BatchRequest(tuple(missing)))
+                    self.requests_sent += 1
+                for d in set(missing) - waited:
+                    waited.add(d)
+                    self._waiters[d] = self._waiters.get(d, 0) + 1
+                events = [self._arrived.setdefault(d, trio.Event()) for d in missing]
+                with trio.move_on_after(self.attempt_timeout):
+                    for event in events:
+                        await event.wait()
+                for d in missing:
+                    batch = self.pool.get(d)
+                    if batch is not None:
+                        found[d] = batch
+                attempt += 1
+        finally:
+            self._unwait(waited)
         if attempt and give_up():  # they came, but after the caller moved on (checked after waiting)
             return None
         return [found[d] for d in digests]
+
+    def _unwait(self, digests: set[bytes]) -> None:
+        """Batches a fetch no longer waits for (it got them or gave up): an event nobody waits
+        for is dropped, so fetches that give up (batches that never come) leave nothing behind."""
+        for d in digests:
+            left = self._waiters[d] - 1
+            if left:
+                self._waiters[d] = left
+            else:
+                del self._waiters[d]
+                self._arrived.pop(d, None)
 
     def _targets(self, prefer: Sequence[int], attempt: int) -> list[int]:
         ordered = list(dict.fromkeys([*prefer, *self._peers]))

@@ -67,6 +67,7 @@ class Commits:
         self.durable_block_id = None if root is None else root.id
         self.txs_committed = await stores.ledger_call(ledger.txs_committed)
         self._metrics.committed_height.set(height)
+        self._batches.mark_committed((), height)  # the pool's height: a peer's batch beyond it + ttl is refused
         for digest, _author, _created, body in await stores.ledger_call(ledger.pending_batches):
             try:
                 self._batches.add(Batch.decode(body, self._max_frame_bytes))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import trio
 
@@ -108,9 +109,11 @@ class ClientIntake:
         return Submitted(outcomes, busy)
 
     def _note_arrivals(self, txs: Iterable[Transaction]) -> None:
-        if len(self.submitted_at) < 2 * self._limits.mempool_max_txs:
-            now = trio.current_time()
-            self.submitted_at.update((tx.id, now) for tx in txs)
+        now = trio.current_time()
+        self.submitted_at.update((tx.id, now) for tx in txs)
+        if len(self.submitted_at) > 2 * self._limits.mempool_max_txs:  # some never commit: drop the oldest half
+            for stale in list(islice(self.submitted_at, len(self.submitted_at) - self._limits.mempool_max_txs)):
+                del self.submitted_at[stale]
 
     def _set_mempool_gauges(self) -> None:
         self._metrics.mempool_txs.set(self._mempool.tx_count)

@@ -7,10 +7,10 @@ in arrival order and records ``taken_through``, so the node knows when an item i
 from __future__ import annotations
 
 from collections import OrderedDict
-from itertools import islice
 
 from ..config import Limits
 from ..rollup.transactions import Bundle, InvalidTransaction, Item, Transaction, item_txs
+from .recent_ids import RecentIds
 
 
 class MempoolFull(Exception):
@@ -23,13 +23,12 @@ class AlreadySubmitted(InvalidTransaction):
 
 
 class Mempool:
-    def __init__(self, limits: Limits, *, remember: int = 1_000_000) -> None:
+    def __init__(self, limits: Limits, *, remember: int = 500_000) -> None:
         self.limits = limits
         self._items: OrderedDict[bytes, Item] = OrderedDict()
         self._bytes = 0
         self._txs = 0
-        self._recent: OrderedDict[bytes, None] = OrderedDict()
-        self._remember = remember
+        self._recent = RecentIds(remember)  # the newest remember/2 .. remember ids (~115 B each)
         self._arrival: dict[bytes, int] = {}
         self._members: dict[bytes, None] = {}  # tx ids of queued bundles
         self.arrivals = 0
@@ -100,12 +99,11 @@ class Mempool:
             if isinstance(item, Bundle):
                 for tx in item.txs:
                     self._members.pop(tx.id, None)
-                    self._recent[tx.id] = None
-            self._recent[item.id] = None
+                    self._recent.add(tx.id)
+            self._recent.add(item.id)
         self.taken_through = taken_through
         self._bytes -= size
         self._txs -= txs
-        self._forget_oldest()
         return out
 
     def requeue(self, items: list[Item]) -> None:
@@ -113,17 +111,10 @@ class Mempool:
         for item in reversed(items):
             if item.id in self._items:
                 continue
-            self._recent.pop(item.id, None)
+            self._recent.discard(item.id)
             self._items[item.id] = item
             self._items.move_to_end(item.id, last=False)
             if isinstance(item, Bundle):
                 self._members.update({tx.id: None for tx in item.txs})
             self._bytes += item.size
             self._txs += len(item_txs(item))
-
-    def _forget_oldest(self) -> None:
-        """Keep at most ``remember`` recent ids (the oldest go first)."""
-        excess = len(self._recent) - self._remember
-        if excess > 0:
-            for item_id in list(islice(self._recent, excess)):
-                del self._recent[item_id]

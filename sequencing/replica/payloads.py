@@ -73,7 +73,7 @@ class Payloads:
         self._core = core
         self._post = post
         self._nursery = nursery
-        self._content_cache: OrderedDict[bytes, BlockContent] = OrderedDict()
+        self._content_cache: OrderedDict[bytes, tuple[int, BlockContent]] = OrderedDict()  # (height, content)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
 
     # -- leader --------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class Payloads:
             limits=self._limits,
         )
         encoded = payload.encode()
-        self.remember_content(encoded, content)
+        self.remember_content(encoded, content, request.parent.height + 1)
         return self._core().on_payload_ready(request.round, encoded, content.data_root)
 
     # -- voter ---------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class Payloads:
         except PayloadRejected as exc:
             self._metrics.rejected_payloads.inc()
             return core.on_payload_verified(block.id, False, str(exc))
-        self.remember_content(block.payload, content)
+        self.remember_content(block.payload, content, block.height)
         return core.on_payload_verified(block.id, True)
 
     async def _fetch_for_proposal(self, block: Block, payload: BlockPayload) -> None:
@@ -147,15 +147,22 @@ class Payloads:
 
     # -- content cache (for the executor) ------------------------------------------------------
 
-    def remember_content(self, payload: bytes, content: BlockContent) -> None:
+    def remember_content(self, payload: bytes, content: BlockContent, height: int) -> None:
         """Keep the content assembled from a payload, so the executor need not assemble it again
         (the payload fixes the batches, hence everything in the content)."""
-        self._content_cache[hash_bytes(payload)] = content
+        self._content_cache[hash_bytes(payload)] = (height, content)
         while len(self._content_cache) > CONTENT_CACHE_SIZE:
             self._content_cache.popitem(last=False)
 
     def cached_content(self, payload: bytes) -> BlockContent | None:
-        return self._content_cache.pop(hash_bytes(payload), None)
+        """The executor takes a committed block's content, in height order: what is left at or
+        below that height belongs to blocks that lost (a timeout, a fork) and is dropped."""
+        entry = self._content_cache.pop(hash_bytes(payload), None)
+        if entry is not None:
+            stale = [key for key, (height, _) in self._content_cache.items() if height <= entry[0]]
+            for key in stale:
+                del self._content_cache[key]
+        return None if entry is None else entry[1]
 
     # -- batches into the pool -----------------------------------------------------------------
 
@@ -175,6 +182,9 @@ class Payloads:
         if self._batches.committed_at(batch.digest) is not None:
             self._batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
             self._fetcher.arrived(batch)
+            return False
+        if batch.created_height > self._batches.height + self._limits.batch_ttl_blocks:
+            self._metrics.dropped.labels("FutureBatch").inc()  # would never expire; refetched if needed
             return False
         added = self._batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self._fetcher.arrived(batch)

@@ -155,15 +155,24 @@ class Batch:
 
 class BatchPool:
     """Known, not yet committed batches in arrival order, plus the digests committed within the
-    last ``ttl`` heights (enough to reject any re-inclusion, since batches expire)."""
+    last ``ttl`` heights (enough to reject any re-inclusion, since batches expire), plus the bodies
+    of recently committed batches for fetches: at most ``keep_bodies`` of them and ``keep_bytes``
+    of payload (the newest body is kept even if larger); older ones are read from the ledger."""
 
-    def __init__(self, ttl: int, *, keep_bodies: int = 4096) -> None:
+    def __init__(self, ttl: int, *, keep_bodies: int = 4096, keep_bytes: int = 32 * 1024 * 1024) -> None:
         self.ttl = ttl
         self._pending: OrderedDict[bytes, Batch] = OrderedDict()
         self._committed: dict[bytes, int] = {}
         self._pruned_below = 0  # committed digests below this height were dropped
-        self._bodies: OrderedDict[bytes, Batch] = OrderedDict()  # recently committed, for fetches
+        self._bodies: OrderedDict[bytes, tuple[Batch, int]] = OrderedDict()  # recently committed: (body, bytes)
         self._keep_bodies = keep_bodies
+        self._keep_bytes = keep_bytes
+        self.kept_body_bytes = 0
+        self.height = 0  # the highest committed height reported to mark_committed
+
+    @staticmethod
+    def body_bytes(batch: Batch) -> int:
+        return len(batch.body)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -173,13 +182,20 @@ class BatchPool:
 
     def get(self, batch_digest: bytes) -> Batch | None:
         """A pending batch, or the body of a recently committed one."""
-        return self._pending.get(batch_digest) or self._bodies.get(batch_digest)
+        kept = self._bodies.get(batch_digest)
+        return self._pending.get(batch_digest) or (kept[0] if kept is not None else None)
 
     def stash(self, batch: Batch) -> None:
         """Keep a body known to belong to a committed block (catch-up) where ``get`` finds it."""
-        self._bodies[batch.digest] = batch
-        while len(self._bodies) > self._keep_bodies:
-            self._bodies.popitem(last=False)
+        if batch.digest in self._bodies:
+            return
+        size = self.body_bytes(batch)
+        self._bodies[batch.digest] = (batch, size)
+        self.kept_body_bytes += size
+        while len(self._bodies) > 1 and (
+            len(self._bodies) > self._keep_bodies or self.kept_body_bytes > self._keep_bytes
+        ):
+            self.kept_body_bytes -= self._bodies.popitem(last=False)[1][1]
 
     def add(self, batch: Batch) -> bool:
         if batch.digest in self._pending or batch.digest in self._committed:
@@ -215,6 +231,7 @@ class BatchPool:
         return out
 
     def mark_committed(self, digests: Iterable[bytes], height: int) -> None:
+        self.height = max(self.height, height)
         for d in digests:
             batch = self._pending.pop(d, None)
             if batch is not None:

@@ -13,6 +13,7 @@ from netutil import identities, vote
 from consensus.errors import DecodeError
 from network import ConsensusCodec, FaultRules, PeerFaults, TransportConfig, TransportStats
 from network.backoff import Backoff
+from network.inbox import Inbox
 from network.sendqueue import SendQueue
 
 # -- fault rules --------------------------------------------------------------------------------
@@ -137,6 +138,19 @@ async def test_send_queue_drops_the_oldest_when_full() -> None:
     assert [(await queue.get())[0] for _ in range(3)] == [b"\x02", b"\x03", b"\x04"]
 
 
+async def test_send_queue_drops_the_oldest_beyond_its_byte_budget() -> None:
+    """A peer that is down keeps its queue: 4,096 batch frames of up to 1 MiB each would be GiBs
+    (issue 10); a byte budget bounds it, the newest frame always kept."""
+    queue = SendQueue(100, max_bytes=1000)
+    evicted = [queue.put(bytes([i]) * 300) for i in range(5)]
+    assert evicted == [0, 0, 0, 1, 1]
+    assert len(queue) == 3 and queue.byte_size == 900
+    assert queue.put(b"x" * 2500) == 3, "one frame over the budget replaces all the others"
+    assert len(queue) == 1 and queue.byte_size == 2500
+    assert (await queue.get())[0] == b"x" * 2500
+    assert queue.byte_size == 0
+
+
 async def test_send_queue_release_times_never_go_backwards() -> None:
     queue = SendQueue(10)
     queue.put(b"a", 5.0)
@@ -160,6 +174,45 @@ async def test_send_queue_get_waits_for_a_put(autojump_clock: trio.abc.Clock) ->
     assert got == [b"x"]
 
 
+# -- inbox ---------------------------------------------------------------------------------------
+
+
+async def test_inbox_readers_wait_for_room_in_bytes_too() -> None:
+    """Received messages wait in the inbox while the node is busy (e.g. answering a batch request
+    from disk): 4,096 of them of up to max_frame_size each was unbounded in practice (issue 10).
+    A reader now also waits while ``max_bytes`` are queued; an empty inbox takes any message."""
+    inbox = Inbox(100, max_bytes=100)
+    await inbox.put(1, "a", 60)
+    done: list[str] = []
+
+    async def put_b() -> None:
+        await inbox.put(2, "b", 60)
+        done.append("b")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(put_b)
+        await trio.testing.wait_all_tasks_blocked()
+        assert done == [] and inbox.byte_size == 60, "no room for 60 more bytes"
+        assert await inbox.receive() == (1, "a")
+        await trio.testing.wait_all_tasks_blocked()
+        assert done == ["b"] and inbox.byte_size == 60
+    assert inbox.receive_nowait() == (2, "b") and inbox.byte_size == 0
+    await inbox.put(3, "huge", 500)  # alone, a message larger than the budget still goes in
+    inbox.close()
+    assert [item async for item in inbox] == [(3, "huge")]
+
+
+async def test_inbox_a_cancelled_wait_takes_no_room() -> None:
+    inbox = Inbox(100, max_bytes=100)
+    await inbox.put(1, "a", 90)
+    with trio.move_on_after(0.01):
+        await inbox.put(2, "b", 90)
+    assert inbox.byte_size == 90
+    inbox.receive_nowait()
+    await inbox.put(3, "c", 100)
+    assert inbox.byte_size == 100
+
+
 # -- config, stats, codec -----------------------------------------------------------------------
 
 
@@ -169,6 +222,8 @@ async def test_send_queue_get_waits_for_a_put(autojump_clock: trio.abc.Clock) ->
         {"max_frame_size": 10},
         {"handshake_timeout": 0},
         {"send_queue_size": 0},
+        {"send_queue_bytes": 0},
+        {"inbox_bytes": 0},
         {"inbox_size": 1.5},
         {"reconnect_initial": 3.0, "reconnect_max": 2.0},
         {"reconnect_jitter": 2},

@@ -72,7 +72,7 @@ class NodeRig:
 
     async def deliver(self, sender: int, message: object) -> None:
         """A message from a peer, through the node's inbound dispatch (as the transport hands it)."""
-        await self.node.transport._inbox_send.send((sender, message))
+        await self.node.transport.inbox.put(sender, message, 0)
         await self.settle()
 
     # -- building blocks -------------------------------------------------------------------------

@@ -26,17 +26,17 @@ HEIGHT = BATCH_PRUNE_EVERY + 6  # the peers' committed height
 
 def serve(rig: NodeRig, chain: SignedChain, committed: Batch | None = None, height: int = HEIGHT) -> None:
     """Honest peers 1 and 2 at ``height``: their status, and blocks with the committed batch's body."""
-    inbox = rig.node.transport._inbox_send
+    inbox = rig.node.transport.inbox
 
     def on_send(to: int | None, message: object) -> None:
         if isinstance(message, StatusRequest):
             for peer in (1, 2):
-                inbox.send_nowait((peer, StatusResponse(rig.world.genesis_qc, None, height)))
+                inbox.put_nowait(peer, StatusResponse(rig.world.genesis_qc, None, height), 0)
         elif isinstance(message, SyncRequest) and to is not None:
             last = min(height, message.from_height + message.limit - 1)
             blocks = tuple(chain.blocks[message.from_height - 1:last])
             bodies = (committed,) if committed is not None and message.from_height == 1 else ()
-            inbox.send_nowait((to, SyncResponse(blocks, chain.commit(last - 1), height, bodies)))
+            inbox.put_nowait(to, SyncResponse(blocks, chain.commit(last - 1), height, bodies), 0)
 
     rig.net.on_send = on_send
 

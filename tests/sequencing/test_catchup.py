@@ -46,7 +46,7 @@ def serve(rig: NodeRig, chain: SignedChain, liar: Callable[[SyncRequest], SyncRe
           claims: dict[int, int]) -> None:
     """Peers answering the node. The honest ones stay quiet on status requests until the liar has
     been asked for blocks, so the liar is always tried first (trio varies task order on purpose)."""
-    inbox = rig.node.transport._inbox_send
+    inbox = rig.node.transport.inbox
     liar_asked = False
 
     def on_send(to: int | None, message: object) -> None:
@@ -54,12 +54,12 @@ def serve(rig: NodeRig, chain: SignedChain, liar: Callable[[SyncRequest], SyncRe
         if isinstance(message, StatusRequest):
             for peer, claim in claims.items():
                 if peer == LIAR or liar_asked:
-                    inbox.send_nowait((peer, StatusResponse(rig.world.genesis_qc, None, claim)))
+                    inbox.put_nowait(peer, StatusResponse(rig.world.genesis_qc, None, claim), 0)
         elif isinstance(message, SyncRequest) and to is not None:
             liar_asked = liar_asked or to == LIAR
             answer = liar(message) if to == LIAR else honest_answer(chain, message)
             if answer is not None:
-                inbox.send_nowait((to, answer))
+                inbox.put_nowait(to, answer, 0)
 
     rig.net.on_send = on_send
 

@@ -20,8 +20,9 @@ INTERVAL = 0.05
 
 
 class Intake:
-    def __init__(self, peers: set[int] | None = None, pool: BatchPool | None = None) -> None:
-        self.limits = Limits()
+    def __init__(self, peers: set[int] | None = None, pool: BatchPool | None = None,
+                 limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self.mempool = Mempool(self.limits)
         self.pool = pool or BatchPool(self.limits.batch_ttl_blocks)
         self.ledger = FakeLedger()
@@ -56,6 +57,21 @@ async def test_submit_queues_once_and_remembers_each_transactions_arrival(
     assert list(rig.intake.submitted_at) == [tx(1).id]
     assert sample(rig.metrics.submissions, ("accepted",)) == 1
     assert sample(rig.metrics.submissions, ("duplicate",)) == 1
+
+
+async def test_arrival_times_stay_bounded_and_keep_the_newest(autojump_clock: trio.testing.MockClock) -> None:
+    """A transaction that never commits (a skipped bundle's) leaves its arrival time behind; the
+    table is bounded at twice the mempool, dropping the oldest, and keeps recording new arrivals
+    (it used to stop recording at the bound, so the commit-latency metric went blind for good)."""
+    rig = Intake(limits=Limits(mempool_max_txs=50))
+    cap = 2 * rig.limits.mempool_max_txs
+    for n in range(cap + 10):
+        assert rig.intake.submit(tx(n))
+        if len(rig.mempool) >= 10:
+            rig.mempool.take(10, 1 << 30)
+    assert len(rig.intake.submitted_at) <= cap
+    assert tx(cap + 9).id in rig.intake.submitted_at, "new arrivals are still recorded"
+    assert tx(0).id not in rig.intake.submitted_at, "the oldest went first"
 
 
 async def test_an_item_is_durable_only_once_its_batch_is_written_then_it_goes_to_peers(

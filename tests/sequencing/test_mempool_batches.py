@@ -306,6 +306,24 @@ def test_batch_pool_add_commit_expire() -> None:
     assert not pool.add(b[1])
 
 
+def test_committed_bodies_kept_within_a_byte_budget() -> None:
+    """Committed bodies are kept for fetches, but within ``keep_bytes`` however many blocks commit
+    (a count alone let 4,096 batches of up to 1 MiB each pile up: the RSS growth of issue 10)."""
+    pool = BatchPool(ttl=3, keep_bytes=10_000)
+    batches = [Batch.of(0, k, k, tuple(T(1, bytes([k % 256, j]) * 500) for j in range(3))) for k in range(40)]
+    for height, batch in enumerate(batches):
+        pool.add(batch)
+        pool.mark_committed([batch.digest], height)
+        assert pool.kept_body_bytes <= 10_000
+    assert pool.kept_body_bytes > 5_000, "the budget is used, not just respected"
+    assert pool.get(batches[-1].digest) == batches[-1], "the newest bodies are kept"
+    assert pool.get(batches[0].digest) is None, "the oldest bodies went first"
+    huge = Batch.of(1, 1, 40, tuple(T(2, bytes([j]) * 3000) for j in range(5)))
+    pool.stash(huge)
+    assert pool.get(huge.digest) == huge, "one body over the budget is still kept (the executor needs it)"
+    assert pool.kept_body_bytes == BatchPool.body_bytes(huge)
+
+
 @given(st.integers(0, 20), st.integers(1, 6), st.data())
 def test_committed_batch_rejected_while_it_could_be_live(created: int, ttl: int, data: st.DataObject) -> None:
     pool = BatchPool(ttl)

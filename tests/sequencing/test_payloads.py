@@ -198,3 +198,45 @@ async def test_a_batch_is_taken_only_from_its_author_and_a_committed_one_is_kept
         assert not r.payloads.accept_batch(done, None)
         assert len(r.pool) == 0 and r.fetcher.arrivals == [done]
         assert r.payloads.accept_batch(batch(2, 3), 2) and len(r.pool) == 1
+
+
+async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted() -> None:
+    """A batch's created_height is the author's word: one far above the committed height never
+    expires (expiry is created_height + ttl below the committed height), so a Byzantine peer
+    could fill the pool for good. Refused beyond committed + ttl (fetched again if ever needed)."""
+    async with rig() as r:
+        ttl = r.limits.batch_ttl_blocks
+        r.pool.mark_committed((), 40)  # every commit reports its height, empty blocks too
+        future = Batch.of(2, 1, 40 + ttl + 1, (Transaction(1, b"later"),))
+        assert not r.payloads.accept_batch(future, 2)
+        assert len(r.pool) == 0 and r.pool.get(future.digest) is None
+        assert sample(r.metrics.dropped, ("FutureBatch",)) == 1
+        assert r.fetcher.arrivals == [], "a fetch is not woken by a batch that was refused"
+        edge = Batch.of(2, 2, 40 + ttl, (Transaction(1, b"edge"),))
+        assert r.payloads.accept_batch(edge, 2) and len(r.pool) == 1
+        for h in range(41, 42 + 2 * ttl):  # the accepted one expires, as it should
+            r.pool.mark_committed((), h)
+            r.pool.expire(h)
+        assert len(r.pool) == 0
+
+
+async def test_contents_of_blocks_that_never_commit_go_once_the_executor_passes_their_height() -> None:
+    """A verified proposal that loses (a timeout, a fork) left its content in the cache until 256
+    newer ones pushed it out: up to 256 blocks' transactions pinned for good in a long run."""
+    async with rig() as r:
+        b1, b2, b3 = batch(1, 1), batch(2, 1), batch(3, 1)
+        for b in (b1, b2, b3):
+            r.pool.add(b)
+
+        def at(height: int, batches: tuple[Batch, ...]) -> Block:
+            payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()
+            block = Block(height, height, WORLD.genesis_qc, 1, payload, assemble(list(batches)).data_root)
+            r.core.tree.ids.add(block.id)
+            return block
+
+        winner, loser, child = at(1, (b1,)), at(1, (b2,)), at(2, (b3,))
+        for block in (winner, loser, child):
+            assert await r.payloads.verify(block) == ["verified"]
+        assert r.payloads.cached_content(winner.payload) is not None  # the executor writes height 1
+        assert r.payloads.cached_content(child.payload) is not None  # then height 2
+        assert r.payloads.cached_content(loser.payload) is None, "the loser at height 1 was dropped"
