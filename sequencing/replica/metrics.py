@@ -23,7 +23,8 @@ class NodeMetrics:
         self.blocks_committed = Counter("ordo_blocks_committed", "Blocks committed (durable)", registry=r)
         self.txs_committed = Counter("ordo_txs_committed", "Transactions committed (durable)", registry=r)
         self.commit_latency = Histogram(
-            "ordo_commit_latency_seconds", "Submission to durable commit, per transaction",
+            "ordo_commit_latency_seconds",
+            "Submission to durable commit of own clients' transactions (the first of each request)",
             buckets=LATENCY_BUCKETS, registry=r,
         )
         self.block_latency = Histogram(

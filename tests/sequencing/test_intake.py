@@ -157,7 +157,7 @@ async def test_submit_many_reports_each_item_and_counts_once(autojump_clock: tri
     assert result.outcomes[3] is True
     assert all(isinstance(o, str) and "full" in o for o in result.outcomes[4:]), result.outcomes
     assert result.busy and result.accepted == 2
-    assert set(rig.intake.submitted_at) == {tx(1).id, tx(2).id, tx(3).id}
+    assert set(rig.intake.submitted_at) == {tx(1).id, tx(2).id}  # one timed sample per call
     assert sample(rig.metrics.submissions, ("accepted",)) == 3
     assert sample(rig.metrics.submissions, ("duplicate",)) == 1
     assert sample(rig.metrics.mempool_txs) == 3
