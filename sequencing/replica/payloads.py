@@ -189,6 +189,7 @@ class Payloads:
         added = self._batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self._fetcher.arrived(batch)
         if added:
+            batch.group_ids()  # hash its transactions now, between rounds, not when a proposal names it
             self.batch_added()
         self._metrics.pending_batches.set(len(self._batches))
         return added

@@ -69,16 +69,21 @@ class Batch:
     def of(cls, author: int, seq: int, created_height: int, items: Iterable[Item]) -> Batch:
         """An author's batch of ``items`` (plain transactions grouped by rollup, arrival order kept)."""
         by_rollup: dict[int, list[bytes]] = {}
+        ids_by_rollup: dict[int, list[bytes]] = {}
         bundles: list[Bundle] = []
         for item in items:
             if isinstance(item, Bundle):
                 bundles.append(item)
             else:
                 by_rollup.setdefault(item.rollup_id, []).append(item.payload)
-        groups = tuple((rid, tuple(by_rollup[rid])) for rid in sorted(by_rollup))
-        wire = [author, seq, created_height, [[rid, list(ps)] for rid, ps in groups],
+                ids_by_rollup.setdefault(item.rollup_id, []).append(item.id)
+        order = sorted(by_rollup)
+        groups = tuple((rid, tuple(by_rollup[rid])) for rid in order)
+        wire = [author, seq, created_height, [[rid, by_rollup[rid]] for rid in order],
                 [b.to_wire() for b in bundles]]
-        return cls(pack(wire), author, seq, created_height, groups, tuple(bundles))
+        batch = cls(pack(wire), author, seq, created_height, groups, tuple(bundles))
+        object.__setattr__(batch, "_ids", [ids_by_rollup[rid] for rid in order])  # known: not hashed again
+        return batch
 
     @classmethod
     def decode(cls, body: bytes, max_size: int) -> Batch:

@@ -367,3 +367,13 @@ def test_a_bundle_with_a_transaction_seen_earlier_is_skipped_whole(shape: str) -
     assert late.id not in dict(content.bundles), "the late bundle has an entry"
     assert v.id not in content.ids(), "the late bundle's unseen transaction landed alone"
     assert content.ids().count(t.id) == 1
+
+
+def test_an_authors_batch_reuses_its_transactions_ids() -> None:
+    """Batch.of takes the ids its items already carry; they equal the ids a receiver computes from
+    the body (catches a mix-up of groups and ids when an author's batch skips rehashing)."""
+    items = (tx(9, "a"), tx(2, "b"), Bundle((tx(3, "c"), tx(2, "d"))), tx(9, "e"), tx(2, "f"))
+    own = batch(*items)
+    received = Batch.decode(own.encode(), MAX_BATCH_BYTES)
+    assert own.group_ids() == received.group_ids() == [[items[1].id, items[4].id], [items[0].id, items[3].id]]
+    assert content_key(assemble([own])) == content_key(assemble([received]))
