@@ -78,9 +78,13 @@ class Stores:
             return await trio.to_thread.run_sync(partial(fn, *args))
 
     async def safety_call(self, fn: Callable[..., T], *args: Any) -> T:
-        """A call into the safety database: its own lock, so a vote never waits for a ledger write."""
+        """A call into the safety database: its own lock, so a vote never waits for a ledger write.
+        It runs on the event loop itself: a few small rows and one fsync (~0.2 ms here) cost less
+        than the two thread hand-offs of a worker (~60 us of CPU each, and the wake-up latency), and
+        nothing may go out before it returns anyway."""
         async with self._safety_lock:
-            return await trio.to_thread.run_sync(partial(fn, *args))
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
 
     async def load_batch(self, digest: bytes) -> Batch | None:
         """An own batch (or a committed one) from the ledger, by digest."""
