@@ -1,11 +1,13 @@
 """Client intake: items into the mempool, the mempool into own batches on disk, then to every peer.
 
-``submit`` validates and queues an item; every ``batch_interval`` the batcher (:meth:`run`) cuts the
+``submit`` validates and queues an item (``submit_many`` a client's list, with per-item outcomes);
+every ``batch_interval`` the batcher (:meth:`run`) cuts the
 mempool into batches, writes each (an acknowledgement waits for that write: ``wait_durable``),
 adds it to the pool and broadcasts it. After a restart it sends its stored batches again (peers
 may lack them). An own batch that expired uncommitted has its items queued again; its row is
 deleted in the write of the batch that takes the last of them (docs/ARCHITECTURE.md, "Batches
-expire"). The arrival time of each accepted transaction is kept for the commit-latency metric."""
+expire"). The arrival time of the first transaction of each client call is kept for the
+commit-latency metric (a sample, so a commit looks up a few ids, not every one)."""
 
 from __future__ import annotations
 
@@ -98,15 +100,15 @@ class ClientIntake:
             outcomes.append(added)
             if added:
                 arrived.extend(item_txs(item))
-        added_count = sum(1 for o in outcomes if o is True)
+        result = Submitted(outcomes, busy)
         duplicates = sum(1 for o in outcomes if o is False)
-        if added_count:
-            self._metrics.submissions.labels("accepted").inc(added_count)
+        if result.accepted:
+            self._metrics.submissions.labels("accepted").inc(result.accepted)
             self._note_arrivals(arrived)
         if duplicates:
             self._metrics.submissions.labels("duplicate").inc(duplicates)
         self._set_mempool_gauges()
-        return Submitted(outcomes, busy)
+        return result
 
     def _note_arrivals(self, txs: Sequence[Transaction]) -> None:
         """Time the first transaction of a client's call (a sample: one per request, so the commit
