@@ -95,6 +95,19 @@ def split(m: int) -> int:
     return k
 
 
+def tree_root(leaves: list[tuple[int, bytes]]) -> bytes:
+    """The data root of leaves ``(namespace, data)``, RFC 6962 shape (section 13)."""
+    nodes = [leaf(ns, d) for ns, d in leaves]
+
+    def build(lo: int, hi: int) -> tuple[int, int, bytes]:
+        if hi - lo == 1:
+            return nodes[lo]
+        k = split(hi - lo)
+        return inner(build(lo, lo + k), build(lo + k, hi))
+
+    return root_of(len(leaves), build(0, len(leaves)))
+
+
 def fold(n: int, opaque: Any, leaves: list[tuple[int, int, bytes]], nodes: list[tuple[int, int, bytes]]
          ) -> tuple[tuple[int, int, bytes], list[tuple[int, int, tuple[int, int, bytes]]]]:
     """Rebuild the root from leaves (in order) and opaque nodes (left to right)."""
@@ -270,15 +283,7 @@ def test_nmt_inclusion_completeness_absence_and_multi() -> None:
     root = bytes.fromhex(v["data_root"])
     leaves = [(x["namespace"], bytes.fromhex(x["data"])) for x in v["leaves"]]
     # the root from the leaves, RFC 6962 shape
-    nodes = [leaf(ns, d) for ns, d in leaves]
-
-    def build(lo: int, hi: int) -> tuple[int, int, bytes]:
-        if hi - lo == 1:
-            return nodes[lo]
-        k = split(hi - lo)
-        return inner(build(lo, lo + k), build(lo + k, hi))
-
-    assert root_of(len(leaves), build(0, len(leaves))) == root
+    assert tree_root(leaves) == root
     assert root_of(0, (0, 0, b"\0" * 32)).hex() == v["empty_root"]
 
     inc = v["inclusion"]
@@ -316,15 +321,7 @@ def test_commit_proof_and_slice_proof() -> None:
     slices = {s["rollup_id"]: [bytes.fromhex(t) for t in s["transactions"]] for s in v["slices"]}
     leaves = [(r, d) for r in sorted(slices) for d in chunk_datas(slices[r], c_txs)]
     assert len(leaves) > len(slices), "some slice has more than one chunk"
-    nodes = [leaf(ns, d) for ns, d in leaves]
-
-    def build(lo: int, hi: int) -> tuple[int, int, bytes]:
-        if hi - lo == 1:
-            return nodes[lo]
-        k = split(hi - lo)
-        return inner(build(lo, lo + k), build(lo + k, hi))
-
-    assert root_of(len(leaves), build(0, len(leaves))) == header[6]
+    assert tree_root(leaves) == header[6]
     assert [bytes.fromhex(t) for t in sp["transactions"]] == slices[sp["rollup_id"]]
     assert len(sp["transactions"]) > c_txs
     assert slice_proof_ok(header, sp, c_txs)
