@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any
 
 from consensus.encoding import DIGEST_SIZE, digest, expect_bytes, expect_int, expect_list, pack
-from consensus.errors import DecodeError
 
 from ..config import Limits
 
@@ -139,19 +138,6 @@ class Bundle:
 
 
 Item = Transaction | Bundle
-
-
-def item_to_wire(item: Item) -> list[Any]:
-    return [0, item.to_wire()] if isinstance(item, Transaction) else [1, item.to_wire()]
-
-
-def item_from_wire(wire: Any) -> Item:
-    kind, body = expect_list(wire, "item", length=2)
-    if kind == 0:
-        return Transaction.from_wire(body)
-    if kind == 1:
-        return Bundle.from_wire(body)
-    raise DecodeError(f"unknown item kind {kind!r}")
 
 
 def item_txs(item: Item) -> tuple[Transaction, ...]:

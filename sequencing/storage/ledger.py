@@ -352,7 +352,8 @@ class LedgerStore(StorageCore):
 
     @api
     def bundle_location(self, bundle_id: bytes) -> tuple[int, tuple[int, ...]] | None:
-        """``(height, leaf indices)`` of a committed bundle."""
+        """``(height, tree-order positions of its transactions)`` of a committed bundle (the column is
+        still called ``leaf_indices``: one leaf was one transaction before chunk leaves)."""
         row = self._conn.execute(
             "SELECT height, leaf_indices FROM bundles WHERE bundle_id = ?", (bundle_id,)
         ).fetchone()
