@@ -23,7 +23,7 @@ from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unp
 from consensus.messages import Evidence
 
 from .batches import Batch
-from .chunks import block_leaves
+from .chunks import Slices, block_leaves
 from .nmt import NamespacedMerkleTree
 from .transactions import Bundle
 
@@ -46,15 +46,12 @@ class BlockPayload:
         )
 
 
-Slice = tuple[int, tuple[bytes, ...]]  # (rollup id, payloads in block order)
-
-
 @dataclass(frozen=True, slots=True)
 class BlockContent:
     """The block's slices (ascending rollup id, none empty), its transaction ids in tree order
     (32 bytes each, concatenated), where its bundles landed and the NMT root."""
 
-    slices: tuple[Slice, ...]
+    slices: Slices
     tx_ids: bytes
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle id, positions in tree order)
     data_root: bytes
@@ -75,9 +72,6 @@ class BlockContent:
         """The transaction ids, in tree order."""
         return [self.tx_ids[i:i + DIGEST_SIZE] for i in range(0, len(self.tx_ids), DIGEST_SIZE)]
 
-    def tree(self) -> NamespacedMerkleTree:
-        """The NMT over the chunks of the slices (:func:`.chunks.block_leaves`)."""
-        return NamespacedMerkleTree(self.leaves())
 
 
 class _Split:

@@ -13,12 +13,10 @@ from collections.abc import Iterable, Sequence
 
 from consensus.commit_proof import CommitProof
 
-from .chunks import CHUNK_TXS, block_leaves, chunk_count, locate
+from .chunks import CHUNK_TXS, Slices, block_leaves, chunk_count, locate
 from .nmt import NamespacedMerkleTree
 from .proofs import BundleProof, SliceProof
 from .transactions import Bundle, Transaction
-
-Slices = tuple[tuple[int, tuple[bytes, ...]], ...]
 
 
 class BlockTree:

@@ -22,6 +22,7 @@ from consensus.encoding import pack
 CHUNK_TXS = 64
 
 Slice = tuple[int, Sequence[bytes]]  # (rollup id, payloads in block order)
+Slices = tuple[tuple[int, tuple[bytes, ...]], ...]  # a block's slices as kept: ascending ids, none empty
 Leaf = tuple[int, bytes]  # (namespace = rollup id, leaf data = pack(chunk of payloads))
 
 

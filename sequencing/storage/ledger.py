@@ -28,7 +28,8 @@ from consensus.commit_proof import CommitProof
 from consensus.encoding import unpack
 from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence, genesis_block
 
-from ..rollup.transactions import Transaction
+from ..rollup.chunks import Slices
+from ..rollup.transactions import tx_id
 from . import txindex
 from .core import StorageCore, api
 from .records import TX_ID_SIZE, CommitRecord, RollupState, plan
@@ -47,7 +48,6 @@ _APPEND_POINTS = (
     "blocks", "slices", "txindex", "bundles", "batches", "evidence", "rollups", "meta",
     "before-commit", "after-commit",
 )
-Slices = tuple[tuple[int, tuple[bytes, ...]], ...]
 
 LEDGER_CRASH_POINTS: tuple[str, ...] = (
     *(f"append:{p}" for p in _APPEND_POINTS),
@@ -154,7 +154,7 @@ class LedgerStore(StorageCore):
                 if len(payloads) != count:
                     raise CorruptDatabase(f"{self.path}: slice {rollup_id}@{height}: {len(payloads)} payloads,"
                                           f" tx_count {count}")
-                ids = [i if i is not None else Transaction(rollup_id, p).id for i, p in zip(ids, payloads, strict=True)]
+                ids = [i if i is not None else tx_id(rollup_id, p) for i, p in zip(ids, payloads, strict=True)]
             parts.extend(i for i in ids if i is not None)
             if len(out) >= 256:
                 self._insert_ids(out, flusher)

@@ -27,6 +27,7 @@ from consensus.commit_proof import CommitProof
 from consensus.encoding import DIGEST_SIZE, pack
 from consensus.messages import Block, Evidence
 
+from ..rollup.chunks import Slices
 from .schema import InvalidRecord
 
 SUBLOG_SEED = bytes(DIGEST_SIZE)
@@ -40,7 +41,7 @@ class CommitRecord:
 
     block: Block
     proof: CommitProof
-    slices: tuple[tuple[int, tuple[bytes, ...]], ...]  # (rollup id, payloads): ascending ids, none empty
+    slices: Slices  # (rollup id, payloads): ascending ids, none empty
     tx_ids: bytes  # the 32-byte tx ids concatenated, in tree order (the slices concatenated)
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle_id, tree-order positions of its txs)
     batch_digests: tuple[bytes, ...]  # batches this block committed
