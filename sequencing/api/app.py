@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..rollup.transactions import Bundle, Item
-from .binary import MSGPACK, encode_result, is_msgpack, parse_binary_batch
+from .binary import MSGPACK, PlainTransactions, encode_result, is_msgpack, parse_binary_batch
 from .http_util import (
     handle_errors,
     hex_id,
@@ -108,7 +108,10 @@ class PublicApi:
         binary form of api/binary.py, answered in msgpack."""
         if is_msgpack(request.headers.get("content-type")):
             batch = parse_binary_batch(await read_body(request), self.limits)
-            ids, rejected, duplicates, busy = await self._submit_entries(batch.items)
+            if batch.plain is not None:
+                ids, rejected, duplicates, busy = await self._submit_plain(batch.plain)
+            else:
+                ids, rejected, duplicates, busy = await self._submit_entries(batch.items)
             accepted = sum(1 for i in ids if i is not None) - duplicates
             return Response(encode_result(accepted, duplicates, ids if batch.want_ids else None, rejected),
                             status_code=503 if busy and accepted == 0 and duplicates == 0 else 200,
@@ -147,6 +150,22 @@ class PublicApi:
         accepted = sum(1 for i in ids if i is not None) - duplicates
         await self.durable(accepted > 0)
         return ids, rejected, duplicates, busy
+
+    async def _submit_plain(
+        self, plain: PlainTransactions,
+    ) -> tuple[list[bytes | None], list[dict[str, Any]], int, bool]:
+        """:meth:`_submit_entries` for a request of plain transactions (runs: work per rollup)."""
+        result = self.replica.submit_runs(plain.runs)
+        ids: list[bytes | None] = list(plain.ids())
+        duplicates = result.outcomes.count(False)
+        rejected: list[dict[str, Any]] = []
+        if result.busy:  # only then is an outcome a refusal
+            for index, outcome in enumerate(plain.in_request_order(result.outcomes)):
+                if isinstance(outcome, str):
+                    rejected.append({"index": index, "error": outcome})
+                    ids[index] = None
+        await self.durable(result.accepted > 0)
+        return ids, rejected, duplicates, result.busy
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from consensus.messages import Block, Evidence
 
 from ..config import Limits
 from ..replica.intake import Submitted
-from ..rollup.transactions import Item
+from ..rollup.transactions import Item, Run
 
 T = TypeVar("T")
 
@@ -72,6 +72,11 @@ class ReplicaPort(Protocol):
 
     def submit_many(self, items: Sequence[Item]) -> Submitted:
         """``submit`` for a client's list of items; never raises for a client's input."""
+        ...
+
+    def submit_runs(self, runs: Sequence[Run]) -> Submitted:
+        """Queue a client's plain transactions grouped in runs (payloads checked against the
+        limits): one outcome per transaction, the runs' in order; never raises for a client's input."""
         ...
 
     @property

@@ -19,8 +19,8 @@ import trio
 
 from ..config import Limits
 from ..rollup.batches import Batch, BatchPool
-from ..rollup.transactions import InvalidTransaction, Item, Transaction, item_txs
-from .mempool import Mempool, MempoolFull
+from ..rollup.transactions import InvalidTransaction, Item, Run, item_txs
+from .mempool import Entry, Mempool, MempoolFull, entry_ids
 from .metrics import NodeMetrics
 from .stores import Stores
 from .wire import BatchMsg, PeerLink
@@ -38,7 +38,7 @@ class Submitted:
 
     @property
     def accepted(self) -> int:
-        return sum(1 for o in self.outcomes if o is True)
+        return self.outcomes.count(True)  # outcomes are bools or strings: only True counts
 
 
 class ClientIntake:
@@ -72,7 +72,7 @@ class ClientIntake:
         added = self._mempool.add(item)
         self._metrics.submissions.labels("accepted" if added else "duplicate").inc()
         if added:
-            self._note_arrivals(item_txs(item))
+            self._note_arrival(item_txs(item)[0].id)
         self._set_mempool_gauges()
         return added
 
@@ -81,7 +81,7 @@ class ClientIntake:
         A full mempool refuses that item and every later one (``busy``); an invalid item is refused
         alone. Never raises for a client's input."""
         outcomes: list[bool | str] = []
-        arrived: list[Transaction] = []
+        first: bytes | None = None
         busy = False
         for item in items:
             if busy:
@@ -98,24 +98,47 @@ class ClientIntake:
                 outcomes.append(str(exc))
                 continue
             outcomes.append(added)
-            if added:
-                arrived.extend(item_txs(item))
+            if added and first is None:
+                first = item_txs(item)[0].id
+        return self._submitted(outcomes, busy, first)
+
+    def submit_runs(self, runs: Sequence[Run]) -> Submitted:
+        """Queue a client's plain transactions, grouped in runs whose payloads the caller checked
+        against the limits: one outcome per transaction, the runs' in order. A full mempool
+        refuses the rest (``busy``). Work per run, not per transaction (Mempool.add_run)."""
+        outcomes: list[bool | str] = []
+        first: bytes | None = None
+        full: str | None = None
+        for run in runs:
+            if full is not None:
+                outcomes.extend([full] * len(run))
+                continue
+            added = self._mempool.add_run(run)
+            outcomes.extend(added.outcomes)
+            if first is None and True in added.outcomes:
+                first = run.ids[added.outcomes.index(True)]
+            if added.full is not None:
+                full = str(added.full)
+                outcomes.extend([full] * (len(run) - len(added.outcomes)))
+        return self._submitted(outcomes, full is not None, first)
+
+    def _submitted(self, outcomes: list[bool | str], busy: bool, first: bytes | None) -> Submitted:
+        """Count a call's outcomes in the metrics and time its first new transaction."""
         result = Submitted(outcomes, busy)
-        duplicates = sum(1 for o in outcomes if o is False)
+        duplicates = outcomes.count(False)
         if result.accepted:
             self._metrics.submissions.labels("accepted").inc(result.accepted)
-            self._note_arrivals(arrived)
         if duplicates:
             self._metrics.submissions.labels("duplicate").inc(duplicates)
+        if first is not None:
+            self._note_arrival(first)
         self._set_mempool_gauges()
         return result
 
-    def _note_arrivals(self, txs: Sequence[Transaction]) -> None:
-        """Time the first transaction of a client's call (a sample: one per request, so the commit
-        path looks up a few ids per block, not every one)."""
-        if not txs:
-            return
-        self.submitted_at[txs[0].id] = trio.current_time()
+    def _note_arrival(self, tx_id: bytes) -> None:
+        """Time the first new transaction of a client's call (a sample: one per request, so the
+        commit path looks up a few ids per block, not every one)."""
+        self.submitted_at[tx_id] = trio.current_time()
         if len(self.submitted_at) > 2 * self._limits.mempool_max_txs:  # some never commit: drop the oldest half
             for stale in list(islice(self.submitted_at, len(self.submitted_at) - self._limits.mempool_max_txs)):
                 del self.submitted_at[stale]
@@ -139,9 +162,9 @@ class ClientIntake:
     def expired(self, batch: Batch) -> None:
         """``batch`` expired uncommitted: if it is our own, queue its items again."""
         if batch.author == self._me:
-            items = batch.items()
-            self._mempool.requeue(list(items))
-            self._rebatching[batch.digest] = {item.id for item in items}
+            entries = batch.runs()
+            self._mempool.requeue(entries)
+            self._rebatching[batch.digest] = {i for entry in entries for i in entry_ids(entry)}
 
     def rebatching(self) -> frozenset[bytes]:
         """Expired own batches some of whose items are not in a new batch yet (keep their rows)."""
@@ -167,11 +190,11 @@ class ClientIntake:
             self._metrics.pending_batches.set(len(self._batches))
 
     async def _cut_batch(self) -> None:
-        items = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
+        entries = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
         taken_through = self._mempool.taken_through
         self._batch_seq += 1
-        batch = Batch.of(self._me, self._batch_seq, self._committed_height(), items)
-        await self._persist_batch(batch, items)
+        batch = Batch.of(self._me, self._batch_seq, self._committed_height(), entries)
+        await self._persist_batch(batch, entries)
         self._batches.add(batch)
         self._batch_added()
         self._link.broadcast(BatchMsg(batch))
@@ -180,13 +203,14 @@ class ClientIntake:
         self._batched.set()
         self._batched = trio.Event()
 
-    async def _persist_batch(self, batch: Batch, items: list[Item]) -> None:
+    async def _persist_batch(self, batch: Batch, entries: list[Entry]) -> None:
         """Write an own batch; the rows of expired batches whose last items it carries go in the same
         transaction, so after a crash their items are either still queued by the expired row or in
         this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
         replaced = []
         for digest, waiting in self._rebatching.items():
-            waiting.difference_update(item.id for item in items)
+            for entry in entries:
+                waiting.difference_update(entry_ids(entry))
             if not waiting:
                 replaced.append(digest)
         for digest in replaced:

@@ -38,7 +38,7 @@ from network import FaultRules, Transport, TransportConfig
 from ..config import ClusterConfig
 from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
-from ..rollup.transactions import Item
+from ..rollup.transactions import Item, Run
 from ..storage import LedgerStore
 from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
@@ -373,6 +373,9 @@ class Node:
 
     def submit_many(self, items: Sequence[Item]) -> Submitted:
         return self.intake.submit_many(items)
+
+    def submit_runs(self, runs: Sequence[Run]) -> Submitted:
+        return self.intake.submit_runs(runs)
 
     @property
     def last_arrival(self) -> int:

@@ -33,7 +33,7 @@ from consensus.encoding import DIGEST_SIZE, expect_int, expect_list, pack, unpac
 from consensus.errors import DecodeError
 
 from ..config import Limits
-from .transactions import Bundle, InvalidTransaction, Item, Transaction, group_tx_ids
+from .transactions import Bundle, InvalidTransaction, Item, Run, Transaction, group_tx_ids
 
 Group = tuple[int, tuple[bytes, ...]]  # (rollup id, payloads)
 
@@ -66,13 +66,17 @@ class Batch:
         object.__setattr__(self, "tx_count", count)
 
     @classmethod
-    def of(cls, author: int, seq: int, created_height: int, items: Iterable[Item]) -> Batch:
-        """An author's batch of ``items`` (plain transactions grouped by rollup, arrival order kept)."""
+    def of(cls, author: int, seq: int, created_height: int, items: Iterable[Item | Run]) -> Batch:
+        """An author's batch of ``items`` (plain transactions grouped by rollup, arrival order kept;
+        a :class:`Run` brings its ids, which are then not computed again)."""
         by_rollup: dict[int, list[bytes]] = {}
         ids_by_rollup: dict[int, list[bytes]] = {}
         bundles: list[Bundle] = []
         for item in items:
-            if isinstance(item, Bundle):
+            if isinstance(item, Run):
+                by_rollup.setdefault(item.rollup_id, []).extend(item.payloads)
+                ids_by_rollup.setdefault(item.rollup_id, []).extend(item.ids)
+            elif isinstance(item, Bundle):
                 bundles.append(item)
             else:
                 by_rollup.setdefault(item.rollup_id, []).append(item.payload)
@@ -145,6 +149,12 @@ class Batch:
         """The batch as client items (plain transactions by group, then bundles)."""
         plain = tuple(Transaction(rid, p) for rid, payloads in self.groups for p in payloads)
         return plain + self.bundles
+
+    def runs(self) -> list[Run | Bundle]:
+        """The batch as mempool entries: a run per group, then the bundles (requeueing it)."""
+        runs: list[Run | Bundle] = [Run.of(rid, payloads, ids)
+                                    for (rid, payloads), ids in zip(self.groups, self.group_ids(), strict=True)]
+        return [*runs, *self.bundles]
 
     def group_ids(self) -> list[list[bytes]]:
         """The transaction ids of each group (computed once, on first use)."""

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 from consensus.encoding import DIGEST_SIZE, digest, expect_bytes, expect_int, expect_list, pack
@@ -91,7 +92,7 @@ class Transaction:
 
     @property
     def size(self) -> int:
-        return len(self.payload) + 8
+        return len(self.payload) + TX_OVERHEAD
 
     def to_wire(self) -> list[Any]:
         return [self.rollup_id, self.payload]
@@ -142,3 +143,54 @@ Item = Transaction | Bundle
 
 def item_txs(item: Item) -> tuple[Transaction, ...]:
     return (item,) if isinstance(item, Transaction) else item.txs
+
+
+TX_OVERHEAD = 8  # what a transaction counts against byte limits besides its payload (Transaction.size)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Plain transactions of one rollup in arrival order, with their ids: how the mempool holds a
+    client's transactions and hands them to the batcher (one object per run, not per transaction).
+    Build with :meth:`of`; the caller has checked each payload against the limits."""
+
+    rollup_id: int
+    payloads: tuple[bytes, ...]
+    ids: tuple[bytes, ...]
+    size: int  # sum of Transaction.size over the run
+
+    @classmethod
+    def of(cls, rollup_id: int, payloads: Sequence[bytes], ids: Sequence[bytes] | None = None) -> Run:
+        ids = group_tx_ids(rollup_id, payloads) if ids is None else ids
+        if len(ids) != len(payloads):
+            raise ValueError("a run needs one id per payload")
+        return cls(rollup_id, tuple(payloads), tuple(ids),
+                   sum(map(len, payloads)) + TX_OVERHEAD * len(payloads))
+
+    @classmethod
+    def single(cls, tx: Transaction) -> Run:
+        return cls(tx.rollup_id, (tx.payload,), (tx.id,), tx.size)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def head(self, count: int) -> Run:
+        """The first ``count`` transactions."""
+        return Run.of(self.rollup_id, self.payloads[:count], self.ids[:count])
+
+    def tail(self, count: int) -> Run:
+        """All but the first ``count`` transactions."""
+        return Run.of(self.rollup_id, self.payloads[count:], self.ids[count:])
+
+    def fitting(self, max_txs: int, max_bytes: int) -> int:
+        """How many of the first transactions fit in ``max_txs`` transactions and ``max_bytes`` bytes."""
+        if len(self.ids) <= max_txs and self.size <= max_bytes:
+            return len(self.ids)
+        count = 0
+        for count, used in enumerate(accumulate(len(p) + TX_OVERHEAD for p in self.payloads[:max_txs])):
+            if used > max_bytes:
+                return count
+        return min(len(self.ids), max_txs)
+
+    def transactions(self) -> tuple[Transaction, ...]:
+        return tuple(Transaction(self.rollup_id, p) for p in self.payloads)

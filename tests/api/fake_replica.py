@@ -15,7 +15,7 @@ from sequencing.api.port import LedgerView
 from sequencing.config import Limits
 from sequencing.replica.intake import Submitted
 from sequencing.replica.mempool import MempoolFull
-from sequencing.rollup.transactions import InvalidTransaction, Item
+from sequencing.rollup.transactions import InvalidTransaction, Item, Run
 
 T = TypeVar("T")
 
@@ -82,6 +82,9 @@ class FakeReplica:
             except InvalidTransaction as exc:
                 outcomes.append(str(exc))
         return Submitted(outcomes, busy)
+
+    def submit_runs(self, runs: Sequence[Run]) -> Submitted:
+        return self.submit_many([tx for run in runs for tx in run.transactions()])
 
     async def wait_durable(self, arrival: int) -> bool:
         await trio.lowlevel.checkpoint()

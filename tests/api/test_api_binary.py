@@ -69,6 +69,21 @@ async def test_a_full_mempool_takes_what_fits_and_says_retry() -> None:
         assert full.status_code == 503 and msgpack.unpackb(full.content)["accepted"] == 0
 
 
+async def test_plain_transactions_of_several_rollups_are_answered_in_request_order() -> None:
+    """A request of plain transactions is queued as one run per rollup; ids and refusals come back
+    at the entries' own indices (catches: answers in run order instead of request order)."""
+    txs = [[7, b"a"], [3, b"b"], [7, b"c"], [3, b"a"], [7, b"a"], [5, b"z"]]  # [7, b"a"] twice
+    replica = FakeReplica(LIMITS)
+    async with served(replica) as http:
+        body = msgpack.unpackb((await http.post(BATCH, content=pack({"transactions": txs}), headers=MSGPACK)).content)
+    assert body == {"accepted": 5, "duplicates": 1, "rejected": [], "ids": [Transaction(r, p).id for r, p in txs]}
+    small = FakeReplica(LIMITS, room=3)  # runs go by rollup: 3 (b, a) and 5 (z) fit, 7 is refused
+    async with served(small) as http:
+        body = msgpack.unpackb((await http.post(BATCH, content=pack({"transactions": txs}), headers=MSGPACK)).content)
+    assert [r["index"] for r in body["rejected"]] == [0, 2, 4] and body["accepted"] == 3
+    assert body["ids"] == [None, Transaction(3, b"b").id, None, Transaction(3, b"a").id, None, Transaction(5, b"z").id]
+
+
 @pytest.mark.parametrize(("raw", "code", "detail"), [
     (b"\xc1", "invalid_msgpack", "not one msgpack value"),  # never used
     (pack({"transactions": []})[:-1], "invalid_msgpack", "not one msgpack value"),  # truncated

@@ -31,7 +31,6 @@ from sequencing.cluster.bench_stats import (
     soak_verdict,
 )
 from sequencing.config import Limits
-from sequencing.rollup.transactions import Transaction
 
 # -- bodies ----------------------------------------------------------------------------------------
 
@@ -51,10 +50,10 @@ def test_bodies_are_the_binary_batch_form_with_the_counters_written_in(size: int
 def test_the_replica_takes_a_body_and_the_ids_match() -> None:
     builder = BodyBuilder(256, 50, probe_rollup=PROBE_ROLLUP)
     batch = parse_binary_batch(builder.body(77), Limits())
-    assert not batch.want_ids and len(batch.items) == 50
-    assert [item.id for item in batch.items] == [builder.tx_id(77, i) for i in range(50)]
-    assert isinstance(batch.items[0], Transaction) and batch.items[0].rollup_id == PROBE_ROLLUP
-    assert {item.rollup_id for item in batch.items[1:]} == set(range(1, 9))  # type: ignore[union-attr]
+    assert not batch.want_ids and batch.plain is not None  # plain transactions: the runs' fast path
+    assert batch.plain.ids() == [builder.tx_id(77, i) for i in range(50)]
+    assert [run.rollup_id for run in batch.plain.runs] == [PROBE_ROLLUP, *range(1, 9)]
+    assert batch.plain.runs[0].payloads == (builder.tx(77, 0)[1],)
 
 
 def test_consecutive_bodies_hold_no_transaction_twice() -> None:

@@ -13,7 +13,7 @@ from sequencing.replica.mempool import Mempool
 from sequencing.replica.metrics import NodeMetrics
 from sequencing.replica.wire import BatchMsg
 from sequencing.rollup.batches import Batch, BatchPool
-from sequencing.rollup.transactions import Transaction
+from sequencing.rollup.transactions import Run, Transaction
 
 ME = 0
 INTERVAL = 0.05
@@ -161,3 +161,24 @@ async def test_submit_many_reports_each_item_and_counts_once(autojump_clock: tri
     assert sample(rig.metrics.submissions, ("accepted",)) == 3
     assert sample(rig.metrics.submissions, ("duplicate",)) == 1
     assert sample(rig.metrics.mempool_txs) == 3
+
+
+async def test_submit_runs_reports_each_transaction_and_counts_once(autojump_clock: trio.testing.MockClock) -> None:
+    """The binary path's runs: per transaction True / False (a duplicate, also within the call) or
+    the full mempool's reason for it and every later one; one timed sample; and a batch keeps the
+    runs' ids (catches: a duplicate queued twice, a refused run's arrival timed, outcomes cut short)."""
+    rig = Intake()
+    rig.limits = Limits(mempool_max_txs=4)
+    rig.mempool.limits = rig.limits
+    rig.intake.submit(tx(1))
+    runs = [Run.of(1, [tx(2).payload, tx(1).payload, tx(2).payload]),
+            Run.of(2, [b"x", b"y", b"z"]), Run.of(3, [b"late"])]
+    result = rig.intake.submit_runs(runs)
+    assert result.outcomes[:5] == [True, False, False, True, True]
+    assert all(isinstance(o, str) and "full" in o for o in result.outcomes[5:]) and len(result.outcomes) == 7
+    assert result.busy and result.accepted == 3
+    assert set(rig.intake.submitted_at) == {tx(1).id, tx(2).id}
+    assert sample(rig.metrics.submissions, ("accepted",)) == 4
+    assert sample(rig.metrics.submissions, ("duplicate",)) == 2
+    (batch_items) = Batch.of(ME, 1, 0, rig.mempool.take(10, 1 << 20)).items()
+    assert batch_items == (tx(1), tx(2), Transaction(2, b"x"), Transaction(2, b"y"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,7 +19,7 @@ from sequencing.config import Limits
 from sequencing.replica.mempool import Mempool, MempoolFull
 from sequencing.rollup.batches import Batch, BatchPool
 from sequencing.rollup.block_content import BlockContent, assemble
-from sequencing.rollup.transactions import Bundle, InvalidTransaction, Item, Transaction, item_txs
+from sequencing.rollup.transactions import Bundle, InvalidTransaction, Item, Run, Transaction, item_txs
 
 T = Transaction
 
@@ -138,53 +138,119 @@ def test_requeue_puts_items_back_in_front() -> None:
     for i in items:
         m.add(i)
     taken = m.take(3, 1 << 20)
-    assert taken == items[:2]
+    assert units(taken) == units(items[:2])
     m.add(T(1, b"e"))
     m.requeue(taken)  # the batch expired uncommitted
     assert (len(m), m.tx_count) == (4, 5)
     assert m.byte_size == sum(i.size for i in [*items, T(1, b"e")])
     assert all(m.seen(i.id) for i in items)
     assert not m.add(items[0])  # still a duplicate while queued
-    assert m.take(100, 1 << 20) == [*items, T(1, b"e")]
-    m.requeue([items[2]])
-    m.requeue([items[2]])  # requeueing twice queues once
+    assert units(m.take(100, 1 << 20)) == units([*items, T(1, b"e")])
+    m.requeue(as_entries([items[2]]))
+    m.requeue(as_entries([items[2]]))  # requeueing twice queues once
     assert len(m) == 1 and m.tx_count == 1
+
+
+def test_requeue_of_a_run_skips_what_is_queued_again() -> None:
+    m = Mempool(Limits(), remember=2)
+    run = Run.of(3, [b"a", b"b", b"c"])
+    assert m.add_run(run).outcomes == [True, True, True]
+    taken = m.take(10, 1 << 20)
+    for other in (b"x", b"y"):  # two more takes: the recent ids forget a, b, c
+        m.add(T(3, other))
+        m.take(10, 1 << 20)
+    assert m.add(T(3, b"b"))  # the client resubmits b before the batch expires
+    m.requeue(taken)
+    assert units(m.take(10, 1 << 20)) == units([T(3, b"a"), T(3, b"c"), T(3, b"b")]), "b once"
+
+
+def test_add_run_queues_new_transactions_and_stops_when_full() -> None:
+    m = Mempool(Limits(mempool_max_txs=4))
+    assert m.add(T(5, b"b"))
+    added = m.add_run(Run.of(5, [b"a", b"b", b"c", b"a", b"d", b"e"]))
+    assert added.outcomes == [True, False, True, False, True]  # b queued before; a twice in the call
+    assert added.full is not None and "4 transactions queued (limit 4)" in str(added.full)
+    assert m.tx_count == 4 and units(m.take(10, 1 << 20)) == units(
+        [T(5, b"b"), T(5, b"a"), T(5, b"c"), T(5, b"d")])
+    big = Mempool(Limits(mempool_max_txs=100, mempool_max_bytes=3 * 9 + 5))
+    added = big.add_run(Run.of(1, [b"x", b"y", b"z", b"w"]))  # 9 bytes each: three fit
+    assert added.outcomes == [True, True, True] and "27 bytes queued" in str(added.full)
 
 
 # -- mempool.take: FIFO, limits, bundles whole ---------------------------------------------------
 
 
-def check_takes(arrivals: list[Item], takes: list[tuple[int, int, list[Item]]]) -> None:
-    """AssertionError unless the takes hand out whole items in arrival order, within limits (a
-    single oversize item alone), each take stopping only at the first item that does not fit."""
-    handed = [i for _, _, got in takes for i in got]
-    assert [i.id for i in handed] == [i.id for i in arrivals[:len(handed)]], "FIFO, whole items"
-    ids = {t.id for i in arrivals for t in item_txs(i)}
+Unit = tuple[bytes, int, int]  # (id, transactions, size): a plain transaction or a whole bundle
+
+
+def units(entries: Sequence[Item | Run]) -> list[Unit]:
+    """What a sequence of items or mempool entries hands out, at the grain the mempool must keep
+    whole: each plain transaction, each bundle."""
+    out: list[Unit] = []
+    for e in entries:
+        if isinstance(e, Run):
+            out.extend((tx.id, 1, tx.size) for tx in e.transactions())
+        else:
+            out.append((e.id, len(item_txs(e)), e.size))
+    return out
+
+
+def as_entries(items: Sequence[Item]) -> list[Run | Bundle]:
+    return [Run.single(i) if isinstance(i, Transaction) else i for i in items]
+
+
+def check_takes(arrivals: Sequence[Item | Run], takes: list[tuple[int, int, list[Item | Run]]]) -> None:
+    """AssertionError unless the takes hand out plain transactions and whole bundles in arrival
+    order, within limits (a single oversize one alone), each take stopping only at the first
+    transaction or bundle that does not fit."""
+    expected = units(arrivals)
+    handed = [u for _, _, got in takes for u in units(got)]
+    assert [u[0] for u in handed] == [u[0] for u in expected[:len(handed)]], "FIFO, bundles whole"
     for _, _, got in takes:
-        for i in got:
-            assert i in arrivals, "an item the client did not submit (a split bundle?)"
-        assert {t.id for i in got for t in item_txs(i)} <= ids
+        for e in got:
+            if isinstance(e, Bundle):
+                assert e in arrivals, "a bundle the client did not submit (a split bundle?)"
     pos = 0
     for max_txs, max_bytes, got in takes:
-        n, size = sum(len(item_txs(i)) for i in got), sum(i.size for i in got)
-        if len(got) > 1:
+        mine = units(got)
+        n, size = sum(u[1] for u in mine), sum(u[2] for u in mine)
+        if len(mine) > 1:
             assert n <= max_txs and size <= max_bytes, "limits"
-        pos += len(got)
-        if pos < len(arrivals):
-            nxt = arrivals[pos]
+        pos += len(mine)
+        if pos < len(expected):
+            nxt = expected[pos]
             assert got, "a take returned nothing from a non-empty pool"
-            assert n + len(item_txs(nxt)) > max_txs or size + nxt.size > max_bytes, "stopped early"
+            assert n + nxt[1] > max_txs or size + nxt[2] > max_bytes, "stopped early"
 
 
-@given(item_pools(max_size=14), st.lists(st.tuples(st.integers(1, 8), st.integers(8, 60)), max_size=10))
-def test_take_is_fifo_within_limits_and_never_splits(items: list[Item], limits: list[tuple[int, int]]) -> None:
+def runs_of(items: list[Item]) -> list[Run | Bundle]:
+    """Consecutive plain transactions of one rollup as one run (what a client call makes)."""
+    out: list[Run | Bundle] = []
+    for item in items:
+        last = out[-1] if out else None
+        if isinstance(item, Transaction) and isinstance(last, Run) and last.rollup_id == item.rollup_id:
+            out[-1] = Run.of(item.rollup_id, [*last.payloads, item.payload])
+        else:
+            out.append(Run.single(item) if isinstance(item, Transaction) else item)
+    return out
+
+
+@given(item_pools(max_size=14), st.booleans(),
+       st.lists(st.tuples(st.integers(1, 8), st.integers(8, 60)), max_size=10))
+def test_take_is_fifo_within_limits_and_never_splits(items: list[Item], as_runs: bool,
+                                                     limits: list[tuple[int, int]]) -> None:
     m = Mempool(Limits())
-    for i in items:
-        assert m.add(i)
-    takes = [(a, b, m.take(a, b)) for a, b in limits]
-    check_takes(items, takes)
+    arrivals: list[Item | Run] = list(runs_of(items)) if as_runs else list(items)
+    for e in arrivals:
+        if isinstance(e, Run):
+            assert m.add_run(e).outcomes == [True] * len(e)
+        else:
+            assert m.add(e)
+    takes = [(a, b, list[Item | Run](m.take(a, b))) for a, b in limits]
+    check_takes(arrivals, takes)
     rest = m.take(10**6, 10**9)
-    assert [i.id for _, _, got in takes for i in got] + [i.id for i in rest] == [i.id for i in items]
+    assert [u[0] for _, _, got in takes for u in units(got)] + [u[0] for u in units(rest)] == [
+        u[0] for u in units(arrivals)]
     assert (len(m), m.tx_count, m.byte_size) == (0, 0, 0)
 
 
@@ -229,10 +295,10 @@ def test_teeth_wrong_takes_are_caught(kind: str) -> None:
                 items.append(T(rnd.randint(0, 3), f"{k}".encode() * rnd.randint(1, 8)))
         queue = list(items)
         wrong = _take_wrong(kind)
-        takes = []
+        takes: list[tuple[int, int, list[Item | Run]]] = []
         for _ in range(4):
             a, b = rnd.randint(1, 6), rnd.randint(10, 50)
-            takes.append((a, b, wrong(queue, a, b)))
+            takes.append((a, b, list[Item | Run](wrong(queue, a, b))))
         try:
             check_takes(items, takes)
         except AssertionError:
@@ -375,12 +441,12 @@ class Pipeline:
         items = self.mempools[replica].take(max_txs, max_bytes)
         if not items:
             return
-        groups: list[tuple[Item, ...]] = [tuple(items)]
+        groups: list[list[Item | Run]] = [list(items)]
         if self.split_bundles and any(isinstance(i, Bundle) for i in items):
             k = next(n for n, i in enumerate(items) if isinstance(i, Bundle))
             bundle = items[k]
             assert isinstance(bundle, Bundle)
-            groups = [(*items[:k], bundle.txs[0]), (*bundle.txs[1:], *items[k + 1:])]
+            groups = [[*items[:k], bundle.txs[0]], [*bundle.txs[1:], *items[k + 1:]]]
         for g in groups:
             self.seq += 1
             self.pool.add(Batch.of(replica, self.seq, self.height, g))
@@ -394,7 +460,7 @@ class Pipeline:
             self.pool.mark_committed([b.digest for b in chosen], h)
         for b in self.pool.expire(h):
             if self.requeue:
-                self.mempools[b.author].requeue(list(b.items()))
+                self.mempools[b.author].requeue(b.runs())
         self.height = h
 
     def drain(self) -> None:
