@@ -6,6 +6,13 @@ The body is one msgpack map, decoded with one ``msgpack.unpackb`` call (no hex, 
     entry = [rollup_id, payload]                      # a transaction: uint, bin
           | [[rollup_id, payload], [rollup_id, payload], ...]   # an atomic bundle (2..max_bundle_txs)
 
+    {"groups": [[rollup_id, [payload, ...]], ...], "ids": true}  # plain transactions grouped by rollup
+
+The grouped form (a rollup's client sends its own rollup's transactions) decodes to one list of
+payloads per group and is checked per group; the answer then counts transactions in the order
+of the groups, flattened. A request of plain transactions in the first form is grouped by rollup
+here (:func:`_plain`), with the answer put back in request order.
+
 Every check is a shape check (types, ranges, sizes; a bundle's size and no transaction twice), so an
 entry that fails one refuses the whole request (400 ``invalid_batch``, ``rejected`` naming each such
 entry), as an entry that breaks the JSON schema does; a body that is not msgpack is 400
@@ -33,7 +40,7 @@ from .views import ApiError
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
-FIELDS = frozenset({"transactions", "ids"})
+FIELDS = frozenset({"transactions", "groups", "ids"})
 T = TypeVar("T")
 
 
@@ -124,16 +131,63 @@ def _decode(raw: bytes) -> Any:
         raise ApiError(400, "invalid_msgpack", f"body is not one msgpack value: {exc}") from None
 
 
+def _group(group: Any, limits: Limits) -> Run:
+    """One entry of the grouped form: ``[rollup_id, [payload, ...]]``, checked with C-level passes."""
+    if type(group) is not list or len(group) != 2:
+        raise InvalidTransaction("expected [rollup_id, [payload, ...]]")
+    rollup_id, payloads = group
+    if type(rollup_id) is not int or not 0 <= rollup_id <= limits.max_rollup_id:
+        raise InvalidTransaction(f"rollup_id must be an integer in [0, {limits.max_rollup_id}]")
+    if type(payloads) is not list or not payloads:
+        raise InvalidTransaction("payloads must be a non-empty list")
+    if set(map(type, payloads)) != {bytes}:
+        raise InvalidTransaction("every payload must be msgpack bin (bytes)")
+    if min(map(len, payloads)) == 0:
+        raise InvalidTransaction("payload must not be empty")
+    longest = max(map(len, payloads))
+    if longest > limits.max_tx_bytes:
+        raise InvalidTransaction(f"payload of {longest} bytes exceeds {limits.max_tx_bytes}")
+    return Run.of(rollup_id, payloads)
+
+
+def _groups(groups: Any, limits: Limits) -> PlainTransactions:
+    """The grouped form: one run per group, in the request's order; ApiError naming every bad group."""
+    if type(groups) is not list or len(groups) > limits.submit_max_batch:
+        raise ApiError(400, "invalid_batch", f"groups must be a list of at most {limits.submit_max_batch}")
+    runs: list[Run] = []
+    violations: list[dict[str, Any]] = []
+    for index, group in enumerate(groups):
+        try:
+            runs.append(_group(group, limits))
+        except InvalidTransaction as exc:
+            violations.append({"index": index, "error": str(exc)})
+    _refuse(violations, "group", "groups")
+    total = sum(map(len, runs))
+    if total > limits.submit_max_batch:
+        raise ApiError(400, "invalid_batch", f"{total} transactions exceed {limits.submit_max_batch}")
+    return PlainTransactions(tuple(runs), None)
+
+
+def _refuse(violations: list[dict[str, Any]], what: str, whats: str) -> None:
+    """400 naming every malformed entry (``what``/``whats``: "entry"/"entries", "group"/"groups")."""
+    if violations:
+        first = violations[0]
+        raise ApiError(400, "invalid_batch", f"{len(violations)} {whats} are malformed; "
+                       f"{what} {first['index']}: {first['error']}", extra={"rejected": violations})
+
+
 def parse_binary_batch(raw: bytes, limits: Limits) -> BinaryBatch:
     """Decode and check a binary batch; ApiError (400) for anything malformed."""
     body = _decode(raw)
-    if type(body) is not dict or "transactions" not in body or not set(body) <= FIELDS:
+    if type(body) is not dict or not set(body) <= FIELDS or len(set(body) & {"transactions", "groups"}) != 1:
         raise ApiError(400, "invalid_batch", 'expected a msgpack map {"transactions": [...], "ids": bool} '
-                       "and no other field")
-    entries = body["transactions"]
+                       'or {"groups": [...], "ids": bool} and no other field')
     want_ids = body.get("ids", True)
     if type(want_ids) is not bool:
         raise ApiError(400, "invalid_batch", '"ids" must be a boolean')
+    if "groups" in body:
+        return BinaryBatch((), want_ids, _groups(body["groups"], limits))
+    entries = body["transactions"]
     if type(entries) is not list or len(entries) > limits.submit_max_batch:
         raise ApiError(400, "invalid_batch", f"transactions must be a list of at most {limits.submit_max_batch}")
     plain = _plain(entries, limits)
@@ -146,10 +200,7 @@ def parse_binary_batch(raw: bytes, limits: Limits) -> BinaryBatch:
             items.append(_item(entry, limits))
         except InvalidTransaction as exc:
             violations.append({"index": index, "error": str(exc)})
-    if violations:
-        first = violations[0]
-        raise ApiError(400, "invalid_batch", f"{len(violations)} entries are malformed; "
-                       f"entry {first['index']}: {first['error']}", extra={"rejected": violations})
+    _refuse(violations, "entry", "entries")
     total = sum(len(i.txs) if isinstance(i, Bundle) else 1 for i in items)
     if total > limits.submit_max_batch:
         raise ApiError(400, "invalid_batch", f"{total} transactions (bundles' included) exceed "

@@ -71,7 +71,9 @@ def _post(op_id: str, summary: str, body: dict[str, Any], responses: dict[str, A
 BINARY_BATCH = (
     "The bulk path. With `Content-Type: application/msgpack` the body is one msgpack map "
     '`{"transactions": [entry, ...], "ids": bool}` where an entry is `[rollup_id, payload (bin)]` or an atomic '
-    "bundle `[[rollup_id, payload], ...]`; the answer (200 and 503) is then msgpack too, the same BatchResult "
+    "bundle `[[rollup_id, payload], ...]`, or `{\"groups\": [[rollup_id, [payload, ...]], ...], \"ids\": bool}` "
+    "(plain transactions grouped by rollup; the answer counts them in group order, flattened); "
+    "the answer (200 and 503) is then msgpack too, the same BatchResult "
     "with ids as 32-byte bin (left out with `\"ids\": false`; a transaction's id is "
     '`digest("ordo/tx", [rollup_id, payload])`). Errors are JSON either way. See docs/PROTOCOL.md, "Binary '
     'batch submission".')
@@ -79,13 +81,18 @@ BINARY_BATCH = (
 
 def _binary(op: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Add the msgpack form (request and result) to the batch operation."""
-    tx = {"type": "array", "minItems": 2, "maxItems": 2, "items": False, "prefixItems": [
-        {"type": "integer", "minimum": 0, "maximum": limits.max_rollup_id},
-        {"type": "string", "contentEncoding": "binary", "description": "msgpack bin, 1..max_tx_bytes bytes"}]}
+    rollup = {"type": "integer", "minimum": 0, "maximum": limits.max_rollup_id}
+    payload = {"type": "string", "contentEncoding": "binary", "description": "msgpack bin, 1..max_tx_bytes bytes"}
+    tx = {"type": "array", "minItems": 2, "maxItems": 2, "items": False, "prefixItems": [rollup, payload]}
     entry = {"oneOf": [tx, {"type": "array", "minItems": 2, "maxItems": limits.max_bundle_txs, "items": tx}]}
-    body = {"type": "object", "additionalProperties": False, "required": ["transactions"], "properties": {
-        "transactions": {"type": "array", "maxItems": limits.submit_max_batch, "items": entry},
-        "ids": {"type": "boolean", "default": True}}}
+    group = {"type": "array", "minItems": 2, "maxItems": 2, "items": False, "prefixItems": [
+        rollup, {"type": "array", "minItems": 1, "maxItems": limits.submit_max_batch, "items": payload}]}
+    ids = {"type": "boolean", "default": True}
+    body = {"oneOf": [
+        {"type": "object", "additionalProperties": False, "required": ["transactions"], "properties": {
+            "transactions": {"type": "array", "maxItems": limits.submit_max_batch, "items": entry}, "ids": ids}},
+        {"type": "object", "additionalProperties": False, "required": ["groups"], "properties": {
+            "groups": {"type": "array", "maxItems": limits.submit_max_batch, "items": group}, "ids": ids}}]}
     op["requestBody"]["content"]["application/msgpack"] = {"schema": body}
     result = {"type": "object", "required": ["accepted", "duplicates", "rejected"],
               "description": "BatchResult in msgpack; `ids` (32-byte bin or nil per entry) absent when the "

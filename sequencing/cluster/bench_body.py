@@ -1,20 +1,25 @@
 """Request bodies for the load generator, built with bytes operations (no per-transaction objects).
 
-A body is the binary batch form of ``POST /v1/transactions/batch`` (docs/PROTOCOL.md section 16)::
+A body is the grouped binary batch form of ``POST /v1/transactions/batch`` (docs/PROTOCOL.md
+section 16), what a rollup's client sends::
 
-    {"ids": false, "transactions": [[rollup, payload], ...]}
+    {"ids": false, "groups": [[rollup, [payload, ...]], ...]}
 
-encoded once as a template: each entry is ``0x92 <rollup as fixint> <bin header> <payload>`` with a
-fixed stride, and a payload is an 8-byte big-endian counter followed by fixed filler. A body for
+encoded once as a template: the probe's group first (one transaction, with ``probe_rollup``), then
+one group per load rollup with the rest spread evenly; within a group every payload is ``<bin
+header> <payload>`` with a fixed stride, and a payload is an 8-byte big-endian counter followed by
+fixed filler. Transaction ``i`` of a body (in body order) carries counter ``first + i``. A body for
 counters ``first .. first + n - 1`` is the template with the counters written in: one
-``struct.pack`` for all of them and eight strided slice assignments (one per counter byte), so the
-cost per request hardly depends on ``n``. Every transaction is unique as long as counters are
-(the generator hands out disjoint ranges); the filler carries a per-run tag.
+``struct.pack`` for all of them and eight strided slice assignments per group (one per counter
+byte), so the cost per request hardly depends on ``n``. Every transaction is unique as long as
+counters are (the generator hands out disjoint ranges); the filler carries a per-run tag.
 """
 
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
+from itertools import accumulate
 
 import msgpack
 
@@ -25,10 +30,10 @@ MAX_FIXINT = 127
 
 
 class BodyBuilder:
-    """Bodies of ``per_request`` transactions of ``tx_size`` bytes over rollups
-    ``first_rollup .. first_rollup + rollups - 1`` (entry ``i`` is in rollup ``first_rollup + i % rollups``),
-    except that with ``probe_rollup`` entry 0 of every body is in that rollup: a latency probe
-    whose commit a subscriber to that rollup sees (bench_load.py)."""
+    """Bodies of ``per_request`` transactions of ``tx_size`` bytes spread evenly over rollups
+    ``first_rollup .. first_rollup + rollups - 1``, except that with ``probe_rollup`` transaction 0
+    of every body is alone in a group of that rollup: a latency probe whose commit a subscriber to
+    that rollup sees (bench_load.py)."""
 
     def __init__(self, tx_size: int, per_request: int, *, rollups: int = 8, first_rollup: int = 1,
                  probe_rollup: int | None = None, tag: bytes = b"ordo-bench") -> None:
@@ -45,19 +50,29 @@ class BodyBuilder:
         filler_len = tx_size - COUNTER_BYTES
         self.filler = (tag * (filler_len // max(1, len(tag)) + 1))[:filler_len] if tag else bytes(filler_len)
         bin_header = (b"\xc4" + bytes([tx_size])) if tx_size < 256 else (b"\xc5" + struct.pack(">H", tx_size))
-        self.head = (b"\x82" + msgpack.packb("ids") + b"\xc2" + msgpack.packb("transactions")
-                     + b"\xdd" + struct.pack(">I", per_request))
-        entries = [b"\x92" + bytes([self.rollup_of(i)]) + bin_header + bytes(COUNTER_BYTES) + self.filler
-                   for i in range(per_request)]
-        self.stride = len(entries[0])
-        self.template = self.head + b"".join(entries)
-        self.first_counter_at = len(self.head) + 2 + len(bin_header)  # offset of entry 0's counter
+        self.stride = len(bin_header) + tx_size
+        sizes: list[tuple[int, int]] = []  # (rollup, transactions) per group, body order
+        rest = per_request
+        if probe_rollup is not None:
+            sizes.append((probe_rollup, 1))
+            rest -= 1
+        sizes += [(first_rollup + k, rest // rollups + (k < rest % rollups)) for k in range(rollups)]
+        self.groups = [(rollup, n) for rollup, n in sizes if n]
+        self.starts = list(accumulate((n for _, n in self.groups), initial=0))[:-1]  # first index per group
+        parts = [b"\x82" + msgpack.packb("ids") + b"\xc2" + msgpack.packb("groups") + _array_header(len(self.groups))]
+        self.counter_at: list[int] = []  # byte offset of each group's first counter
+        entry = bin_header + bytes(COUNTER_BYTES) + self.filler
+        for rollup, n in self.groups:
+            head = b"\x92" + bytes([rollup]) + _array_header(n)
+            offset = sum(map(len, parts)) + len(head)
+            self.counter_at.append(offset + len(bin_header))
+            parts.append(head + entry * n)
+        self.template = b"".join(parts)
         self._pack = struct.Struct(f">{per_request}Q").pack
 
     def rollup_of(self, index: int) -> int:
-        if index == 0 and self.probe_rollup is not None:
-            return self.probe_rollup
-        return self.first_rollup + index % self.rollups
+        """The rollup of transaction ``index`` (body order)."""
+        return self.groups[bisect_right(self.starts, index) - 1][0]
 
     @staticmethod
     def counter_of(payload: bytes) -> int:
@@ -68,14 +83,25 @@ class BodyBuilder:
         """The request body for counters ``first .. first + per_request - 1``."""
         counters = self._pack(*range(first, first + self.per_request))
         buf = bytearray(self.template)
-        start, end, step = self.first_counter_at, self.first_counter_at + self.per_request * self.stride, self.stride
-        for j in range(COUNTER_BYTES):
-            buf[start + j:end + j:step] = counters[j::COUNTER_BYTES]
+        step = self.stride
+        for (_, n), start, at in zip(self.groups, self.starts, self.counter_at, strict=True):
+            mine = counters[COUNTER_BYTES * start:COUNTER_BYTES * (start + n)]
+            for j in range(COUNTER_BYTES):
+                buf[at + j:at + j + n * step:step] = mine[j::COUNTER_BYTES]
         return bytes(buf)
 
     def tx(self, first: int, index: int) -> tuple[int, bytes]:
-        """Entry ``index`` of the body for ``first``: (rollup id, payload)."""
+        """Transaction ``index`` (body order) of the body for ``first``: (rollup id, payload)."""
         return self.rollup_of(index), (first + index).to_bytes(COUNTER_BYTES, "big") + self.filler
 
     def tx_id(self, first: int, index: int) -> bytes:
         return Transaction(*self.tx(first, index)).id
+
+
+def _array_header(n: int) -> bytes:
+    """msgpack's array header for ``n`` items."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + struct.pack(">H", n)
+    return b"\xdd" + struct.pack(">I", n)

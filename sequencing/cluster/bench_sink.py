@@ -40,7 +40,7 @@ async def _serve_connection(stream: trio.SocketStream) -> None:
             del buffer[:length]
             try:
                 decoded = msgpack.unpackb(body)
-                count = len(decoded["transactions"]) if isinstance(decoded, dict) else 0
+                count = _count(decoded)
                 status = b"200 OK"
             except (ValueError, TypeError, KeyError, msgpack.UnpackException):
                 count, status = 0, b"400 Bad Request"
@@ -51,6 +51,15 @@ async def _serve_connection(stream: trio.SocketStream) -> None:
         return
     finally:
         await stream.aclose()
+
+
+def _count(decoded: object) -> int:
+    """Transactions in a decoded body of either binary form (docs/PROTOCOL.md section 16)."""
+    if not isinstance(decoded, dict):
+        return 0
+    if "groups" in decoded:
+        return sum(len(payloads) for _, payloads in decoded["groups"])
+    return len(decoded["transactions"])
 
 
 async def serve(port: int) -> None:

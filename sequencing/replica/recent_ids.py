@@ -3,8 +3,9 @@
 Two generations of plain sets: new ids go into the current one; when it holds ``capacity // 2``
 ids it becomes the previous one and the old previous one is dropped whole. So the newest
 ``capacity // 2`` ids are always remembered, never more than ``capacity`` (plus, with
-``add_many``, the ids of one call: a batch's), and there are no false positives. A set costs ~42 bytes per id besides the id itself, against ~105 for the OrderedDict
-(an exact LRU) it replaces; one generation is dropped at once, never one id at a time."""
+``add_many``, the ids of one call: a batch's), and there are no false positives. A set costs ~42
+bytes per id besides the id itself, against ~105 for the OrderedDict (an exact LRU) it replaces;
+one generation is dropped at once, never one id at a time."""
 
 from __future__ import annotations
 

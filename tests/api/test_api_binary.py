@@ -84,6 +84,53 @@ async def test_plain_transactions_of_several_rollups_are_answered_in_request_ord
     assert body["ids"] == [None, Transaction(3, b"b").id, None, Transaction(3, b"a").id, None, Transaction(5, b"z").id]
 
 
+async def test_the_grouped_form_is_queued_and_answered_in_group_order() -> None:
+    """``{"groups": [[rollup_id, [payload, ...]], ...]}``: one run per group; ids, duplicates and
+    refusals counted over the groups flattened (catches: a group's transactions dropped or reordered)."""
+    groups = [[9, [b"a", b"b", b"a"]], [2, [b"c"]]]
+    flat = [(9, b"a"), (9, b"b"), (9, b"a"), (2, b"c")]
+    replica = FakeReplica(LIMITS)
+    async with served(replica) as http:
+        body = msgpack.unpackb((await http.post(BATCH, content=pack({"groups": groups}), headers=MSGPACK)).content)
+        assert body == {"accepted": 3, "duplicates": 1, "rejected": [], "ids": [Transaction(r, p).id for r, p in flat]}
+        assert set(replica.items) == {Transaction(r, p).id for r, p in flat}
+        quiet = await http.post(BATCH, content=pack({"groups": [[2, [b"c", b"d"]]], "ids": False}), headers=MSGPACK)
+        assert msgpack.unpackb(quiet.content) == {"accepted": 1, "duplicates": 1, "rejected": []}
+    small = FakeReplica(LIMITS, room=2)
+    async with served(small) as http:
+        body = msgpack.unpackb((await http.post(BATCH, content=pack({"groups": groups}), headers=MSGPACK)).content)
+    assert body["accepted"] == 2 and [r["index"] for r in body["rejected"]] == [3] and body["ids"][3] is None
+
+
+@pytest.mark.parametrize(("groups", "detail"), [
+    ({}, "groups must be a list"),
+    ([[1, b"a"]], "group 0: payloads must be a non-empty list"),
+    ([[1, []]], "group 0: payloads must be a non-empty list"),
+    ([[1, [b"a"]], [2]], "group 1: expected [rollup_id, [payload, ...]]"),
+    ([[1001, [b"a"]]], "rollup_id must be an integer in [0, 1000]"),
+    ([[True, [b"a"]]], "rollup_id must be an integer"),
+    ([[1, [b"a", "text"]]], "every payload must be msgpack bin"),
+    ([[1, [b"a", b""]]], "payload must not be empty"),
+    ([[1, [b"a", b"x" * 65]]], "65 bytes exceeds 64"),
+    ([[1, [b"a"] * 4], [2, [b"b"] * 3]], "7 transactions exceed 6"),
+])
+async def test_malformed_groups_are_400_and_name_the_group(groups: Any, detail: str) -> None:
+    replica = FakeReplica(LIMITS)
+    async with served(replica) as http:
+        response = await http.post(BATCH, content=pack({"groups": groups}), headers=MSGPACK)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_batch"
+    assert detail in response.json()["detail"], response.json()
+    assert not replica.items
+
+
+async def test_a_request_has_transactions_or_groups_not_both() -> None:
+    replica = FakeReplica(LIMITS)
+    async with served(replica) as http:
+        both = await http.post(BATCH, content=pack({"groups": [[1, [b"a"]]], "transactions": [[1, b"b"]]}),
+                               headers=MSGPACK)
+    assert both.status_code == 400 and "no other field" in both.json()["detail"] and not replica.items
+
+
 @pytest.mark.parametrize(("raw", "code", "detail"), [
     (b"\xc1", "invalid_msgpack", "not one msgpack value"),  # never used
     (pack({"transactions": []})[:-1], "invalid_msgpack", "not one msgpack value"),  # truncated

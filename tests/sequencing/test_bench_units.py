@@ -36,21 +36,30 @@ from sequencing.config import Limits
 
 
 @pytest.mark.parametrize("size", [8, 100, 255, 256, 4096])
-def test_bodies_are_the_binary_batch_form_with_the_counters_written_in(size: int) -> None:
-    builder = BodyBuilder(size, 37, rollups=5, first_rollup=3, tag=b"t")
+@pytest.mark.parametrize(("count", "probe"), [(37, None), (37, PROBE_ROLLUP), (1, PROBE_ROLLUP), (3, None), (1000, 0)])
+def test_bodies_are_the_grouped_binary_form_with_the_counters_written_in(size: int, count: int,
+                                                                        probe: int | None) -> None:
+    builder = BodyBuilder(size, count, rollups=5, first_rollup=3, tag=b"t", probe_rollup=probe)
     body = msgpack.unpackb(builder.body(1_000_000))
-    assert body["ids"] is False and len(body["transactions"]) == 37
-    for i, (rollup, payload) in enumerate(body["transactions"]):
-        assert rollup == 3 + i % 5 and len(payload) == size
-        assert BodyBuilder.counter_of(payload) == 1_000_000 + i
-        assert [rollup, payload] == list(builder.tx(1_000_000, i))
-    assert msgpack.unpackb(builder.body(0))["transactions"][36][1][:8] == (36).to_bytes(8, "big")
+    assert body["ids"] is False
+    flat = [(rollup, payload) for rollup, payloads in body["groups"] for payload in payloads]
+    assert len(flat) == count and all(payloads for _, payloads in body["groups"])
+    for i, (rollup, payload) in enumerate(flat):
+        assert len(payload) == size and BodyBuilder.counter_of(payload) == 1_000_000 + i
+        assert (rollup, payload) == builder.tx(1_000_000, i)
+    rollups = [rollup for rollup, _ in flat]
+    if probe is not None:
+        assert rollups[0] == probe and rollups.count(probe) == 1
+    load = rollups[probe is not None:]
+    assert set(load) <= set(range(3, 8)) and max(map(load.count, set(load)), default=0) - min(
+        map(load.count, set(load)), default=0) <= 1, "the load spreads evenly"
+    assert BodyBuilder.counter_of(flat[-1][1]) == 1_000_000 + count - 1
 
 
 def test_the_replica_takes_a_body_and_the_ids_match() -> None:
     builder = BodyBuilder(256, 50, probe_rollup=PROBE_ROLLUP)
     batch = parse_binary_batch(builder.body(77), Limits())
-    assert not batch.want_ids and batch.plain is not None  # plain transactions: the runs' fast path
+    assert not batch.want_ids and batch.plain is not None  # plain transactions, grouped by rollup
     assert batch.plain.ids() == [builder.tx_id(77, i) for i in range(50)]
     assert [run.rollup_id for run in batch.plain.runs] == [PROBE_ROLLUP, *range(1, 9)]
     assert batch.plain.runs[0].payloads == (builder.tx(77, 0)[1],)
@@ -60,7 +69,8 @@ def test_consecutive_bodies_hold_no_transaction_twice() -> None:
     builder = BodyBuilder(64, 100)
     ids = [builder.tx_id(first, i) for first in (0, 100, 200) for i in range(100)]
     assert len(set(ids)) == 300
-    decoded = [tuple(t) for first in (0, 100) for t in msgpack.unpackb(builder.body(first))["transactions"]]
+    decoded = [(rollup, payload) for first in (0, 100)
+               for rollup, payloads in msgpack.unpackb(builder.body(first))["groups"] for payload in payloads]
     assert len(set(decoded)) == 200
 
 
@@ -125,7 +135,7 @@ async def test_latency_comes_from_the_probe_rollups_stream() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             body = msgpack.unpackb(request.content)
-            posted.append(BodyBuilder.counter_of(body["transactions"][0][1]))
+            posted.append(BodyBuilder.counter_of(body["groups"][0][1][0]))
             return answer(200, {"accepted": 5, "duplicates": 0, "rejected": []})
         streams.append(request)
         height = len(streams)
