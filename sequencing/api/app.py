@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -45,6 +46,22 @@ SKIP_EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": 
 def build_app(replica: ReplicaPort) -> Starlette:
     api = PublicApi(replica)
     return Starlette(routes=api.routes(), exception_handlers={404: not_found, 405: not_allowed})
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """What a bulk submission answers: counts, per entry its id or None (refused; None: not asked
+    for), the refusals, and whether the mempool filled."""
+
+    accepted: int
+    duplicates: int
+    ids: list[bytes | None] | None
+    rejected: list[dict[str, Any]]
+    busy: bool
+
+    @property
+    def nothing_taken(self) -> bool:
+        return self.busy and self.accepted == 0 and self.duplicates == 0
 
 
 class PublicApi:
@@ -109,63 +126,52 @@ class PublicApi:
         if is_msgpack(request.headers.get("content-type")):
             batch = parse_binary_batch(await read_body(request), self.limits)
             if batch.plain is not None:
-                ids, rejected, duplicates, busy = await self._submit_plain(batch.plain)
+                answer = await self._submit_plain(batch.plain, want_ids=batch.want_ids)
             else:
-                ids, rejected, duplicates, busy = await self._submit_entries(batch.items)
-            accepted = sum(1 for i in ids if i is not None) - duplicates
-            return Response(encode_result(accepted, duplicates, ids if batch.want_ids else None, rejected),
-                            status_code=503 if busy and accepted == 0 and duplicates == 0 else 200,
-                            media_type=MSGPACK, headers={"Retry-After": "1"} if busy else None)
-        entries = parse_batch(await read_json(request), self.limits)
-        ids, rejected, duplicates, busy = await self._submit_entries(entries)
-        accepted = sum(1 for i in ids if i is not None) - duplicates
-        nothing_taken = busy and accepted == 0 and duplicates == 0
+                answer = await self._submit_entries(batch.items)
+            ids = answer.ids if batch.want_ids else None
+            return Response(encode_result(answer.accepted, answer.duplicates, ids, answer.rejected),
+                            status_code=503 if answer.nothing_taken else 200,
+                            media_type=MSGPACK, headers={"Retry-After": "1"} if answer.busy else None)
+        answer = await self._submit_entries(parse_batch(await read_json(request), self.limits))
         return JSONResponse(
-            {"accepted": accepted, "duplicates": duplicates, "ids": [None if i is None else i.hex() for i in ids],
-             "rejected": rejected},
-            status_code=503 if nothing_taken else 200,
-            headers={"Retry-After": "1"} if busy else None,
+            {"accepted": answer.accepted, "duplicates": answer.duplicates,
+             "ids": [None if i is None else i.hex() for i in answer.ids or ()], "rejected": answer.rejected},
+            status_code=503 if answer.nothing_taken else 200,
+            headers={"Retry-After": "1"} if answer.busy else None,
         )
 
-    async def _submit_entries(
-        self, entries: Sequence[Item | str],
-    ) -> tuple[list[bytes | None], list[dict[str, Any]], int, bool]:
-        """Queue each entry (a string: why it is refused): per entry its id or None, the refusals,
-        how many were duplicates, whether the mempool filled; acknowledged once durable."""
+    async def _submit_entries(self, entries: Sequence[Item | str]) -> BatchAnswer:
+        """Queue each entry (a string: why it is refused); answered per entry, once durable."""
         items = [e for e in entries if not isinstance(e, str)]
         result = self.replica.submit_many(items)  # one call: metrics and gauges once per request
         outcomes = iter(result.outcomes)
         ids: list[bytes | None] = []
         rejected: list[dict[str, Any]] = []
-        duplicates = 0
         for index, entry in enumerate(entries):
             outcome = entry if isinstance(entry, str) else next(outcomes)
             if isinstance(outcome, str) or isinstance(entry, str):
                 rejected.append({"index": index, "error": str(outcome)})
                 ids.append(None)
                 continue
-            duplicates += not outcome
             ids.append(entry.id)
-        busy = result.busy
-        accepted = sum(1 for i in ids if i is not None) - duplicates
-        await self.durable(accepted > 0)
-        return ids, rejected, duplicates, busy
+        await self.durable(result.accepted > 0)
+        return BatchAnswer(result.accepted, result.outcomes.count(False), ids, rejected, result.busy)
 
-    async def _submit_plain(
-        self, plain: PlainTransactions,
-    ) -> tuple[list[bytes | None], list[dict[str, Any]], int, bool]:
-        """:meth:`_submit_entries` for a request of plain transactions (runs: work per rollup)."""
+    async def _submit_plain(self, plain: PlainTransactions, *, want_ids: bool) -> BatchAnswer:
+        """:meth:`_submit_entries` for a request of plain transactions (runs: work per rollup, and
+        per transaction only for the ids asked for and the refusals of a full mempool)."""
         result = self.replica.submit_runs(plain.runs)
-        ids: list[bytes | None] = list(plain.ids())
-        duplicates = result.outcomes.count(False)
+        ids: list[bytes | None] | None = list(plain.ids()) if want_ids else None
         rejected: list[dict[str, Any]] = []
         if result.busy:  # only then is an outcome a refusal
             for index, outcome in enumerate(plain.in_request_order(result.outcomes)):
                 if isinstance(outcome, str):
                     rejected.append({"index": index, "error": outcome})
-                    ids[index] = None
+                    if ids is not None:
+                        ids[index] = None
         await self.durable(result.accepted > 0)
-        return ids, rejected, duplicates, result.busy
+        return BatchAnswer(result.accepted, result.outcomes.count(False), ids, rejected, result.busy)
 
     # -- reads ---------------------------------------------------------------------------------
 
