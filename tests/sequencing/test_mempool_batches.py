@@ -172,6 +172,9 @@ def test_add_run_queues_new_transactions_and_stops_when_full() -> None:
     assert added.full is not None and "4 transactions queued (limit 4)" in str(added.full)
     assert m.tx_count == 4 and units(m.take(10, 1 << 20)) == units(
         [T(5, b"b"), T(5, b"a"), T(5, b"c"), T(5, b"d")])
+    fresh = Mempool(Limits())
+    assert fresh.add_run(Run.of(5, [b"a", b"b", b"a"])).outcomes == [True, True, False], "twice in one call"
+    assert fresh.tx_count == 2 and units(fresh.take(10, 1 << 20)) == units([T(5, b"a"), T(5, b"b")])
     big = Mempool(Limits(mempool_max_txs=100, mempool_max_bytes=3 * 9 + 5))
     added = big.add_run(Run.of(1, [b"x", b"y", b"z", b"w"]))  # 9 bytes each: three fit
     assert added.outcomes == [True, True, True] and "27 bytes queued" in str(added.full)
