@@ -26,7 +26,7 @@ payload])``, PROTOCOL.md section 2). Errors stay JSON, like every error of the A
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
@@ -76,18 +76,28 @@ class BinaryBatch:
     plain: PlainTransactions | None = None
 
 
-def _tx(entry: Any, limits: Limits) -> Transaction:
-    if type(entry) is not list or len(entry) != 2:
-        raise InvalidTransaction("expected [rollup_id, payload] or a bundle [[rollup_id, payload], ...]")
-    rollup_id, payload = entry
+def _rollup_and(value: Any, limits: Limits, shape: str) -> tuple[int, Any]:
+    """``[rollup_id, x]`` with a valid rollup id: (rollup_id, x)."""
+    if type(value) is not list or len(value) != 2:
+        raise InvalidTransaction(f"expected {shape}")
+    rollup_id, rest = value
     if type(rollup_id) is not int or not 0 <= rollup_id <= limits.max_rollup_id:
         raise InvalidTransaction(f"rollup_id must be an integer in [0, {limits.max_rollup_id}]")
+    return rollup_id, rest
+
+
+def _check_sizes(shortest: int, longest: int, limits: Limits) -> None:
+    if shortest == 0:
+        raise InvalidTransaction("payload must not be empty")
+    if longest > limits.max_tx_bytes:
+        raise InvalidTransaction(f"payload of {longest} bytes exceeds {limits.max_tx_bytes}")
+
+
+def _tx(entry: Any, limits: Limits) -> Transaction:
+    rollup_id, payload = _rollup_and(entry, limits, "[rollup_id, payload] or a bundle [[rollup_id, payload], ...]")
     if type(payload) is not bytes:
         raise InvalidTransaction("payload must be msgpack bin (bytes)")
-    if not payload:
-        raise InvalidTransaction("payload must not be empty")
-    if len(payload) > limits.max_tx_bytes:
-        raise InvalidTransaction(f"payload of {len(payload)} bytes exceeds {limits.max_tx_bytes}")
+    _check_sizes(len(payload), len(payload), limits)
     return Transaction(rollup_id, payload)
 
 
@@ -133,20 +143,12 @@ def _decode(raw: bytes) -> Any:
 
 def _group(group: Any, limits: Limits) -> Run:
     """One entry of the grouped form: ``[rollup_id, [payload, ...]]``, checked with C-level passes."""
-    if type(group) is not list or len(group) != 2:
-        raise InvalidTransaction("expected [rollup_id, [payload, ...]]")
-    rollup_id, payloads = group
-    if type(rollup_id) is not int or not 0 <= rollup_id <= limits.max_rollup_id:
-        raise InvalidTransaction(f"rollup_id must be an integer in [0, {limits.max_rollup_id}]")
+    rollup_id, payloads = _rollup_and(group, limits, "[rollup_id, [payload, ...]]")
     if type(payloads) is not list or not payloads:
         raise InvalidTransaction("payloads must be a non-empty list")
     if set(map(type, payloads)) != {bytes}:
         raise InvalidTransaction("every payload must be msgpack bin (bytes)")
-    if min(map(len, payloads)) == 0:
-        raise InvalidTransaction("payload must not be empty")
-    longest = max(map(len, payloads))
-    if longest > limits.max_tx_bytes:
-        raise InvalidTransaction(f"payload of {longest} bytes exceeds {limits.max_tx_bytes}")
+    _check_sizes(min(map(len, payloads)), max(map(len, payloads)), limits)
     return Run.of(rollup_id, payloads)
 
 
@@ -154,26 +156,27 @@ def _groups(groups: Any, limits: Limits) -> PlainTransactions:
     """The grouped form: one run per group, in the request's order; ApiError naming every bad group."""
     if type(groups) is not list or len(groups) > limits.submit_max_batch:
         raise ApiError(400, "invalid_batch", f"groups must be a list of at most {limits.submit_max_batch}")
-    runs: list[Run] = []
-    violations: list[dict[str, Any]] = []
-    for index, group in enumerate(groups):
-        try:
-            runs.append(_group(group, limits))
-        except InvalidTransaction as exc:
-            violations.append({"index": index, "error": str(exc)})
-    _refuse(violations, "group", "groups")
+    runs = _each(groups, _group, limits, ("group", "groups"))
     total = sum(map(len, runs))
     if total > limits.submit_max_batch:
         raise ApiError(400, "invalid_batch", f"{total} transactions exceed {limits.submit_max_batch}")
     return PlainTransactions(tuple(runs), None)
 
 
-def _refuse(violations: list[dict[str, Any]], what: str, whats: str) -> None:
-    """400 naming every malformed entry (``what``/``whats``: "entry"/"entries", "group"/"groups")."""
+def _each(values: list[Any], parse: Callable[[Any, Limits], T], limits: Limits, names: tuple[str, str]) -> list[T]:
+    """``parse`` of every value, or a 400 naming each malformed one (``names``: singular, plural)."""
+    parsed: list[T] = []
+    violations: list[dict[str, Any]] = []
+    for index, value in enumerate(values):
+        try:
+            parsed.append(parse(value, limits))
+        except InvalidTransaction as exc:
+            violations.append({"index": index, "error": str(exc)})
     if violations:
         first = violations[0]
-        raise ApiError(400, "invalid_batch", f"{len(violations)} {whats} are malformed; "
-                       f"{what} {first['index']}: {first['error']}", extra={"rejected": violations})
+        raise ApiError(400, "invalid_batch", f"{len(violations)} {names[1]} are malformed; "
+                       f"{names[0]} {first['index']}: {first['error']}", extra={"rejected": violations})
+    return parsed
 
 
 def parse_binary_batch(raw: bytes, limits: Limits) -> BinaryBatch:
@@ -193,14 +196,7 @@ def parse_binary_batch(raw: bytes, limits: Limits) -> BinaryBatch:
     plain = _plain(entries, limits)
     if plain is not None:
         return BinaryBatch((), want_ids, plain)
-    items: list[Item] = []
-    violations: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        try:
-            items.append(_item(entry, limits))
-        except InvalidTransaction as exc:
-            violations.append({"index": index, "error": str(exc)})
-    _refuse(violations, "entry", "entries")
+    items = _each(entries, _item, limits, ("entry", "entries"))
     total = sum(len(i.txs) if isinstance(i, Bundle) else 1 for i in items)
     if total > limits.submit_max_batch:
         raise ApiError(400, "invalid_batch", f"{total} transactions (bundles' included) exceed "
