@@ -324,3 +324,30 @@ def test_commit_proof_verifies_and_rejects_tampering() -> None:
     broken = CommitProof((b1.header(), dataclasses.replace(b2.header(), parent_id=b"\0" * 32)), W.qc(b2))
     with pytest.raises(InvalidMessage):
         verify_commit_proof(broken, b1.id, W.verifier(), G())
+
+
+def test_pack_is_msgpacks_encoding_whatever_came_before() -> None:
+    """pack() keeps a Packer per thread: its output is packb's, after a failed call, after a large
+    one and in other threads (catches: a buffer not reset after a failure, or after a call)."""
+    import threading
+
+    from consensus import encoding
+
+    samples: list[object] = [[1, b"x" * 40, [2, 3]], b"", [[7, [b"p" * 300] * 2000]], {"k": [True, None]}]
+    with pytest.raises(TypeError):
+        encoding.pack([1, object()])
+    big = [b"z" * (encoding.KEEP_PACKER_BELOW + 1)]
+    assert encoding.pack(big) == msgpack.packb(big, use_bin_type=True)
+    results: dict[str, list[bytes]] = {}
+
+    def run(name: str) -> None:
+        results[name] = [encoding.pack(s) for s in samples * 50]
+
+    threads = [threading.Thread(target=run, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    run("main")
+    for t in threads:
+        t.join()
+    expected = [msgpack.packb(s, use_bin_type=True) for s in samples * 50]
+    assert all(got == expected for got in results.values()) and len(results) == 5
