@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from consensus.encoding import pack
+
 from ..config import Limits
 from ..rollup.transactions import Bundle, InvalidTransaction, Item, Run, Transaction
 from .views import ApiError
@@ -210,5 +212,4 @@ def encode_result(accepted: int, duplicates: int, ids: list[bytes | None] | None
     result: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
     if ids is not None:
         result["ids"] = ids
-    out: bytes = msgpack.packb(result, use_bin_type=True)
-    return out
+    return pack(result)
