@@ -172,14 +172,16 @@ class BatchPool:
     """Known, not yet committed batches in arrival order, plus the digests committed within the
     last ``ttl`` heights (enough to reject any re-inclusion, since batches expire), plus the bodies
     of recently committed batches for fetches: at most ``keep_bodies`` of them and ``keep_bytes``
-    of bodies (the newest is kept even if larger); older ones are read from the ledger."""
+    of bodies (the newest is kept even if larger); older ones are read from the ledger. A committed
+    body is kept as its bytes alone and decoded again when asked for (a lagging peer's fetch, a
+    missed content cache): its payloads as objects would double what it holds."""
 
     def __init__(self, ttl: int, *, keep_bodies: int = 4096, keep_bytes: int = 32 * 1024 * 1024) -> None:
         self.ttl = ttl
         self._pending: OrderedDict[bytes, Batch] = OrderedDict()
         self._committed: dict[bytes, int] = {}
         self._pruned_below = 0  # committed digests below this height were dropped
-        self._bodies: OrderedDict[bytes, Batch] = OrderedDict()  # recently committed, for fetches
+        self._bodies: OrderedDict[bytes, bytes] = OrderedDict()  # recently committed: digest -> body
         self._keep_bodies = keep_bodies
         self._keep_bytes = keep_bytes
         self.kept_body_bytes = 0
@@ -196,19 +198,23 @@ class BatchPool:
         return batch_digest in self._pending
 
     def get(self, batch_digest: bytes) -> Batch | None:
-        """A pending batch, or the body of a recently committed one."""
-        return self._pending.get(batch_digest) or self._bodies.get(batch_digest)
+        """A pending batch, or a recently committed one (decoded again from its body)."""
+        batch = self._pending.get(batch_digest)
+        if batch is not None:
+            return batch
+        body = self._bodies.get(batch_digest)
+        return None if body is None else Batch.decode(body, len(body))
 
     def stash(self, batch: Batch) -> None:
         """Keep a body known to belong to a committed block (catch-up) where ``get`` finds it."""
         if batch.digest in self._bodies:
             return
-        self._bodies[batch.digest] = batch
+        self._bodies[batch.digest] = batch.body
         self.kept_body_bytes += self.body_bytes(batch)
         while len(self._bodies) > 1 and (
             len(self._bodies) > self._keep_bodies or self.kept_body_bytes > self._keep_bytes
         ):
-            self.kept_body_bytes -= self.body_bytes(self._bodies.popitem(last=False)[1])
+            self.kept_body_bytes -= len(self._bodies.popitem(last=False)[1])
 
     def add(self, batch: Batch) -> bool:
         if batch.digest in self._pending or batch.digest in self._committed:
