@@ -46,6 +46,7 @@ class Limits:
     batch_max_txs: int = 2_000
     batch_max_bytes: int = 1024 * 1024
     batch_ttl_blocks: int = 500
+    batch_pool_author_bytes: int = 16 * 1024 * 1024
     block_max_batches: int = 64
     block_max_txs: int = 20_000
     max_frame_bytes: int = 16 * 1024 * 1024
@@ -150,6 +151,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
             raise ConfigError(path, f"limits.{f.name}", "must be > 0")
     if limits.max_rollup_id > MAX_ROLLUP_ID:
         raise ConfigError(path, "limits.max_rollup_id", f"must be <= {MAX_ROLLUP_ID}")
+    if limits.batch_pool_author_bytes < 2 * limits.batch_max_bytes:
+        raise ConfigError(path, "limits.batch_pool_author_bytes", "must be >= 2 * limits.batch_max_bytes "
+                          "(an author's pending batches: at least two full ones)")
     if limits.batch_max_txs > limits.block_max_txs:
         raise ConfigError(path, "limits.batch_max_txs", "must be <= limits.block_max_txs (a batch must fit a block)")
     if limits.max_bundle_txs > limits.batch_max_txs:

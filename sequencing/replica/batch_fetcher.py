@@ -39,6 +39,10 @@ class BatchFetcher:
         """Batches some fetch is waiting for."""
         return len(self._arrived)
 
+    def awaited(self, batch_digest: bytes) -> bool:
+        """Whether some fetch is waiting for this batch."""
+        return batch_digest in self._arrived
+
     def arrived(self, batch: Batch) -> None:
         """A batch body arrived (broadcast or response) and is in the pool; wake its waiters."""
         event = self._arrived.pop(batch.digest, None)

@@ -181,13 +181,20 @@ class ClientIntake:
                     self._link.broadcast(BatchMsg(batch))
                 resend_own = False
             await trio.sleep(self._interval)
-            while len(self._mempool):
+            while len(self._mempool) and self._room_for_a_batch():
                 await self._cut_batch()
                 if self._mempool.tx_count < self._limits.batch_max_txs:
                     break
             self._metrics.mempool_txs.set(self._mempool.tx_count)
             self._metrics.mempool_bytes.set(self._mempool.byte_size)
             self._metrics.pending_batches.set(len(self._batches))
+
+    def _room_for_a_batch(self) -> bool:
+        """Back pressure: a full batch more keeps our pending batches within what peers hold per
+        author (``batch_pool_author_bytes``). While they are not committed the mempool fills, and
+        clients are told to retry (503), instead of every replica holding ever more batches."""
+        held = self._batches.pending_bytes(self._me)
+        return held == 0 or held + self._limits.batch_max_bytes <= self._batches.author_bytes
 
     async def _cut_batch(self) -> None:
         entries = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)

@@ -89,7 +89,7 @@ class Node:
         self.metrics = NodeMetrics(replica_id)
         self.guard = InputGuard(replica_id, self.metrics.input_errors)
         self.mempool = Mempool(self.limits)
-        self.batches = BatchPool(self.limits.batch_ttl_blocks)
+        self.batches = BatchPool(self.limits.batch_ttl_blocks, author_bytes=self.limits.batch_pool_author_bytes)
         self.evidence = EvidencePool(self.limits)
         self.transport = self._make_transport(random.Random(self.options.seed))
         self.stores = Stores(self.limits.max_frame_bytes)

@@ -186,6 +186,9 @@ class Payloads:
         if batch.created_height > self._batches.height + self._limits.batch_ttl_blocks:
             self._metrics.dropped.labels("FutureBatch").inc()  # would never expire; refetched if needed
             return False
+        if not self._batches.has_room(batch) and not self._fetcher.awaited(batch.digest):
+            self._metrics.dropped.labels("BatchPoolFull").inc()  # a flood; fetched if a proposal names it
+            return False
         added = self._batches.add(batch)  # peers' batches stay in memory: after a crash they are refetched
         self._fetcher.arrived(batch)
         if added:

@@ -176,9 +176,12 @@ class BatchPool:
     body is kept as its bytes alone and decoded again when asked for (a lagging peer's fetch, a
     missed content cache): its payloads as objects would double what it holds."""
 
-    def __init__(self, ttl: int, *, keep_bodies: int = 4096, keep_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, ttl: int, *, keep_bodies: int = 4096, keep_bytes: int = 32 * 1024 * 1024,
+                 author_bytes: int = 1 << 62) -> None:
         self.ttl = ttl
+        self.author_bytes = author_bytes  # pending body bytes per author that has_room allows
         self._pending: OrderedDict[bytes, Batch] = OrderedDict()
+        self._pending_bytes: dict[int, int] = {}  # author -> body bytes of its pending batches
         self._committed: dict[bytes, int] = {}
         self._pruned_below = 0  # committed digests below this height were dropped
         self._bodies: OrderedDict[bytes, bytes] = OrderedDict()  # recently committed: digest -> body
@@ -220,7 +223,30 @@ class BatchPool:
         if batch.digest in self._pending or batch.digest in self._committed:
             return False
         self._pending[batch.digest] = batch
+        self._pending_bytes[batch.author] = self._pending_bytes.get(batch.author, 0) + len(batch.body)
         return True
+
+    def _drop_pending(self, batch_digest: bytes) -> Batch | None:
+        batch = self._pending.pop(batch_digest, None)
+        if batch is not None:
+            left = self._pending_bytes[batch.author] - len(batch.body)
+            if left:
+                self._pending_bytes[batch.author] = left
+            else:
+                del self._pending_bytes[batch.author]
+        return batch
+
+    def pending_bytes(self, author: int) -> int:
+        """Body bytes of the author's pending batches."""
+        return self._pending_bytes.get(author, 0)
+
+    def has_room(self, batch: Batch) -> bool:
+        """Whether ``batch`` keeps its author within ``author_bytes`` of pending bodies (an author
+        with nothing pending always has room for one batch). An honest author stays within it (its
+        batcher waits: ClientIntake), so only a flood needs refusing; a batch a proposal names is
+        fetched and taken whatever the bound (Payloads.accept_batch)."""
+        held = self.pending_bytes(batch.author)
+        return held == 0 or held + len(batch.body) <= self.author_bytes
 
     def own(self, author: int) -> list[Batch]:
         return [b for b in self._pending.values() if b.author == author]
@@ -229,7 +255,7 @@ class BatchPool:
         """Seed the committed window after a restart (from storage)."""
         for d, h in digests:
             self._committed[d] = h
-            self._pending.pop(d, None)
+            self._drop_pending(d)
 
     def committed_at(self, batch_digest: bytes) -> int | None:
         return self._committed.get(batch_digest)
@@ -252,7 +278,7 @@ class BatchPool:
     def mark_committed(self, digests: Iterable[bytes], height: int) -> None:
         self.height = max(self.height, height)
         for d in digests:
-            batch = self._pending.pop(d, None)
+            batch = self._drop_pending(d)
             if batch is not None:
                 self.stash(batch)
             self._committed[d] = height
@@ -261,7 +287,7 @@ class BatchPool:
         """Drop batches that can no longer be included; returns them (authors re-batch theirs)."""
         expired = [b for b in self._pending.values() if b.created_height + self.ttl < committed_height]
         for b in expired:
-            del self._pending[b.digest]
+            self._drop_pending(b.digest)
         horizon = committed_height - 2 * self.ttl
         if horizon >= self._pruned_below + max(1, self.ttl // 4):  # amortised: not a rebuild per commit
             self._committed = {d: h for d, h in self._committed.items() if h >= horizon}

@@ -24,7 +24,7 @@ class Intake:
                  limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.mempool = Mempool(self.limits)
-        self.pool = pool or BatchPool(self.limits.batch_ttl_blocks)
+        self.pool = pool if pool is not None else BatchPool(self.limits.batch_ttl_blocks)
         self.ledger = FakeLedger()
         self.link = FakeLink(peers)
         self.metrics = NodeMetrics(ME)
@@ -182,3 +182,26 @@ async def test_submit_runs_reports_each_transaction_and_counts_once(autojump_clo
     assert sample(rig.metrics.submissions, ("duplicate",)) == 2
     (batch_items) = Batch.of(ME, 1, 0, rig.mempool.take(10, 1 << 20)).items()
     assert batch_items == (tx(1), tx(2), Transaction(2, b"x"), Transaction(2, b"y"))
+
+
+async def test_the_batcher_waits_while_its_own_pending_batches_fill_their_share(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Back pressure: no new batch while our uncommitted batches would pass batch_pool_author_bytes
+    (what every replica holds of one author); the items wait in the mempool (clients then see 503
+    when it fills) and go out once a commit frees room (catches: batches cut whatever is pending)."""
+    limits = Limits(batch_max_txs=1, batch_max_bytes=100)
+    one = len(Batch.of(ME, 1, 7, (tx(0),)).body)  # every batch here is one transaction of this size
+    pool = BatchPool(limits.batch_ttl_blocks, author_bytes=2 * one + limits.batch_max_bytes - 1)
+    rig = Intake(pool=pool, limits=limits)
+    for n in range(6):
+        rig.intake.submit(tx(n))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.intake.run)
+        await trio.sleep(20 * INTERVAL)
+        cut = rig.saved()
+        assert len(cut) == 2 and pool.pending_bytes(ME) == 2 * one
+        assert rig.mempool.tx_count == 4, "the rest waits in the mempool"
+        pool.mark_committed([b.digest for b in cut], 1)
+        await trio.sleep(20 * INTERVAL)
+        assert len(rig.saved()) == 4 and rig.mempool.tx_count == 2, "a commit freed room for two more"
+        nursery.cancel_scope.cancel()

@@ -60,6 +60,10 @@ class FakeFetcher:
         self.bodies: dict[bytes, Batch] = {}
         self.asked: list[tuple[tuple[bytes, ...], tuple[int, ...], Callable[[], bool]]] = []
         self.arrivals: list[Batch] = []
+        self.waiting: set[bytes] = set()
+
+    def awaited(self, batch_digest: bytes) -> bool:
+        return batch_digest in self.waiting
 
     def arrived(self, batch: Batch) -> None:
         self.arrivals.append(batch)
@@ -218,6 +222,25 @@ async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted()
             r.pool.mark_committed((), h)
             r.pool.expire(h)
         assert len(r.pool) == 0
+
+
+async def test_an_author_flooding_batches_is_refused_beyond_its_share_unless_a_fetch_waits() -> None:
+    """Pending batches are bounded per author (batch_pool_author_bytes): a peer cutting batches
+    faster than blocks commit them (a flood, or no back pressure) is refused and counted, others
+    are not held back, a batch a proposal's fetch waits for is taken anyway, and a commit frees room
+    (catches: no bound, a bound that also refuses needed batches, or room never given back)."""
+    async with rig() as r:
+        r.pool.author_bytes = 2 * len(batch(2, 1).body) + 5
+        assert r.payloads.accept_batch(batch(2, 1), 2) and r.payloads.accept_batch(batch(2, 2), 2)
+        flood = batch(2, 3)
+        assert not r.payloads.accept_batch(flood, 2) and r.pool.get(flood.digest) is None
+        assert sample(r.metrics.dropped, ("BatchPoolFull",)) == 1
+        assert r.payloads.accept_batch(batch(3, 1), 3), "another author has its own share"
+        r.fetcher.waiting.add(flood.digest)
+        assert r.payloads.accept_batch(flood, 2), "a batch a proposal needs is taken whatever the bound"
+        assert r.pool.pending_bytes(2) == 3 * len(flood.body)
+        r.pool.mark_committed([batch(2, 1).digest, batch(2, 2).digest, flood.digest], 1)
+        assert r.pool.pending_bytes(2) == 0 and r.payloads.accept_batch(batch(2, 4), 2)
 
 
 async def test_contents_of_blocks_that_never_commit_go_once_the_executor_passes_their_height() -> None:
