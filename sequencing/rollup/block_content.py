@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
 from consensus.messages import Evidence
 
 from .batches import Batch
+from .block_tree import BlockTree
 from .chunks import Slices, block_leaves
-from .nmt import NamespacedMerkleTree
 from .transactions import Bundle
 
 
@@ -49,12 +49,18 @@ class BlockPayload:
 @dataclass(frozen=True, slots=True)
 class BlockContent:
     """The block's slices (ascending rollup id, none empty), its transaction ids in tree order
-    (32 bytes each, concatenated), where its bundles landed and the NMT root."""
+    (32 bytes each, concatenated), where its bundles landed and the NMT root; from
+    :func:`assemble`, also the :class:`BlockTree` it hashed (kept for the API's proofs)."""
 
     slices: Slices
     tx_ids: bytes
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle id, positions in tree order)
     data_root: bytes
+    tree: BlockTree | None = field(default=None, compare=False, repr=False)
+
+    def block_tree(self) -> BlockTree:
+        """The tree over the slices: the one assembled with them, else built now."""
+        return self.tree if self.tree is not None else BlockTree(self.slices)
 
     @property
     def tx_count(self) -> int:
@@ -120,9 +126,10 @@ class _Split:
             offsets[rollup_id] = total
             total += len(self.payloads[rollup_id])
         slices = tuple((rid, tuple(self.payloads[rid])) for rid in order)
-        tx_ids = b"".join(tx_id for rid in order for tx_id in self.ids[rid])
+        tx_ids = b"".join([b"".join(self.ids[rid]) for rid in order])
         bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
-        return BlockContent(slices, tx_ids, bundles, NamespacedMerkleTree(block_leaves(slices)).root)
+        tree = BlockTree(slices)
+        return BlockContent(slices, tx_ids, bundles, tree.root, tree)
 
 
 def assemble(batches: Sequence[Batch]) -> BlockContent:

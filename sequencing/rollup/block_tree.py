@@ -41,7 +41,7 @@ class BlockTree:
             self._first_leaf.append(leaves)
             txs += len(payloads)
             leaves += chunk_count(len(payloads))
-        self.tree = NamespacedMerkleTree(block_leaves(self.slices))
+        self.tree = NamespacedMerkleTree(block_leaves(self.slices), keep_data=False)  # the slices hold the data
 
     @property
     def root(self) -> bytes:
