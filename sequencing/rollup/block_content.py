@@ -90,17 +90,22 @@ class _Split:
         self.bundles: list[tuple[bytes, list[tuple[int, int]]]] = []  # (id, [(rollup, index in slice)])
 
     def take_group(self, rollup_id: int, payloads: tuple[bytes, ...], ids: list[bytes]) -> None:
-        fresh = set(ids)
-        if len(fresh) == len(ids) and self.seen.isdisjoint(fresh):
-            self.seen |= fresh  # the common case: nothing in the group was seen before
-            kept_payloads, kept_ids = list(payloads), ids
-        else:
-            kept_payloads, kept_ids = [], []
-            for payload, tx_id in zip(payloads, ids, strict=True):
-                if tx_id not in self.seen:
-                    self.seen.add(tx_id)
-                    kept_payloads.append(payload)
-                    kept_ids.append(tx_id)
+        seen = self.seen
+        before = len(seen)
+        if seen.isdisjoint(ids):
+            seen.update(ids)
+            if len(seen) - before == len(ids):  # the common case: nothing in the group was seen before
+                self.payloads.setdefault(rollup_id, []).extend(payloads)
+                self.ids.setdefault(rollup_id, []).extend(ids)
+                return
+            seen.difference_update(ids)  # a transaction twice in the group; none was seen before it
+        kept_payloads: list[bytes] = []
+        kept_ids: list[bytes] = []
+        for payload, tx_id in zip(payloads, ids, strict=True):
+            if tx_id not in seen:
+                seen.add(tx_id)
+                kept_payloads.append(payload)
+                kept_ids.append(tx_id)
         if kept_ids:
             self.payloads.setdefault(rollup_id, []).extend(kept_payloads)
             self.ids.setdefault(rollup_id, []).extend(kept_ids)
