@@ -27,6 +27,7 @@ from .views import ApiError, block_json
 
 T = TypeVar("T")
 EVENT_CACHE = 256  # subscription events kept: (rollup, height) pairs
+EVENT_CACHE_CHARS = 16 * 1024 * 1024  # and their text at most (the newest is kept whatever its size)
 
 
 class LedgerReads:
@@ -34,6 +35,7 @@ class LedgerReads:
         self.replica = replica
         self.trees: TreeCache[BlockTree] = TreeCache()
         self._events: OrderedDict[tuple[int, int], tuple[bool, str]] = OrderedDict()
+        self.event_chars = 0
 
     async def read(self, fn: Callable[[LedgerView], T]) -> T:
         """``fn(ledger)`` in the replica's storage thread; 503 ``starting`` before the ledger is open."""
@@ -77,11 +79,15 @@ class LedgerReads:
         proof = await self.slice_proof(rollup_id, height)
         if proof is None:
             return None
+        event = self._events.get(key)  # another subscriber's, built while this one read the ledger
+        if event is not None:
+            return event
         event = (bool(proof.transactions),
                  f"id: {height}\nevent: slice\ndata: {json.dumps(proof.to_json())}\n\n")
         self._events[key] = event
-        while len(self._events) > EVENT_CACHE:
-            self._events.popitem(last=False)
+        self.event_chars += len(event[1])
+        while len(self._events) > 1 and (len(self._events) > EVENT_CACHE or self.event_chars > EVENT_CACHE_CHARS):
+            self.event_chars -= len(self._events.popitem(last=False)[1][1])
         return event
 
     async def bundle_proof(self, bundle_id: bytes) -> BundleProof | None:

@@ -36,29 +36,37 @@ class Committed:
 
 
 RecentCommit = tuple[Block, CommitProof, BlockTree]
-RECENT_COMMITS = 32
+RECENT_COMMITS = 32  # heights
+RECENT_COMMIT_BYTES = 64 * 1024 * 1024  # payload bytes the kept trees may pin
 
 
 class RecentCommits:
     """The newest durable commits with the tree their content was assembled with, by height: the
     API serves slice proofs and subscriptions from here (no ledger read, no tree rebuilt), and
     older heights from the ledger. Filled only after the write, so it never holds a height that
-    is not durable."""
+    is not durable. At most ``size`` heights and ``max_bytes`` of payloads (the newest is kept
+    whatever its size)."""
 
-    def __init__(self, size: int = RECENT_COMMITS) -> None:
+    def __init__(self, size: int = RECENT_COMMITS, max_bytes: int = RECENT_COMMIT_BYTES) -> None:
         self._size = size
-        self._entries: OrderedDict[int, RecentCommit] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[int, tuple[RecentCommit, int]] = OrderedDict()  # (commit, payload bytes)
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def put(self, block: Block, proof: CommitProof, tree: BlockTree) -> None:
-        self._entries[block.height] = (block, proof, tree)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        size = sum(sum(map(len, payloads)) for _, payloads in tree.slices)
+        old = self._entries.pop(block.height, None)
+        self.bytes += size - (0 if old is None else old[1])
+        self._entries[block.height] = ((block, proof, tree), size)
+        while len(self._entries) > 1 and (len(self._entries) > self._size or self.bytes > self._max_bytes):
+            self.bytes -= self._entries.popitem(last=False)[1][1]
 
     def get(self, height: int) -> RecentCommit | None:
-        return self._entries.get(height)
+        entry = self._entries.get(height)
+        return None if entry is None else entry[0]
 
 
 class Executor:

@@ -18,6 +18,7 @@ from seq_helpers import SignedChain, World
 
 from consensus.commit_proof import CommitProof
 from consensus.messages import Block
+from sequencing.api import reads as reads_module
 from sequencing.api.port import LedgerView
 from sequencing.api.reads import EVENT_CACHE, LedgerReads
 from sequencing.replica.executor import Committed, Executor, RecentCommits
@@ -216,16 +217,20 @@ async def test_the_api_never_serves_a_remembered_height_above_the_durable_one(tm
     assert await reads.stored(1) is not None
 
 
-def test_recent_commits_keep_the_newest_heights_only() -> None:
+def test_recent_commits_keep_the_newest_heights_within_a_count_and_a_byte_budget() -> None:
     chain = Chain(1)
-    recent = RecentCommits(size=4)
     tree = chain.contents[0].tree
     assert tree is not None
+    size = sum(len(p) for _, payloads in tree.slices for p in payloads)
     proof = chain.signed.commit(0)
-    for height in range(1, 11):
-        block = Block(height, height, WORLD.genesis_qc, 0, b"", tree.root)
-        recent.put(block, proof, tree)
-    assert len(recent) == 4 and [h for h in range(1, 11) if recent.get(h)] == [7, 8, 9, 10]
+    blocks = [Block(h, h, WORLD.genesis_qc, 0, b"", tree.root) for h in range(1, 11)]
+    by_count, by_bytes, tiny = RecentCommits(size=4), RecentCommits(max_bytes=3 * size), RecentCommits(max_bytes=1)
+    for block in blocks:
+        for recent in (by_count, by_bytes, tiny):
+            recent.put(block, proof, tree)
+    assert [h for h in range(1, 11) if by_count.get(h)] == [7, 8, 9, 10]
+    assert [h for h in range(1, 11) if by_bytes.get(h)] == [8, 9, 10] and by_bytes.bytes == 3 * size
+    assert [h for h in range(1, 11) if tiny.get(h)] == [10], "the newest is kept whatever its size"
 
 
 async def test_one_event_per_rollup_and_height_serves_every_subscriber(
@@ -253,3 +258,10 @@ async def test_one_event_per_rollup_and_height_serves_every_subscriber(
     proved.clear()
     await reads.slice_event(4, 1)
     assert proved == [(4, 1)]
+    monkeypatch.setattr(reads_module, "EVENT_CACHE_CHARS", 1)  # and by size: the newest only
+    await reads.slice_event(4, 2)
+    await reads.slice_event(7, 2)
+    proved.clear()
+    await reads.slice_event(7, 2)
+    await reads.slice_event(4, 2)
+    assert proved == [(4, 2)] and reads.event_chars == len(events[1][1])
