@@ -37,27 +37,27 @@ class Committed:
 
 RecentCommit = tuple[Block, CommitProof, BlockTree]
 RECENT_COMMITS = 32  # heights
-RECENT_COMMIT_BYTES = 64 * 1024 * 1024  # payload bytes the kept trees may pin
+RECENT_COMMIT_BYTES = 64 * 1024 * 1024  # batch bytes the kept trees may pin
 
 
 class RecentCommits:
     """The newest durable commits with the tree their content was assembled with, by height: the
     API serves slice proofs and subscriptions from here (no ledger read, no tree rebuilt), and
     older heights from the ledger. Filled only after the write, so it never holds a height that
-    is not durable. At most ``size`` heights and ``max_bytes`` of payloads (the newest is kept
-    whatever its size)."""
+    is not durable. At most ``size`` heights and ``max_bytes`` (the bodies of the blocks' batches,
+    which hold every payload: counted per batch, not per transaction; the newest is kept whatever
+    its size)."""
 
     def __init__(self, size: int = RECENT_COMMITS, max_bytes: int = RECENT_COMMIT_BYTES) -> None:
         self._size = size
         self._max_bytes = max_bytes
-        self._entries: OrderedDict[int, tuple[RecentCommit, int]] = OrderedDict()  # (commit, payload bytes)
+        self._entries: OrderedDict[int, tuple[RecentCommit, int]] = OrderedDict()  # (commit, size)
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, block: Block, proof: CommitProof, tree: BlockTree) -> None:
-        size = sum(sum(map(len, payloads)) for _, payloads in tree.slices)
+    def put(self, block: Block, proof: CommitProof, tree: BlockTree, size: int) -> None:
         old = self._entries.pop(block.height, None)
         self.bytes += size - (0 if old is None else old[1])
         self._entries[block.height] = ((block, proof, tree), size)
@@ -113,7 +113,7 @@ class Executor:
                             pass
                 await self._write(records)
                 for record, tree in zip(records, trees, strict=True):
-                    self.recent.put(record.block, record.proof, tree)
+                    self.recent.put(record.block, record.proof, tree, sum(map(len, record.batch_bodies)))
                 self._on_written(records)
 
     async def _record(self, committed: Committed) -> tuple[CommitRecord, BlockTree]:

@@ -140,6 +140,7 @@ async def test_the_tree_assembled_when_voting_is_the_one_the_api_proves_from_wit
         await rig.commit([1, 2, 3])
         nursery.cancel_scope.cancel()
     assert rig.taken == [1, 2, 3] and rig.again == 0
+    assert rig.executor.recent.bytes == sum(len(b.body) for bs in chain.batches for b in bs), "what it pins"
     reads = LedgerReads(rig.port)  # type: ignore[arg-type]
     for height in (1, 2, 3):
         found = await reads.stored(height)
@@ -208,7 +209,7 @@ async def test_the_api_never_serves_a_remembered_height_above_the_durable_one(tm
     recent = RecentCommits()
     content = chain.contents[0]
     assert content.tree is not None
-    recent.put(chain.signed.blocks[0], chain.signed.commit(0), content.tree)
+    recent.put(chain.signed.blocks[0], chain.signed.commit(0), content.tree, 1)
     ledger = LedgerStore.open(tmp_path / "ordo.sqlite", chain_id=WORLD.chain_id, replica_id=0, create=True)
     port = Port(ledger, recent)
     reads = LedgerReads(port)  # type: ignore[arg-type]
@@ -221,13 +222,13 @@ def test_recent_commits_keep_the_newest_heights_within_a_count_and_a_byte_budget
     chain = Chain(1)
     tree = chain.contents[0].tree
     assert tree is not None
-    size = sum(len(p) for _, payloads in tree.slices for p in payloads)
+    size = 1000
     proof = chain.signed.commit(0)
     blocks = [Block(h, h, WORLD.genesis_qc, 0, b"", tree.root) for h in range(1, 11)]
     by_count, by_bytes, tiny = RecentCommits(size=4), RecentCommits(max_bytes=3 * size), RecentCommits(max_bytes=1)
     for block in blocks:
         for recent in (by_count, by_bytes, tiny):
-            recent.put(block, proof, tree)
+            recent.put(block, proof, tree, size)
     assert [h for h in range(1, 11) if by_count.get(h)] == [7, 8, 9, 10]
     assert [h for h in range(1, 11) if by_bytes.get(h)] == [8, 9, 10] and by_bytes.bytes == 3 * size
     assert [h for h in range(1, 11) if tiny.get(h)] == [10], "the newest is kept whatever its size"
