@@ -58,7 +58,7 @@ class LedgerReads:
         if both[0] is None or both[1] is None:
             return None
         tree = BlockTree(both[1])
-        self.trees.put(height, tree)
+        self.trees.put(height, tree, sum(sum(map(len, payloads)) for _, payloads in tree.slices))
         return both[0][0], both[0][1], tree
 
     async def slice_proof(self, rollup_id: int, height: int) -> SliceProof | None:

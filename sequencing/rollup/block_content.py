@@ -152,19 +152,26 @@ T = TypeVar("T")
 
 
 class TreeCache(Generic[T]):
-    """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
+    """The last few blocks' NMTs: subscriptions for many rollups read the same heights. At most
+    ``size`` trees and ``max_bytes`` (as the caller sizes each; the newest is kept whatever its
+    size)."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 32, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._size = size
-        self._trees: OrderedDict[int, T] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._trees: OrderedDict[int, tuple[T, int]] = OrderedDict()
+        self.bytes = 0
 
     def get(self, height: int) -> T | None:
-        tree = self._trees.get(height)
-        if tree is not None:
-            self._trees.move_to_end(height)
-        return tree
+        entry = self._trees.get(height)
+        if entry is None:
+            return None
+        self._trees.move_to_end(height)
+        return entry[0]
 
-    def put(self, height: int, tree: T) -> None:
-        self._trees[height] = tree
-        if len(self._trees) > self._size:
-            self._trees.popitem(last=False)
+    def put(self, height: int, tree: T, size: int = 0) -> None:
+        old = self._trees.pop(height, None)
+        self.bytes += size - (0 if old is None else old[1])
+        self._trees[height] = (tree, size)
+        while len(self._trees) > 1 and (len(self._trees) > self._size or self.bytes > self._max_bytes):
+            self.bytes -= self._trees.popitem(last=False)[1][1]

@@ -23,7 +23,7 @@ from sequencing.api.port import LedgerView
 from sequencing.api.reads import EVENT_CACHE, LedgerReads
 from sequencing.replica.executor import Committed, Executor, RecentCommits
 from sequencing.rollup.batches import Batch
-from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
+from sequencing.rollup.block_content import BlockContent, BlockPayload, TreeCache, assemble
 from sequencing.rollup.block_tree import BlockTree
 from sequencing.rollup.transactions import Bundle, Transaction
 from sequencing.storage import CommitRecord, LedgerStore
@@ -266,3 +266,27 @@ async def test_one_event_per_rollup_and_height_serves_every_subscriber(
     await reads.slice_event(7, 2)
     await reads.slice_event(4, 2)
     assert proved == [(4, 2)] and reads.event_chars == len(events[1][1])
+
+
+def test_the_api_keeps_older_heights_trees_within_a_count_and_a_byte_budget() -> None:
+    by_count, by_bytes = TreeCache[str](size=3), TreeCache[str](max_bytes=250)
+    for height in range(1, 8):
+        by_count.put(height, f"tree {height}", 100)
+        by_bytes.put(height, f"tree {height}", 100)
+    assert [h for h in range(1, 8) if by_count.get(h)] == [5, 6, 7]
+    assert [h for h in range(1, 8) if by_bytes.get(h)] == [6, 7] and by_bytes.bytes == 200
+    by_bytes.put(8, "huge", 10_000)
+    assert by_bytes.get(8) == "huge" and by_bytes.get(7) is None, "the newest is kept whatever its size"
+
+
+async def test_a_tree_read_from_the_ledger_is_sized_by_its_payloads(tmp_path: Path) -> None:
+    chain = Chain(2)
+    rig = Rig(tmp_path, chain)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.executor.run)
+        await rig.commit([1, 2])
+        nursery.cancel_scope.cancel()
+    disk = LedgerReads(ledger_only(rig.port))  # type: ignore[arg-type]
+    await disk.slice_event(1, 2)
+    slices = chain.contents[1].slices
+    assert disk.trees.bytes == sum(len(p) for _, payloads in slices for p in payloads)
