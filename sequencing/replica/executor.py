@@ -37,7 +37,7 @@ class Committed:
 
 RecentCommit = tuple[Block, CommitProof, BlockTree]
 RECENT_COMMITS = 32  # heights
-RECENT_COMMIT_BYTES = 64 * 1024 * 1024  # batch bytes the kept trees may pin
+RECENT_COMMIT_BYTES = 16 * 1024 * 1024  # batch bytes the trees may pin (a subscriber further behind: the ledger)
 
 
 class RecentCommits:
