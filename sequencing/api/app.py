@@ -9,7 +9,6 @@ rollup's sub-log, evidence, Prometheus metrics and the OpenAPI document, over a
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -270,11 +269,11 @@ class PublicApi:
         yield f"retry: 1000\n: subscribed to rollup {rollup_id} from height {start}\n\n"
         while True:
             while height <= self.replica.durable_height:
-                proof = await self.ledger.slice_proof(rollup_id, height)
-                if proof is None:
+                event = await self.ledger.slice_event(rollup_id, height)  # one proof for every subscriber
+                if event is None:
                     break
-                if proof.transactions or not skip_empty:
-                    yield f"id: {height}\nevent: slice\ndata: {json.dumps(proof.to_json())}\n\n"
+                if event[0] or not skip_empty:
+                    yield event[1]
                 height += 1
             with trio.move_on_after(SUBSCRIPTION_KEEPALIVE) as scope:
                 await self.replica.wait_committed()

@@ -19,6 +19,7 @@ from consensus.messages import Block, Evidence
 
 from ..config import Limits
 from ..replica.intake import Submitted
+from ..rollup.block_tree import BlockTree
 from ..rollup.transactions import Item, Run
 
 T = TypeVar("T")
@@ -94,6 +95,11 @@ class ReplicaPort(Protocol):
 
     async def wait_committed(self) -> None:
         """Return at the next change of ``durable_height``."""
+        ...
+
+    def recent_commit(self, height: int) -> tuple[Block, CommitProof, BlockTree] | None:
+        """A recent durable commit: its block, commit proof and the tree its content was assembled
+        with (the executor keeps the newest few); None: read the ledger."""
         ...
 
     @property

@@ -40,7 +40,8 @@ MAX_PROPOSED_TRACKED = 10_000
 class Commits:
     def __init__(
         self, *, batch_ttl_blocks: int, max_frame_bytes: int, batches: BatchPool, evidence: EvidencePool,
-        stores: Stores, metrics: NodeMetrics, fetcher: BatchFetcher, cached: Callable[[bytes], BlockContent | None],
+        stores: Stores, metrics: NodeMetrics, fetcher: BatchFetcher,
+        cached: Callable[[int, bytes], BlockContent | None],
         expired: Callable[[Batch], None], rebatching: Callable[[], frozenset[bytes]],
         submitted_at: dict[bytes, float], nursery: Callable[[], trio.Nursery],
     ) -> None:
@@ -50,7 +51,8 @@ class Commits:
         self._evidence = evidence
         self._stores = stores
         self._metrics = metrics
-        self.executor = Executor(fetcher, self.write, self.on_written, cached)
+        self.executor = Executor(fetcher, self.write, self.on_written, cached,
+                                 assembled_again=metrics.assembled_again.inc)
         self._expired = expired
         self._rebatching = rebatching
         self._submitted_at = submitted_at  # shared with intake, which fills it

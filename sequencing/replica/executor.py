@@ -7,6 +7,7 @@ order, several per SQLite transaction when it is behind (catch-up)."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
 from ..rollup.block_content import BlockContent, BlockPayload, assemble
+from ..rollup.block_tree import BlockTree
 from ..storage import CommitRecord
 from .batch_fetcher import BatchFetcher
 
@@ -33,14 +35,49 @@ class Committed:
     proof: CommitProof
 
 
+RecentCommit = tuple[Block, CommitProof, BlockTree]
+RECENT_COMMITS = 32  # heights
+RECENT_COMMIT_BYTES = 16 * 1024 * 1024  # batch bytes the trees may pin (a subscriber further behind: the ledger)
+
+
+class RecentCommits:
+    """The newest durable commits with the tree their content was assembled with, by height: the
+    API serves slice proofs and subscriptions from here (no ledger read, no tree rebuilt), and
+    older heights from the ledger. Filled only after the write, so it never holds a height that
+    is not durable. At most ``size`` heights and ``max_bytes`` (the bodies of the blocks' batches,
+    which hold every payload: counted per batch, not per transaction; the newest is kept whatever
+    its size)."""
+
+    def __init__(self, size: int = RECENT_COMMITS, max_bytes: int = RECENT_COMMIT_BYTES) -> None:
+        self._size = size
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[int, tuple[RecentCommit, int]] = OrderedDict()  # (commit, size)
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, block: Block, proof: CommitProof, tree: BlockTree, size: int) -> None:
+        old = self._entries.pop(block.height, None)
+        self.bytes += size - (0 if old is None else old[1])
+        self._entries[block.height] = ((block, proof, tree), size)
+        while len(self._entries) > 1 and (len(self._entries) > self._size or self.bytes > self._max_bytes):
+            self.bytes -= self._entries.popitem(last=False)[1][1]
+
+    def get(self, height: int) -> RecentCommit | None:
+        entry = self._entries.get(height)
+        return None if entry is None else entry[0]
+
+
 class Executor:
     def __init__(
         self,
         fetcher: BatchFetcher,
         write: Callable[[list[CommitRecord]], Awaitable[None]],
         on_written: Callable[[list[CommitRecord]], None],
-        cached: Callable[[bytes], BlockContent | None] = lambda payload: None,
+        cached: Callable[[int, bytes], BlockContent | None] = lambda height, payload: None,
         *,
+        assembled_again: Callable[[], None] = lambda: None,
         max_group: int = 64,
         max_group_txs: int = 8_000,
     ) -> None:
@@ -51,30 +88,43 @@ class Executor:
         self._max_group_txs = max_group_txs
         self._cached = cached
         self.send, self._receive = trio.open_memory_channel[Committed](4096)
+        self.recent = RecentCommits()
+        self._assembled_again = assembled_again  # a committed block's content was not in the cache
 
     async def run(self) -> None:
         async with self._receive:
             while True:
                 first = await self._receive.receive()
-                records = [await self._record(first)]
-                txs = records[0].tx_count
+                records: list[CommitRecord] = []
+                trees: list[BlockTree] = []
+                committed: Committed | None = first
+                txs = 0
                 # group what is already waiting (catch-up), keeping each transaction bounded
-                while len(records) < self._max_group and txs < self._max_group_txs:
-                    try:
-                        committed = self._receive.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    records.append(await self._record(committed))
-                    txs += records[-1].tx_count
+                while committed is not None:
+                    record, tree = await self._record(committed)
+                    records.append(record)
+                    trees.append(tree)
+                    txs += record.tx_count
+                    committed = None
+                    if len(records) < self._max_group and txs < self._max_group_txs:
+                        try:
+                            committed = self._receive.receive_nowait()
+                        except trio.WouldBlock:
+                            pass
                 await self._write(records)
+                for record, tree in zip(records, trees, strict=True):
+                    self.recent.put(record.block, record.proof, tree, sum(map(len, record.batch_bodies)))
                 self._on_written(records)
 
-    async def _record(self, committed: Committed) -> CommitRecord:
+    async def _record(self, committed: Committed) -> tuple[CommitRecord, BlockTree]:
         block = committed.block
         payload = BlockPayload.decode(block.payload)
         batches = await self._fetcher.get(payload.batches, prefer=[block.author])
         assert batches is not None  # no give_up: committed batches always exist at f+1 honest
-        content = self._cached(block.payload) or assemble(batches)
+        content = self._cached(block.height, block.payload)
+        if content is None:
+            self._assembled_again()
+            content = assemble(batches)
         if content.data_root != block.data_root:
             raise ExecutionError(f"block {block.height} ({block.id.hex()[:12]}): data_root mismatch")
         return CommitRecord(
@@ -86,4 +136,4 @@ class Executor:
             batch_digests=payload.batches,
             evidence=payload.evidence,
             batch_bodies=tuple(b.encode() for b in batches),
-        )
+        ), content.block_tree()

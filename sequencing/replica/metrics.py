@@ -48,6 +48,10 @@ class NodeMetrics:
             ["input", "reason"], registry=r,
         )
         self.rejected_payloads = Counter("ordo_rejected_payloads", "Proposals whose payload failed", registry=r)
+        self.assembled_again = Counter(
+            "ordo_blocks_assembled_again",
+            "Committed blocks the executor split and hashed again (not proposed or verified here)", registry=r,
+        )
         self.evidence = Counter("ordo_evidence_recorded", "New equivocation evidence", ["kind"], registry=r)
         self.sync_blocks = Counter("ordo_sync_blocks", "Blocks adopted through catch-up", registry=r)
         self.sync_demotions = Counter(

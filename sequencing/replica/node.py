@@ -46,6 +46,7 @@ from .catchup import CatchUp
 from .commits import Commits
 from .events import BlocksIn, Event, MessageIn, Propose, Recheck, Synced, TimerFired
 from .evidence_pool import EvidencePool
+from .executor import RecentCommit
 from .faults import FaultInjection
 from .input_guard import InputGuard
 from .intake import ClientIntake, Submitted
@@ -391,6 +392,9 @@ class Node:
     async def wait_committed(self) -> None:
         """Return at the next change of durable_height."""
         await self.commits.committed_changed.wait()
+
+    def recent_commit(self, height: int) -> RecentCommit | None:
+        return self.executor.recent.get(height)
 
     @property
     def ledger_open(self) -> bool:

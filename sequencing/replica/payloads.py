@@ -73,7 +73,7 @@ class Payloads:
         self._core = core
         self._post = post
         self._nursery = nursery
-        self._content_cache: OrderedDict[bytes, tuple[int, BlockContent]] = OrderedDict()  # (height, content)
+        self._content_cache: OrderedDict[tuple[int, bytes], BlockContent] = OrderedDict()  # (height, payload hash)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
 
     # -- leader --------------------------------------------------------------------------------
@@ -149,20 +149,20 @@ class Payloads:
 
     def remember_content(self, payload: bytes, content: BlockContent, height: int) -> None:
         """Keep the content assembled from a payload, so the executor need not assemble it again
-        (the payload fixes the batches, hence everything in the content)."""
-        self._content_cache[hash_bytes(payload)] = (height, content)
+        (the payload fixes the batches, hence everything in the content). Keyed by height too: the
+        same payload (an empty block's, above all) at two heights is two entries."""
+        self._content_cache[(height, hash_bytes(payload))] = content
         while len(self._content_cache) > CONTENT_CACHE_SIZE:
             self._content_cache.popitem(last=False)
 
-    def cached_content(self, payload: bytes) -> BlockContent | None:
+    def cached_content(self, height: int, payload: bytes) -> BlockContent | None:
         """The executor takes a committed block's content, in height order: what is left at or
         below that height belongs to blocks that lost (a timeout, a fork) and is dropped."""
-        entry = self._content_cache.pop(hash_bytes(payload), None)
-        if entry is not None:
-            stale = [key for key, (height, _) in self._content_cache.items() if height <= entry[0]]
-            for key in stale:
-                del self._content_cache[key]
-        return None if entry is None else entry[1]
+        content = self._content_cache.pop((height, hash_bytes(payload)), None)
+        stale = [key for key in self._content_cache if key[0] <= height]
+        for key in stale:
+            del self._content_cache[key]
+        return content
 
     # -- batches into the pool -----------------------------------------------------------------
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
 from consensus.messages import Evidence
 
 from .batches import Batch
+from .block_tree import BlockTree
 from .chunks import Slices, block_leaves
-from .nmt import NamespacedMerkleTree
 from .transactions import Bundle
 
 
@@ -49,12 +49,18 @@ class BlockPayload:
 @dataclass(frozen=True, slots=True)
 class BlockContent:
     """The block's slices (ascending rollup id, none empty), its transaction ids in tree order
-    (32 bytes each, concatenated), where its bundles landed and the NMT root."""
+    (32 bytes each, concatenated), where its bundles landed and the NMT root; from
+    :func:`assemble`, also the :class:`BlockTree` it hashed (kept for the API's proofs)."""
 
     slices: Slices
     tx_ids: bytes
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle id, positions in tree order)
     data_root: bytes
+    tree: BlockTree | None = field(default=None, compare=False, repr=False)
+
+    def block_tree(self) -> BlockTree:
+        """The tree over the slices: the one assembled with them, else built now."""
+        return self.tree if self.tree is not None else BlockTree(self.slices)
 
     @property
     def tx_count(self) -> int:
@@ -84,17 +90,22 @@ class _Split:
         self.bundles: list[tuple[bytes, list[tuple[int, int]]]] = []  # (id, [(rollup, index in slice)])
 
     def take_group(self, rollup_id: int, payloads: tuple[bytes, ...], ids: list[bytes]) -> None:
-        fresh = set(ids)
-        if len(fresh) == len(ids) and self.seen.isdisjoint(fresh):
-            self.seen |= fresh  # the common case: nothing in the group was seen before
-            kept_payloads, kept_ids = list(payloads), ids
-        else:
-            kept_payloads, kept_ids = [], []
-            for payload, tx_id in zip(payloads, ids, strict=True):
-                if tx_id not in self.seen:
-                    self.seen.add(tx_id)
-                    kept_payloads.append(payload)
-                    kept_ids.append(tx_id)
+        seen = self.seen
+        before = len(seen)
+        if seen.isdisjoint(ids):
+            seen.update(ids)
+            if len(seen) - before == len(ids):  # the common case: nothing in the group was seen before
+                self.payloads.setdefault(rollup_id, []).extend(payloads)
+                self.ids.setdefault(rollup_id, []).extend(ids)
+                return
+            seen.difference_update(ids)  # a transaction twice in the group; none was seen before it
+        kept_payloads: list[bytes] = []
+        kept_ids: list[bytes] = []
+        for payload, tx_id in zip(payloads, ids, strict=True):
+            if tx_id not in seen:
+                seen.add(tx_id)
+                kept_payloads.append(payload)
+                kept_ids.append(tx_id)
         if kept_ids:
             self.payloads.setdefault(rollup_id, []).extend(kept_payloads)
             self.ids.setdefault(rollup_id, []).extend(kept_ids)
@@ -120,9 +131,10 @@ class _Split:
             offsets[rollup_id] = total
             total += len(self.payloads[rollup_id])
         slices = tuple((rid, tuple(self.payloads[rid])) for rid in order)
-        tx_ids = b"".join(tx_id for rid in order for tx_id in self.ids[rid])
+        tx_ids = b"".join([b"".join(self.ids[rid]) for rid in order])
         bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
-        return BlockContent(slices, tx_ids, bundles, NamespacedMerkleTree(block_leaves(slices)).root)
+        tree = BlockTree(slices)
+        return BlockContent(slices, tx_ids, bundles, tree.root, tree)
 
 
 def assemble(batches: Sequence[Batch]) -> BlockContent:
@@ -140,19 +152,26 @@ T = TypeVar("T")
 
 
 class TreeCache(Generic[T]):
-    """The last few blocks' NMTs: subscriptions for many rollups read the same heights."""
+    """The last few blocks' NMTs: subscriptions for many rollups read the same heights. At most
+    ``size`` trees and ``max_bytes`` (as the caller sizes each; the newest is kept whatever its
+    size)."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 32, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._size = size
-        self._trees: OrderedDict[int, T] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._trees: OrderedDict[int, tuple[T, int]] = OrderedDict()
+        self.bytes = 0
 
     def get(self, height: int) -> T | None:
-        tree = self._trees.get(height)
-        if tree is not None:
-            self._trees.move_to_end(height)
-        return tree
+        entry = self._trees.get(height)
+        if entry is None:
+            return None
+        self._trees.move_to_end(height)
+        return entry[0]
 
-    def put(self, height: int, tree: T) -> None:
-        self._trees[height] = tree
-        if len(self._trees) > self._size:
-            self._trees.popitem(last=False)
+    def put(self, height: int, tree: T, size: int = 0) -> None:
+        old = self._trees.pop(height, None)
+        self.bytes += size - (0 if old is None else old[1])
+        self._trees[height] = (tree, size)
+        while len(self._trees) > 1 and (len(self._trees) > self._size or self.bytes > self._max_bytes):
+            self.bytes -= self._trees.popitem(last=False)[1][1]

@@ -1,9 +1,11 @@
 """The prover's side of :mod:`.proofs`: a committed block's slices and the NMT over their chunks.
 
-Built once per block from its slices (``(rollup id, payloads)``, ascending ids, none empty) and
-cached by the API (:class:`.block_content.TreeCache`): the tree hashes one leaf per chunk, so
-building it costs one hash per ``CHUNK_TXS`` transactions, and a slice proof is that rollup's
-payloads plus at most 40 nodes.
+Built once per block from its slices (``(rollup id, payloads)``, ascending ids, none empty): by
+``block_content.assemble`` when a replica proposes or verifies the block (the executor then hands
+it to the API with the commit), or by the API from the ledger for an older height. The tree
+hashes one leaf per chunk, so building it costs one hash per ``CHUNK_TXS`` transactions; it keeps
+the nodes, not a second copy of the data, and a slice proof is that rollup's payloads plus at
+most 40 nodes.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class BlockTree:
             self._first_leaf.append(leaves)
             txs += len(payloads)
             leaves += chunk_count(len(payloads))
-        self.tree = NamespacedMerkleTree(block_leaves(self.slices))
+        self.tree = NamespacedMerkleTree(block_leaves(self.slices), keep_data=False)  # the slices hold the data
 
     @property
     def root(self) -> bytes:

@@ -167,10 +167,13 @@ class NamespacedMerkleTree:
 
     __slots__ = ("_leaves", "_levels", "_namespaces", "_ranges", "root", "root_node")
 
-    def __init__(self, leaves: Iterable[Leaf]) -> None:
+    def __init__(self, leaves: Iterable[Leaf], *, keep_data: bool = True) -> None:
+        """``keep_data=False`` keeps the nodes but not the leaf data (:meth:`leaf` and
+        :meth:`leaves_of` then raise ``LookupError``): proofs need the nodes only, so a prover that
+        holds the data elsewhere (:class:`.block_tree.BlockTree`) does not keep a second copy."""
         items = list(leaves)
         _check_leaves(items)
-        self._leaves = items
+        self._leaves: list[Leaf] | None = items if keep_data else None
         self._namespaces = [ns for ns, _ in items]
         level = [leaf_node(ns, data) for ns, data in items]
         # Bottom-up pairing with the odd last node promoted builds exactly the RFC 6962 shape;
@@ -190,10 +193,15 @@ class NamespacedMerkleTree:
             self._ranges[ns] = (start, i + 1)
 
     def __len__(self) -> int:
-        return len(self._leaves)
+        return len(self._namespaces)
+
+    def _data(self) -> list[Leaf]:
+        if self._leaves is None:
+            raise LookupError("this tree was built with keep_data=False")
+        return self._leaves
 
     def leaf(self, index: int) -> Leaf:
-        return self._leaves[index]
+        return self._data()[index]
 
     def namespaces(self) -> list[int]:
         """The distinct namespaces present, ascending."""
@@ -210,7 +218,7 @@ class NamespacedMerkleTree:
     def leaves_of(self, namespace: int) -> list[bytes]:
         """The data of every leaf of ``namespace``, in tree order (what its proof verifies)."""
         start, end = self.namespace_range(namespace)
-        return [data for _, data in self._leaves[start:end]]
+        return [data for _, data in self._data()[start:end]]
 
     def _node(self, lo: int, hi: int) -> Node:
         """The node of the RFC 6962 subtree over leaves ``[lo, hi)`` (must be a subtree of this tree)."""
@@ -229,8 +237,8 @@ class NamespacedMerkleTree:
 
     def _range_proof(self, namespace: int, start: int, end: int) -> NamespaceProof:
         """A proof for an arbitrary range; only complete (verifiable) if it is the namespace's range."""
-        nodes = tuple(self._node(lo, hi) for lo, hi in range_shape(len(self._leaves), start, end))
-        return NamespaceProof(namespace, len(self._leaves), start, end, nodes)
+        nodes = tuple(self._node(lo, hi) for lo, hi in range_shape(len(self), start, end))
+        return NamespaceProof(namespace, len(self), start, end, nodes)
 
     def prove_leaves(self, indices: Iterable[int]) -> MultiProof:
         """Membership proof of the leaves at ``indices`` (deduplicated and sorted in the proof).
@@ -242,10 +250,10 @@ class NamespacedMerkleTree:
             raise TypeError("leaf indices must be ints")
         if not chosen or len(chosen) > MAX_MULTIPROOF_INDICES:
             raise ValueError(f"a multi proof covers 1 to {MAX_MULTIPROOF_INDICES} leaves")
-        if chosen[0] < 0 or chosen[-1] >= len(self._leaves):
-            raise ValueError(f"leaf index outside [0, {len(self._leaves)})")
-        nodes = tuple(self._node(lo, hi) for lo, hi in multi_shape(len(self._leaves), chosen))
-        return MultiProof(len(self._leaves), tuple(chosen), nodes)
+        if chosen[0] < 0 or chosen[-1] >= len(self):
+            raise ValueError(f"leaf index outside [0, {len(self)})")
+        nodes = tuple(self._node(lo, hi) for lo, hi in multi_shape(len(self), chosen))
+        return MultiProof(len(self), tuple(chosen), nodes)
 
 
 def data_root(leaves: Iterable[Leaf]) -> bytes:

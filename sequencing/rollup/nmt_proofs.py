@@ -65,8 +65,11 @@ def _blake(data: bytes) -> bytes:
 
 
 def leaf_node(namespace: int, data: bytes) -> Node:
-    """The node of one leaf: ``(ns, ns, H(0x00 || ns32 || data))``. Arguments are not checked."""
-    return Node(namespace, namespace, _blake(_LEAF.pack(LEAF_PREFIX, namespace) + data))
+    """The node of one leaf: ``(ns, ns, H(0x00 || ns32 || data))``. Arguments are not checked.
+    The data (a chunk: ~16 KB) is hashed where it is, not copied behind the prefix first."""
+    h = hashlib.blake2b(_LEAF.pack(LEAF_PREFIX, namespace), digest_size=DIGEST_SIZE, person=PERSON)
+    h.update(data)
+    return Node(namespace, namespace, h.digest())
 
 
 def inner_node(left: Node, right: Node) -> Node:

@@ -15,6 +15,7 @@ from sequencing.api.port import LedgerView
 from sequencing.config import Limits
 from sequencing.replica.intake import Submitted
 from sequencing.replica.mempool import MempoolFull
+from sequencing.rollup.block_tree import BlockTree
 from sequencing.rollup.transactions import InvalidTransaction, Item, Run
 
 T = TypeVar("T")
@@ -95,6 +96,9 @@ class FakeReplica:
 
     async def wait_committed(self) -> None:
         await trio.sleep_forever()
+
+    def recent_commit(self, height: int) -> tuple[Block, CommitProof, BlockTree] | None:
+        return None  # everything from the ledger
 
     async def read_ledger(self, read: Callable[[LedgerView], T]) -> T:
         assert self.ledger_open, "read before the ledger is open"

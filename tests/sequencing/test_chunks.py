@@ -19,6 +19,20 @@ def test_a_slice_is_cut_into_chunks_of_at_most_chunk_txs_payloads_in_order() -> 
     assert leaves[0][1] == pack(payloads[:CHUNK_TXS])
 
 
+@pytest.mark.parametrize("sizes", [
+    [1, 255, 256, 65535, 65536, 70_000],  # every msgpack bin header: 8, 16 and 32-bit lengths
+    [2000] * (CHUNK_TXS + 3),  # chunks larger than the packer's first buffer
+    [256] * (3 * CHUNK_TXS),
+])
+def test_chunks_are_packed_exactly_as_the_canonical_encoding(sizes: list[int]) -> None:
+    """Catches: the reused packer giving other bytes than ``pack(list(chunk))`` (the leaf data
+    that PROTOCOL.md section 13 hashes), e.g. for a tuple, a large payload, a grown buffer."""
+    payloads = [bytes([i % 256]) * size for i, size in enumerate(sizes)]
+    expected = [(3, pack(payloads[k:k + CHUNK_TXS])) for k in range(0, len(payloads), CHUNK_TXS)]
+    assert slice_leaves(3, payloads) == expected
+    assert slice_leaves(3, tuple(payloads)) == expected
+
+
 def test_locate_names_the_chunk_and_offset_of_every_position() -> None:
     payloads = [i.to_bytes(4, "big") for i in range(3 * CHUNK_TXS + 1)]
     chunks = [unpack(data, max_size=1 << 20) for _, data in slice_leaves(1, payloads)]

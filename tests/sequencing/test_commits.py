@@ -52,7 +52,7 @@ class Rig:
         self.commits = Commits(
             batch_ttl_blocks=TTL, max_frame_bytes=1 << 20, batches=self.pool, evidence=EvidencePool(self.limits),
             stores=inline_stores(self.ledger, self.safety), metrics=self.metrics, fetcher=None,  # type: ignore[arg-type]
-            cached=lambda payload: None, expired=self.expired.append, rebatching=lambda: WAITING,
+            cached=lambda height, payload: None, expired=self.expired.append, rebatching=lambda: WAITING,
             submitted_at=self.submitted_at, nursery=lambda: nursery,
         )
 

@@ -28,7 +28,7 @@ from sequencing.rollup import proofs as proofs_module
 from sequencing.rollup.batches import Batch
 from sequencing.rollup.block_content import assemble
 from sequencing.rollup.block_tree import BlockTree
-from sequencing.rollup.chunks import CHUNK_TXS
+from sequencing.rollup.chunks import CHUNK_TXS, block_leaves
 from sequencing.rollup.nmt import NamespacedMerkleTree, NamespaceProof, ProofError
 from sequencing.rollup.proofs import BundleProof, InvalidProof, SliceProof
 from sequencing.rollup.transactions import Bundle, Transaction
@@ -91,7 +91,7 @@ def absent_rollups(present: list[int]) -> list[int]:
 
 
 def chunk_payloads(tree: BlockTree, leaf: int) -> list[bytes]:
-    return list(unpack(tree.tree.leaf(leaf)[1], max_size=1 << 24))
+    return list(unpack(block_leaves(tree.slices)[leaf][1], max_size=1 << 24))
 
 
 def sample_positions(n: int) -> list[int]:
