@@ -122,6 +122,16 @@ class Rig:
             await self.written.wait()
 
 
+async def committed(tmp_path: Path, chain: Chain, *, cached: bool = True) -> Rig:
+    """A rig whose executor has committed every height of ``chain``."""
+    rig = Rig(tmp_path, chain, cached=cached)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.executor.run)
+        await rig.commit(list(range(1, len(chain.batches) + 1)))
+        nursery.cancel_scope.cancel()
+    return rig
+
+
 def ledger_only(port: Port) -> Port:
     """The same ledger, no recent commits: what a replica serves after a restart."""
     other = Port(port.ledger, None)
@@ -134,11 +144,7 @@ async def test_the_tree_assembled_when_voting_is_the_one_the_api_proves_from_wit
     """Catches: the executor assembling a block it voted for again, or the API rebuilding the tree
     (hashing the whole block once more) and reading the ledger twice per height."""
     chain = Chain(3)
-    rig = Rig(tmp_path, chain)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.executor.run)
-        await rig.commit([1, 2, 3])
-        nursery.cancel_scope.cancel()
+    rig = await committed(tmp_path, chain)
     assert rig.taken == [1, 2, 3] and rig.again == 0
     assert rig.executor.recent.bytes == sum(len(b.body) for bs in chain.batches for b in bs), "what it pins"
     reads = LedgerReads(rig.port)  # type: ignore[arg-type]
@@ -152,11 +158,7 @@ async def test_the_tree_assembled_when_voting_is_the_one_the_api_proves_from_wit
 
 async def test_a_block_not_proposed_or_verified_here_is_assembled_at_commit_and_counted(tmp_path: Path) -> None:
     chain = Chain(1)
-    rig = Rig(tmp_path, chain, cached=False)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.executor.run)
-        await rig.commit([1])
-        nursery.cancel_scope.cancel()
+    rig = await committed(tmp_path, chain, cached=False)
     assert rig.again == 1
     found = rig.executor.recent.get(1)
     assert found is not None and found[2].root == chain.signed.blocks[0].data_root
@@ -166,11 +168,7 @@ async def test_what_memory_serves_is_byte_identical_to_what_the_ledger_serves(tm
     """Catches: a recent-commit path that serves another proof, block view or bundle proof than
     the ledger path (which a restarted replica, or any older height, takes)."""
     chain = Chain(3)
-    rig = Rig(tmp_path, chain)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.executor.run)
-        await rig.commit([1, 2, 3])
-        nursery.cancel_scope.cancel()
+    rig = await committed(tmp_path, chain)
     memory, disk = LedgerReads(rig.port), LedgerReads(ledger_only(rig.port))  # type: ignore[arg-type]
     for height in (1, 2, 3):
         for rollup in (0, 1, 4, 5, 9, 10):
