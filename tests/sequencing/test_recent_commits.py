@@ -236,11 +236,7 @@ async def test_one_event_per_rollup_and_height_serves_every_subscriber(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Catches: a slice proof built and serialized again for each subscriber of a height."""
     chain = Chain(2)
-    rig = Rig(tmp_path, chain)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.executor.run)
-        await rig.commit([1, 2])
-        nursery.cancel_scope.cancel()
+    rig = await committed(tmp_path, chain)
     proved: list[tuple[int, int]] = []
     prove = BlockTree.prove_slice
 
@@ -279,11 +275,7 @@ def test_the_api_keeps_older_heights_trees_within_a_count_and_a_byte_budget() ->
 
 async def test_a_tree_read_from_the_ledger_is_sized_by_its_payloads(tmp_path: Path) -> None:
     chain = Chain(2)
-    rig = Rig(tmp_path, chain)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.executor.run)
-        await rig.commit([1, 2])
-        nursery.cancel_scope.cancel()
+    rig = await committed(tmp_path, chain)
     disk = LedgerReads(ledger_only(rig.port))  # type: ignore[arg-type]
     await disk.slice_event(1, 2)
     slices = chain.contents[1].slices
