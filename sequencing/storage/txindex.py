@@ -82,9 +82,11 @@ class Flusher:
     """Which blocks a sequence of appended blocks flushes: the same blocks however the appends
     are grouped (one ``append`` each or ``append_many``), so two replicas write the same rows."""
 
-    def __init__(self, window: Iterable[tuple[int, bytes]], indexed: int) -> None:
+    def __init__(self, window: Iterable[tuple[int, bytes]], indexed: int, count: int | None = None) -> None:
+        """``count``: the ids in ``window`` if known (the ledger keeps it: summing a window of
+        many blocks per append showed in the profile)."""
         self.pending = list(window)  # unflushed blocks with transactions, ascending heights
-        self.count = sum(len(ids) for _, ids in self.pending) // TX_ID_SIZE
+        self.count = sum(len(ids) for _, ids in self.pending) // TX_ID_SIZE if count is None else count
         self.indexed = indexed
         self.rows: list[PrefixRow] = []
 
