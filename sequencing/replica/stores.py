@@ -7,8 +7,9 @@ and the peer service call through :meth:`ledger_call` / :meth:`safety_call`.
 
 Ledger calls run on one long-lived :class:`StorageThread` rather than ``trio.to_thread.run_sync``
 per call: trio's generic hand-off (capacity limiter, context copy, renaming the OS thread per job)
-cost ~43 us of CPU per call here, the plain queue + ``run_sync_soon`` ~27 us, and an append, a
-``save_batch`` and the API's reads each pay it."""
+cost ~43 us of CPU per call here, a deque + a wake-up pipe + ``run_sync_soon`` ~22 us, and an
+append, a ``save_batch`` and the API's reads each pay it (and see :class:`StorageThread` on
+waking a thread with the GIL held)."""
 
 from __future__ import annotations
 
