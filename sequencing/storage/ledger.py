@@ -89,6 +89,7 @@ class LedgerStore(StorageCore):
         self._rollups: dict[int, RollupState] = {}
         # (height, tx ids) of every block with transactions above _indexed (not in tx_prefixes yet)
         self._window: list[tuple[int, bytes]] = []
+        self._window_txs = 0  # the ids in _window
         self._indexed = 0
 
     def _initial_meta(self) -> list[tuple[str, str]]:
@@ -119,6 +120,7 @@ class LedgerStore(StorageCore):
         self._window = c.execute(
             "SELECT height, ids FROM block_txs WHERE height > ? ORDER BY height", (self._indexed,)
         ).fetchall()
+        self._window_txs = sum(len(ids) for _, ids in self._window) // TX_ID_SIZE
 
     def _migrate_from_2(self) -> None:
         """Version 2 -> 3: each block's ``txs`` rows -> its ``block_txs`` row, ``tx_prefixes`` as the
@@ -206,7 +208,7 @@ class LedgerStore(StorageCore):
         if not records:
             return
         rows = plan(records, height=self._height, last_id=self._last_id, rollups=self._rollups)
-        flusher = txindex.Flusher(self._window, self._indexed)
+        flusher = txindex.Flusher(self._window, self._indexed, self._window_txs)
         for height, ids in rows.block_txs:
             flusher.add(height, ids)
         c = self._conn
@@ -255,7 +257,7 @@ class LedgerStore(StorageCore):
                    flusher: txindex.Flusher) -> None:
         self._height, self._last_id, self._txs = height, last_id, txs
         self._rollups.update(rollups)
-        self._window, self._indexed = flusher.pending, flusher.indexed
+        self._window, self._indexed, self._window_txs = flusher.pending, flusher.indexed, flusher.count
 
     @api
     def committed_height(self) -> int:
