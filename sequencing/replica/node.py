@@ -141,7 +141,7 @@ class Node:
         )
         self.metrics.watch_transport(transport.stats.snapshot)
         self.metrics.watch_links(lambda: len(transport.inbound_peers()), lambda: len(transport.outbound_peers()),
-                                 transport.pending_handshakes)
+                                 transport.pending_handshakes, lambda: len(transport.connected_peers()))
         return transport
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -269,7 +269,6 @@ class Node:
 
     async def _execute(self, actions: list[Action]) -> None:
         await self._actions.run(actions)
-        self.metrics.peers_connected.set(len(self.transport.connected_peers()))
 
     # -- what the action runner calls besides the rooms ----------------------------------------
 
