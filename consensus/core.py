@@ -297,7 +297,7 @@ class Replica:
         if refusal is not None:
             self._refuse(self.id, refusal, out)
             return out
-        proposal = Proposal(block, ctx.tc, self._signer.sign(SignatureKind.PROPOSAL, round, block.id))
+        proposal = Proposal(block, ctx.tc, self._sign(SignatureKind.PROPOSAL, round, block.id))
         self.detector.observe(
             EvidenceKind.DOUBLE_PROPOSAL, round, self.id, block.id, proposal.signature
         )
@@ -462,7 +462,7 @@ class Replica:
         state = self.rules.observe_qc(self.safety, block.qc)
         self.safety = self.rules.record_vote(state, block.round)
         self._persist(out)
-        signature = self._signer.sign(SignatureKind.VOTE, block.round, block.id)
+        signature = self._sign(SignatureKind.VOTE, block.round, block.id)
         return Vote(block.round, block.id, self.id, signature)
 
     def _deliver_vote(self, vote: Vote, out: list[Action]) -> None:
@@ -581,7 +581,7 @@ class Replica:
         self.safety = self.rules.record_vote(self.safety, r)
         self._persist(out)
         self._timed_out_round = r
-        signature = self._signer.sign(SignatureKind.TIMEOUT, r, timeout_payload(qc.round))
+        signature = self._sign(SignatureKind.TIMEOUT, r, timeout_payload(qc.round))
         timeout = Timeout(r, qc, self.id, signature, tc)
         out.append(Broadcast(timeout))
         self._collect_timeout(timeout, out)
@@ -689,6 +689,13 @@ class Replica:
     def _observe_qc_votes(self, qc: QuorumCert, out: list[Action]) -> None:
         for voter, signature in qc.votes:
             self._observe(EvidenceKind.DOUBLE_VOTE, qc.round, voter, qc.block_id, signature, out)
+
+    def _sign(self, kind: SignatureKind, round: int, payload: bytes) -> bytes:
+        """Sign as this replica, and tell the verifier the signature is good (it returns inside the
+        certificates peers build, where checking it again would cost an Ed25519 verify)."""
+        signature = self._signer.sign(kind, round, payload)
+        self._verifier.remember_own(self._signer, kind, round, payload, signature)
+        return signature
 
     def _persist(self, out: list[Action]) -> None:
         if self.safety != self._persisted:

@@ -128,6 +128,20 @@ class Verifier:
         self._cache.add(key)
         return True
 
+    def remember_own(
+        self, signer: Signer, kind: SignatureKind, round: int, payload: bytes, signature: bytes
+    ) -> None:
+        """Note ``signature``, just made by ``signer`` (a committee member's own key), as valid:
+        it comes back inside the certificates peers build (a vote in the next QC, a timeout in a
+        TC), and checking it there would cost an Ed25519 verify for nothing."""
+        committee = self.committee
+        if signer.chain_id != committee.chain_id or not committee.contains(signer.replica_id):
+            return
+        public_key = committee.public_keys[signer.replica_id]
+        if signer.public_key != public_key:
+            return
+        self._cache.add((public_key, signing_bytes(committee.chain_id, kind, round, payload), signature))
+
 
 def verify_with_key(
     public_key: bytes, chain_id: str, kind: SignatureKind, round: int, payload: bytes, signature: bytes

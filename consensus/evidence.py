@@ -27,12 +27,14 @@ def verify_evidence(evidence: Evidence, verifier: Verifier) -> None:
 class EquivocationDetector:
     """Remembers the first signed statement per (kind, round, signer) and reports a conflict once.
 
-    Bounded: statements for rounds below the pruning point are forgotten."""
+    Bounded: statements for rounds below the pruning point are forgotten. They are kept per round,
+    so pruning drops whole rounds (work proportional to the rounds dropped, not to everything
+    remembered: the window holds ~1,000 rounds of statements)."""
 
     __slots__ = ("_new_reports", "_reported", "_seen")
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[EvidenceKind, int, ReplicaId], tuple[BlockId, bytes]] = {}
+        self._seen: dict[int, dict[tuple[EvidenceKind, ReplicaId], tuple[BlockId, bytes]]] = {}
         self._reported: set[tuple[EvidenceKind, int, ReplicaId]] = set()
         self._new_reports: list[tuple[EvidenceKind, int, ReplicaId]] = []
 
@@ -47,18 +49,29 @@ class EquivocationDetector:
         self._reported.difference_update(self._new_reports)
         self._new_reports = []
 
+    def rounds(self) -> list[int]:
+        """The rounds with remembered statements."""
+        return list(self._seen)
+
     def observe(
         self, kind: EvidenceKind, round: int, signer: ReplicaId, block_id: BlockId, signature: bytes
     ) -> Evidence | None:
         """Call only with statements whose signatures were verified."""
+        statements = self._seen.get(round)
+        if statements is None:
+            statements = self._seen[round] = {}
+        first = statements.setdefault((kind, signer), (block_id, signature))
+        if first[0] == block_id:
+            return None
         key = (kind, round, signer)
-        first = self._seen.setdefault(key, (block_id, signature))
-        if first[0] == block_id or key in self._reported:
+        if key in self._reported:
             return None
         self._reported.add(key)
         self._new_reports.append(key)
         return Evidence.of(kind, signer, round, first, (block_id, signature))
 
     def prune(self, below_round: int) -> None:
-        self._seen = {k: v for k, v in self._seen.items() if k[1] >= below_round}
-        self._reported = {k for k in self._reported if k[1] >= below_round}
+        for round in [r for r in self._seen if r < below_round]:
+            del self._seen[round]
+        if self._reported:
+            self._reported = {k for k in self._reported if k[1] >= below_round}

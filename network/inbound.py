@@ -11,10 +11,11 @@ connection leaves the pending budget: each committee member holds one slot of it
 newer authenticated connection from the same peer replaces (cancels) the older one. So a flood
 of idle or slow connections is churned through the pending budget while peers keep connecting.
 
-Per authenticated connection, frames are decoded with the node's codec and put into the bounded
-inbox; a full inbox (messages or bytes) stops reading that connection (TCP backpressure). Any
-bad input closes that connection and is counted; nothing a peer sends raises out of
-:meth:`InboundServer.serve`.
+Per authenticated connection, frames are decoded with the node's codec and offered to the node's
+``deliver`` hook if it has one (it takes what it can handle at once, e.g. consensus messages,
+saving a task hop per message), else put into the bounded inbox; a full inbox (messages or
+bytes) stops reading that connection (TCP backpressure). Any bad input closes that connection and
+is counted; nothing a peer sends raises out of :meth:`InboundServer.serve`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import errno
 import itertools
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import NoReturn
 
 import trio
@@ -45,6 +47,9 @@ _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EN
 _CAPACITY_PAUSE = 0.1
 # Failures anyone can cause in bulk (a flood): logged at debug level only, counted all the same.
 _QUIET = frozenset({HandshakeFailure.TIMEOUT, HandshakeFailure.HELLO_TIMEOUT, HandshakeFailure.CLOSED})
+
+
+Deliver = Callable[[int, object], bool]  # (sender, message) -> taken; see Transport
 
 
 class _Pending:
@@ -71,11 +76,12 @@ def _source(stream: trio.SocketStream) -> str:
 
 
 class InboundServer:
-    __slots__ = ("_by_peer", "_codec", "_config", "_faults", "_identity", "_inbox", "_keys", "_pending", "_stats")
+    __slots__ = ("_by_peer", "_codec", "_config", "_deliver", "_faults", "_identity", "_inbox", "_keys", "_pending",
+                 "_stats")
 
     def __init__(
         self, identity: Identity, config: TransportConfig, stats: TransportStats, faults: FaultRules,
-        codec: Codec, inbox: Inbox,
+        codec: Codec, inbox: Inbox, deliver: Deliver | None = None,
     ) -> None:
         self._identity = identity
         self._config = config
@@ -83,6 +89,7 @@ class InboundServer:
         self._faults = faults
         self._codec = codec
         self._inbox = inbox
+        self._deliver = deliver
         self._pending: dict[int, _Pending] = {}  # in the handshake, oldest first
         self._keys = itertools.count()
         self._by_peer: dict[int, trio.CancelScope] = {}
@@ -170,6 +177,7 @@ class InboundServer:
     async def _read(self, stream: trio.SocketStream, peer: int) -> str:
         """Deliver frames from ``peer`` until the connection ends; returns why it ended."""
         decoder = FrameDecoder(self._config.max_frame_size)
+        deliver = self._deliver
         while True:
             try:
                 frame = await read_frame(stream, decoder)
@@ -190,6 +198,8 @@ class InboundServer:
             except Exception as exc:  # the codec's contract: any exception means undecodable
                 self._stats.rejected_frames[UNDECODABLE] += 1
                 return f"undecodable message: {exc!r}"[:300]
+            if deliver is not None and deliver(peer, message):
+                continue
             try:
                 await self._inbox.put(peer, message, len(frame))
             except (trio.BrokenResourceError, trio.ClosedResourceError):

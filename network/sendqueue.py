@@ -42,6 +42,18 @@ class SendQueue:
         self._lot.unpark_all()
         return evicted
 
+    def take_ready(self, now: float, max_bytes: int) -> list[bytes]:
+        """Without waiting: the oldest entries released by ``now`` (trio clock) whose sizes add up
+        to at most ``max_bytes``, in order (possibly none)."""
+        items = self._items
+        taken: list[bytes] = []
+        while items and items[0][1] <= now and len(items[0][0]) <= max_bytes:
+            payload = items.popleft()[0]
+            max_bytes -= len(payload)
+            self.byte_size -= len(payload)
+            taken.append(payload)
+        return taken
+
     async def get(self) -> tuple[bytes, float]:
         """The oldest entry and its release time, waiting (cancellably) until there is one."""
         while not self._items:

@@ -27,7 +27,7 @@ from .config import TransportConfig
 from .faults import FaultRules
 from .framing import encode_frame
 from .handshake import Identity
-from .inbound import InboundServer
+from .inbound import Deliver, InboundServer
 from .inbox import Inbox
 from .peer import Address, OutboundPeer
 from .stats import TransportStats
@@ -48,11 +48,14 @@ class Transport:
         self, *, me: int, key: KeyPair, committee: Committee, peers: Mapping[int, Address],
         listen: Address, codec: Codec, config: TransportConfig | None = None,
         faults: FaultRules | None = None, rng: random.Random | None = None,
+        deliver: Deliver | None = None,
     ) -> None:
         """``peers`` maps other replicas' ids to ``(host, port)``; a committee member missing from it
         is dialled once :meth:`set_peer_address` gives its address. ``listen`` port 0 picks a free
         port (see ``listen_port``). ``rng`` drives reconnect jitter and, if ``faults`` is not given,
-        the fault layer's draws."""
+        the fault layer's draws. ``deliver(sender, message)``, if given, sees each received message
+        first, in the connection's reader: True means it took the message (it must not block and
+        must not raise for anything a peer sends), False queues it in ``inbox`` as usual."""
         self.identity = Identity(me, key, committee)
         self.config = config if config is not None else TransportConfig()
         self.codec = codec
@@ -72,7 +75,8 @@ class Transport:
             if peer != me
         }
         self.inbox = Inbox(self.config.inbox_size, self.config.inbox_bytes)
-        self._inbound = InboundServer(self.identity, self.config, self.stats, self.faults, codec, self.inbox)
+        self._inbound = InboundServer(self.identity, self.config, self.stats, self.faults, codec, self.inbox,
+                                      deliver)
         self._cancel_scope = trio.CancelScope()
         self._ran = False
 

@@ -67,8 +67,11 @@ class NodeMetrics:
     def watch_transport(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(_TransportCollector(snapshot))
 
-    def watch_links(self, inbound: Callable[[], int], outbound: Callable[[], int], pending: Callable[[], int]) -> None:
-        """Read at every scrape, so the gauges are current even while the core is idle."""
+    def watch_links(self, inbound: Callable[[], int], outbound: Callable[[], int], pending: Callable[[], int],
+                    connected: Callable[[], int]) -> None:
+        """Read at every scrape, so the gauges are current even while the core is idle (and no
+        event of the core pays for them)."""
+        self.peers_connected.set_function(connected)
         self.peers_inbound.set_function(inbound)
         self.peers_outbound.set_function(outbound)
         self.pending_handshakes.set_function(pending)

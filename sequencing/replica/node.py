@@ -7,8 +7,9 @@ items -> own batches on disk), ``payloads`` (propose / verify payloads, peers' b
 the lifecycle, the typed event loop, and the thin public methods the ports need (api/port.py
 ``ReplicaPort``, ``catchup.SyncTarget``, ``peer_service.ServedReplica``).
 
-Tasks (all in one nursery): the transport; the inbound dispatcher (consensus messages to the core,
-node requests answered directly); the core loop (one event at a time -> actions executed in
+Tasks (all in one nursery): the transport (its connection readers hand consensus messages to the
+core loop, batches and answers to the rooms, through ``_deliver``); the inbound dispatcher (peers'
+requests that read the ledger); the core loop (one event at a time -> actions executed in
 order; a ``PersistSafety`` is durable before anything after it runs); the round timer; the
 batcher (``intake.run``); the executor (committed blocks -> SQLite); catch-up. See
 docs/ARCHITECTURE.md.
@@ -138,11 +139,11 @@ class Node:
             me=self.id, key=self.key, committee=self.committee, peers=peers,
             listen=(me.host, me.peer_port), codec=NodeCodec(self.limits.max_frame_bytes),
             config=self.options.transport or TransportConfig(max_frame_size=self.limits.max_frame_bytes),
-            faults=FaultRules(random.Random(rng.getrandbits(64))), rng=rng,
+            faults=FaultRules(random.Random(rng.getrandbits(64))), rng=rng, deliver=self._deliver,
         )
         self.metrics.watch_transport(transport.stats.snapshot)
         self.metrics.watch_links(lambda: len(transport.inbound_peers()), lambda: len(transport.outbound_peers()),
-                                 transport.pending_handshakes)
+                                 transport.pending_handshakes, lambda: len(transport.connected_peers()))
         return transport
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -230,6 +231,20 @@ class Node:
 
     # -- inbound -------------------------------------------------------------------------------
 
+    def _deliver(self, sender: int, message: object) -> bool:
+        """The transport's connection readers offer each received message here first: consensus
+        messages go to the core loop, batches and answers are handled at once (one task hop less
+        per message, and never behind a peer's ledger read); False leaves a request that reads the
+        ledger to :meth:`_dispatch_inbound`, through the inbox."""
+        if isinstance(message, CONSENSUS_TYPES):
+            self.post(MessageIn(sender, message))
+            return True
+        if self._nursery is None:  # not running yet: the inbox keeps it
+            return False
+        with self.guard.handling(type(message).__name__):
+            return self.peer_service.take(sender, message)
+        return True  # the guard dropped (counted, logged) an input whose handler failed
+
     async def _dispatch_inbound(self) -> None:
         async for sender, message in self.transport.inbox:
             if isinstance(message, CONSENSUS_TYPES):
@@ -270,7 +285,6 @@ class Node:
 
     async def _execute(self, actions: list[Action]) -> None:
         await self._actions.run(actions)
-        self.metrics.peers_connected.set(len(self.transport.connected_peers()))
 
     # -- what the action runner calls besides the rooms ----------------------------------------
 

@@ -100,27 +100,37 @@ class PeerService:
         self._max_frame_bytes = max_frame_bytes
         self.unexpected = 0
 
-    async def handle(self, sender: int, message: object) -> None:
+    def take(self, sender: int, message: object) -> bool:
+        """Handle ``message`` at once if that needs no wait (batches, and the answers to our own
+        requests): True if it was taken. The transport's reader calls this through the node, so
+        these skip the inbox and a task hop; the requests that read the ledger are :meth:`handle`'s."""
         host = self._host
         if isinstance(message, BatchMsg):
             host.accept_batch(message.batch, sender)
         elif isinstance(message, BatchResponse):
             for batch in message.batches:
                 host.accept_batch(batch, None)
-        elif isinstance(message, BatchRequest):
+        elif isinstance(message, BlockResponse):
+            host.post(BlocksIn(sender, message.blocks))
+        elif isinstance(message, SyncResponse):
+            self._catch_up.on_response(sender, message)
+        elif isinstance(message, StatusResponse):
+            self._catch_up.on_status(sender, message)
+        elif isinstance(message, StatusRequest):
+            self._answer_status(sender)
+        else:
+            return False
+        return True
+
+    async def handle(self, sender: int, message: object) -> None:
+        if self.take(sender, message):
+            return
+        if isinstance(message, BatchRequest):
             await self._answer_batches(sender, message)
         elif isinstance(message, BlockRequest):
             await self._answer_blocks(sender, message)
-        elif isinstance(message, BlockResponse):
-            host.post(BlocksIn(sender, message.blocks))
         elif isinstance(message, SyncRequest):
             await self._answer_sync(sender, message)
-        elif isinstance(message, SyncResponse):
-            self._catch_up.on_response(sender, message)
-        elif isinstance(message, StatusRequest):
-            self._answer_status(sender)
-        elif isinstance(message, StatusResponse):
-            self._catch_up.on_status(sender, message)
         else:
             self.unexpected += 1
 

@@ -135,6 +135,9 @@ class _BlindVerifier(Verifier):
             return self.committee.contains(signer)
         return self._inner.verify(signer, kind, round, payload, signature)
 
+    def remember_own(self, signer, kind, round, payload, signature):  # type: ignore[no-untyped-def]
+        self._inner.remember_own(signer, kind, round, payload, signature)
+
 
 class _LaxQuorumCommittee(Committee):
     @property

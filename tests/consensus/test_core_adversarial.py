@@ -299,7 +299,7 @@ def test_statements_for_rounds_far_ahead_do_not_accumulate() -> None:
         assert "too far ahead" in of(out, Dropped)[0].reason
         r.on_message(3, W.timeout(3, far, W.genesis_qc))
     assert r.round == 1 and not r._votes._votes and not r._timeouts._timeouts
-    assert all(key[1] <= 1 + ahead for key in r.detector._seen)
+    assert all(round <= 1 + ahead for round in r.detector.rounds())
     r.on_message(3, W.vote(3, 1 + ahead, b.id))  # within the window: still collected
     r.on_message(3, W.timeout(3, 1 + ahead, W.genesis_qc))
     assert len(r._votes._votes) == 1 and r._timeouts.count(1 + ahead) == 1

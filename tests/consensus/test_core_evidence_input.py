@@ -35,3 +35,24 @@ def test_only_evidence_that_verifies_is_recorded() -> None:
         out = r.on_message(3, bad)
         assert not [a for a in out if isinstance(a, RecordEvidence)], bad
         assert [a.kind for a in out if isinstance(a, Dropped)] == ["Evidence"]
+
+
+def test_the_detector_forgets_exactly_the_rounds_below_the_pruning_point() -> None:
+    from consensus.evidence import EquivocationDetector
+
+    detector = EquivocationDetector()
+    sig = b"\x01" * 64
+    for round in range(1, 1001):
+        for signer in range(4):
+            assert detector.observe(EvidenceKind.DOUBLE_VOTE, round, signer, b"\xaa" * 32, sig) is None
+    detector.prune(500)
+    assert min(detector.rounds()) == 500 and len(detector.rounds()) == 501
+    # round 499 is forgotten: a conflicting statement there is a first statement again
+    assert detector.observe(EvidenceKind.DOUBLE_VOTE, 499, 1, b"\xbb" * 32, sig) is None
+    evidence = detector.observe(EvidenceKind.DOUBLE_VOTE, 500, 1, b"\xbb" * 32, sig)
+    assert evidence is not None and evidence.round == 500 and evidence.offender == 1
+    assert detector.observe(EvidenceKind.DOUBLE_VOTE, 500, 1, b"\xcc" * 32, sig) is None  # reported once
+    # another kind in the same round and signer is a separate statement
+    assert detector.observe(EvidenceKind.DOUBLE_PROPOSAL, 500, 1, b"\xbb" * 32, sig) is None
+    detector.prune(501)
+    assert detector.observe(EvidenceKind.DOUBLE_VOTE, 500, 1, b"\xdd" * 32, sig) is None

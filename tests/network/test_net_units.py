@@ -14,6 +14,7 @@ from consensus.errors import DecodeError
 from network import ConsensusCodec, FaultRules, PeerFaults, TransportConfig, TransportStats
 from network.backoff import Backoff
 from network.inbox import Inbox
+from network.peer import OutboundPeer
 from network.sendqueue import SendQueue
 
 # -- fault rules --------------------------------------------------------------------------------
@@ -159,6 +160,15 @@ async def test_send_queue_release_times_never_go_backwards() -> None:
     assert [await queue.get() for _ in range(3)] == [(b"a", 5.0), (b"b", 5.0), (b"c", 7.0)]
 
 
+async def test_send_queue_take_ready_stops_at_a_held_frame_and_at_the_byte_cap() -> None:
+    queue = SendQueue(10)
+    for payload, release in ((b"a" * 4, 0.0), (b"b" * 4, 0.0), (b"c" * 4, 0.0), (b"d", 9.0)):
+        queue.put(payload, release)
+    assert queue.take_ready(1.0, 9) == [b"a" * 4, b"b" * 4]  # the next would pass 9 bytes
+    assert queue.take_ready(1.0, 100) == [b"c" * 4]  # "d" is held until 9.0
+    assert queue.take_ready(9.0, 100) == [b"d"] and len(queue) == 0 and queue.byte_size == 0
+
+
 async def test_send_queue_get_waits_for_a_put(autojump_clock: trio.abc.Clock) -> None:
     queue = SendQueue(2)
     got: list[bytes] = []
@@ -257,3 +267,63 @@ def test_consensus_codec_round_trips_and_rejects_garbage() -> None:
         codec.decode(b"\x93\x01\x02")
     with pytest.raises(TypeError):
         codec.encode("not a message")
+
+
+# -- outbound writes -----------------------------------------------------------------------------
+
+
+class _RecordingStream:
+    """The send side of a connection: records each write; ``stall`` makes writes hang."""
+
+    def __init__(self, stall: bool = False) -> None:
+        self.writes: list[bytes] = []
+        self.stall = stall
+
+    async def send_all(self, data: bytes) -> None:
+        if self.stall:
+            await trio.sleep_forever()
+        self.writes.append(bytes(data))
+        await trio.lowlevel.checkpoint()
+
+
+def _outbound(config: TransportConfig) -> tuple[OutboundPeer, TransportStats]:
+    stats = TransportStats()
+    peer = OutboundPeer(1, identities()[0], config, stats, FaultRules(random.Random(1)), random.Random(1),
+                        None)
+    return peer, stats
+
+
+async def test_frames_queued_together_leave_in_one_write(autojump_clock: trio.abc.Clock) -> None:
+    """A round queues several frames for a peer at once (a leader's proposal and vote; votes and
+    batches under load): they go out in one write, in order, counted one by one."""
+    peer, stats = _outbound(TransportConfig())
+    stream = _RecordingStream()
+    frames = [bytes([i]) * (10 + i) for i in range(3)]
+    for frame in frames:
+        peer.queue.put(frame)
+    with trio.move_on_after(1):
+        await peer._drain(stream)  # type: ignore[arg-type]
+    assert stream.writes == [b"".join(frames)]
+    assert stats.frames_out[1] == 3 and stats.bytes_out[1] == sum(map(len, frames))
+    assert len(peer.queue) == 0
+
+
+async def test_a_stalled_write_ends_the_connection_after_write_timeout(autojump_clock: trio.abc.Clock) -> None:
+    peer, stats = _outbound(TransportConfig(write_timeout=3.0))
+    peer.queue.put(b"frame")
+    start = trio.current_time()
+    reason = await peer._drain(_RecordingStream(stall=True))  # type: ignore[arg-type]
+    assert "write blocked" in reason and stats.write_timeouts[1] == 1
+    assert trio.current_time() - start == pytest.approx(3.0)
+
+
+async def test_waiting_for_frames_has_no_write_deadline(autojump_clock: trio.abc.Clock) -> None:
+    """An idle connection stays up however long the queue stays empty."""
+    peer, stats = _outbound(TransportConfig(write_timeout=3.0))
+    stream = _RecordingStream()
+    with trio.move_on_after(100):
+        await peer._drain(stream)  # type: ignore[arg-type]
+    peer.queue.put(b"late")
+    with trio.move_on_after(1):
+        await peer._drain(stream)  # type: ignore[arg-type]
+    assert stream.writes == [b"late"] and stats.write_timeouts[1] == 0

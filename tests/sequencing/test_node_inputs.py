@@ -204,3 +204,31 @@ def test_local_faults_stay_fatal() -> None:
     with guard.handling("message"):
         raise LookupError("a bug")
     assert counter.labels("message", "LookupError")._value.get() == 1
+
+
+async def test_the_readers_hook_takes_consensus_messages_batches_and_answers_at_once(tmp_path: Path) -> None:
+    """The transport's connection readers offer each message to ``Node._deliver`` first: what needs
+    no wait is handled there and then (no inbox, no task hop); a request that reads the ledger is
+    left to the inbox and answered by the dispatch task; a failing handler is counted, not fatal."""
+    from consensus.messages import Vote
+
+    async with node_rig(tmp_path, VICTIM) as rig:
+        node = rig.node
+        batch = rig.batch(author=1, seq=1)
+        assert node._deliver(1, BatchMsg(batch)) is True
+        assert node.batches.get(batch.digest) is not None  # in the pool before any task ran
+        b1 = rig.block(1, rig.world.genesis, rig.world.genesis_qc, (batch,))
+        assert node._deliver(1, rig.world.proposal(b1)) is True
+        await rig.settle()
+        assert [v.block_id for v in rig.net.of_type(Vote)] == [b1.id]  # the core voted
+        request = BatchRequest((batch.digest,))
+        assert node._deliver(2, request) is False  # reads the ledger: the inbox's
+        await rig.deliver(2, request)
+        assert any(batch in r.batches for r in rig.net.of_type(BatchResponse))
+        before = input_errors(rig)
+        node.peer_service._catch_up = None  # type: ignore[assignment]  # a handler that raises
+        from sequencing.replica.wire import StatusResponse
+
+        assert node._deliver(2, StatusResponse(rig.world.genesis_qc, None, 0)) is True
+        assert input_errors(rig) == before + 1
+        await assert_alive(rig)
