@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sweep: draw the throughput-latency curve (needs matplotlib: ordo[bench])")
     p.add_argument("--soak-interval", type=float, default=30.0, metavar="SECONDS")
     p.add_argument("--soak-warmup", type=float, default=None, metavar="SECONDS",
-                   help="RSS growth counts from here (default: min(120, a third of the soak))")
+                   help="RSS growth counts from here (default: min(240, a third of the soak))")
     p.add_argument("--soak-tolerance-mb", type=float, default=25.0, metavar="MB")
     p.add_argument("--json", type=Path, default=None, metavar="FILE")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")

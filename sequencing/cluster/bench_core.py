@@ -51,7 +51,7 @@ class BenchOptions:
     plot: Path | None = None
     soak: float = 0.0  # > 0: a soak of this many seconds
     soak_interval: float = 30.0
-    soak_warmup: float | None = None  # default: min(120 s, a third of the soak)
+    soak_warmup: float | None = None  # default: min(240 s, a third of the soak)
     soak_tolerance_mb: float = 25.0
     json_path: Path | None = None
     keep: bool = False

@@ -14,6 +14,10 @@ from .bench_core import DEFAULT_SWEEP, BenchError, BenchOptions, Log, Progress, 
 from .bench_stats import proc_status_mb, soak_verdict
 from .local import LocalCluster
 
+# a replica's caches (SQLite pages, the tx-index window, recent commits) fill for 3-4 minutes at
+# 20-25k tx/s (docs/OPERATIONS.md, What to expect): growth counts from then on
+SOAK_WARMUP = 240.0
+
 SWEEP_SETTLE = 30.0
 SATURATED = 0.85  # committed below this share of the offered rate ...
 NOT_RISING = 1.05  # ... and not 5 % above the best step so far: saturated
@@ -58,7 +62,7 @@ async def sweep(cluster: LocalCluster, options: BenchOptions, progress: Progress
 async def soak(cluster: LocalCluster, options: BenchOptions, progress: Progress | None,
                log: Log | None) -> dict[str, Any]:
     rate = options.rate or DEFAULT_SOAK_RATE
-    warmup = options.soak_warmup if options.soak_warmup is not None else min(120.0, options.soak / 3)
+    warmup = options.soak_warmup if options.soak_warmup is not None else min(SOAK_WARMUP, options.soak / 3)
     samples: list[tuple[float, dict[int, float | None]]] = []
 
     def sample(elapsed: float) -> None:
