@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import msgpack
+from consensus.encoding import pack
 
 CHUNK_TXS = 64
-PACK_BUFFER = 1 << 16  # bytes: a chunk of 64 payloads of 1 KB fits; a larger one grows it
 
 Slice = tuple[int, Sequence[bytes]]  # (rollup id, payloads in block order)
 Slices = tuple[tuple[int, tuple[bytes, ...]], ...]  # a block's slices as kept: ascending ids, none empty
@@ -28,12 +27,8 @@ Leaf = tuple[int, bytes]  # (namespace = rollup id, leaf data = pack(chunk of pa
 
 
 def slice_leaves(rollup_id: int, payloads: Sequence[bytes]) -> list[Leaf]:
-    """The leaves of one rollup's slice (none for an empty slice).
-
-    Packed as ``consensus.encoding.pack`` would, by one packer per slice with a small buffer:
-    ``msgpack.packb`` makes a packer with a 256 KiB buffer per call (an mmap and page faults each
-    time), which cost several times the packing itself. A slice of a tuple packs as the list."""
-    pack = msgpack.Packer(use_bin_type=True, buf_size=PACK_BUFFER).pack
+    """The leaves of one rollup's slice (none for an empty slice). A slice of a tuple packs as the
+    list (``pack`` keeps its Packer: no buffer made per chunk)."""
     return [(rollup_id, pack(payloads[k:k + CHUNK_TXS])) for k in range(0, len(payloads), CHUNK_TXS)]
 
 
