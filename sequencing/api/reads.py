@@ -12,15 +12,14 @@ every subscriber (the last few kept)."""
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from consensus.commit_proof import CommitProof
 from consensus.messages import Block
 
-from ..rollup.block_content import TreeCache
 from ..rollup.block_tree import BlockTree
+from ..rollup.bounded_cache import BoundedCache
 from ..rollup.proofs import BundleProof, SliceProof
 from .port import LedgerView, ReplicaPort
 from .views import ApiError, block_json
@@ -28,14 +27,15 @@ from .views import ApiError, block_json
 T = TypeVar("T")
 EVENT_CACHE = 256  # subscription events kept: (rollup, height) pairs
 EVENT_CACHE_CHARS = 16 * 1024 * 1024  # and their text at most (the newest is kept whatever its size)
+TREE_CACHE = 32  # older heights' trees kept
+TREE_CACHE_BYTES = 64 * 1024 * 1024  # and the payload bytes they hold at most
 
 
 class LedgerReads:
     def __init__(self, replica: ReplicaPort) -> None:
         self.replica = replica
-        self.trees: TreeCache[BlockTree] = TreeCache()
-        self._events: OrderedDict[tuple[int, int], tuple[bool, str]] = OrderedDict()
-        self.event_chars = 0
+        self.trees: BoundedCache[int, BlockTree] = BoundedCache(TREE_CACHE, TREE_CACHE_BYTES)
+        self.events: BoundedCache[tuple[int, int], tuple[bool, str]] = BoundedCache(EVENT_CACHE, EVENT_CACHE_CHARS)
 
     async def read(self, fn: Callable[[LedgerView], T]) -> T:
         """``fn(ledger)`` in the replica's storage thread; 503 ``starting`` before the ledger is open."""
@@ -50,7 +50,7 @@ class LedgerReads:
         recent = self.replica.recent_commit(height)
         if recent is not None:
             return recent
-        tree = self.trees.get(height)
+        tree = self.trees.use(height)
         if tree is not None:
             stored = await self.read(lambda ledger: ledger.block_at(height))
             return None if stored is None else (stored[0], stored[1], tree)
@@ -73,21 +73,18 @@ class LedgerReads:
         ``data`` lines) and whether the slice has transactions; None if the height is not
         committed. Built once per (rollup, height), whoever asks."""
         key = (rollup_id, height)
-        event = self._events.get(key)
+        event = self.events.get(key)
         if event is not None:
             return event
         proof = await self.slice_proof(rollup_id, height)
         if proof is None:
             return None
-        event = self._events.get(key)  # another subscriber's, built while this one read the ledger
+        event = self.events.get(key)  # another subscriber's, built while this one read the ledger
         if event is not None:
             return event
         event = (bool(proof.transactions),
                  f"id: {height}\nevent: slice\ndata: {json.dumps(proof.to_json())}\n\n")
-        self._events[key] = event
-        self.event_chars += len(event[1])
-        while len(self._events) > 1 and (len(self._events) > EVENT_CACHE or self.event_chars > EVENT_CACHE_CHARS):
-            self.event_chars -= len(self._events.popitem(last=False)[1][1])
+        self.events.put(key, event, len(event[1]))
         return event
 
     async def bundle_proof(self, bundle_id: bytes) -> BundleProof | None:

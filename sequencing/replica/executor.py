@@ -7,7 +7,6 @@ order, several per SQLite transaction when it is behind (catch-up)."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from consensus.messages import Block
 
 from ..rollup.block_content import BlockContent, BlockPayload, assemble
 from ..rollup.block_tree import BlockTree
+from ..rollup.bounded_cache import BoundedCache
 from ..storage import CommitRecord
 from .batch_fetcher import BatchFetcher
 
@@ -40,7 +40,7 @@ RECENT_COMMITS = 32  # heights
 RECENT_COMMIT_BYTES = 16 * 1024 * 1024  # batch bytes the trees may pin (a subscriber further behind: the ledger)
 
 
-class RecentCommits:
+class RecentCommits(BoundedCache[int, RecentCommit]):
     """The newest durable commits with the tree their content was assembled with, by height: the
     API serves slice proofs and subscriptions from here (no ledger read, no tree rebuilt), and
     older heights from the ledger. Filled only after the write, so it never holds a height that
@@ -49,24 +49,7 @@ class RecentCommits:
     its size)."""
 
     def __init__(self, size: int = RECENT_COMMITS, max_bytes: int = RECENT_COMMIT_BYTES) -> None:
-        self._size = size
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[int, tuple[RecentCommit, int]] = OrderedDict()  # (commit, size)
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def put(self, block: Block, proof: CommitProof, tree: BlockTree, size: int) -> None:
-        old = self._entries.pop(block.height, None)
-        self.bytes += size - (0 if old is None else old[1])
-        self._entries[block.height] = ((block, proof, tree), size)
-        while len(self._entries) > 1 and (len(self._entries) > self._size or self.bytes > self._max_bytes):
-            self.bytes -= self._entries.popitem(last=False)[1][1]
-
-    def get(self, height: int) -> RecentCommit | None:
-        entry = self._entries.get(height)
-        return None if entry is None else entry[0]
+        super().__init__(size, max_bytes)
 
 
 class Executor:
@@ -113,7 +96,8 @@ class Executor:
                             pass
                 await self._write(records)
                 for record, tree in zip(records, trees, strict=True):
-                    self.recent.put(record.block, record.proof, tree, sum(map(len, record.batch_bodies)))
+                    self.recent.put(record.block.height, (record.block, record.proof, tree),
+                                    sum(map(len, record.batch_bodies)))
                 self._on_written(records)
 
     async def _record(self, committed: Committed) -> tuple[CommitRecord, BlockTree]:

@@ -33,6 +33,7 @@ from consensus.encoding import DIGEST_SIZE, expect_int, expect_list, pack, unpac
 from consensus.errors import DecodeError
 
 from ..config import Limits
+from .bounded_cache import BoundedCache
 from .transactions import Bundle, InvalidTransaction, Item, Run, Transaction, group_tx_ids
 
 Group = tuple[int, tuple[bytes, ...]]  # (rollup id, payloads)
@@ -184,15 +185,16 @@ class BatchPool:
         self._pending_bytes: dict[int, int] = {}  # author -> body bytes of its pending batches
         self._committed: dict[bytes, int] = {}
         self._pruned_below = 0  # committed digests below this height were dropped
-        self._bodies: OrderedDict[bytes, bytes] = OrderedDict()  # recently committed: digest -> body
-        self._keep_bodies = keep_bodies
-        self._keep_bytes = keep_bytes
-        self.kept_body_bytes = 0
+        self._bodies: BoundedCache[bytes, bytes] = BoundedCache(keep_bodies, keep_bytes)  # committed: digest -> body
         self.height = 0  # the highest committed height reported to mark_committed
 
     @staticmethod
     def body_bytes(batch: Batch) -> int:
         return len(batch.body)
+
+    @property
+    def kept_body_bytes(self) -> int:
+        return self._bodies.bytes
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -210,14 +212,8 @@ class BatchPool:
 
     def stash(self, batch: Batch) -> None:
         """Keep a body known to belong to a committed block (catch-up) where ``get`` finds it."""
-        if batch.digest in self._bodies:
-            return
-        self._bodies[batch.digest] = batch.body
-        self.kept_body_bytes += self.body_bytes(batch)
-        while len(self._bodies) > 1 and (
-            len(self._bodies) > self._keep_bodies or self.kept_body_bytes > self._keep_bytes
-        ):
-            self.kept_body_bytes -= len(self._bodies.popitem(last=False)[1])
+        if batch.digest not in self._bodies:
+            self._bodies.put(batch.digest, batch.body, self.body_bytes(batch))
 
     def add(self, batch: Batch) -> bool:
         if batch.digest in self._pending or batch.digest in self._committed:

@@ -14,10 +14,8 @@ block has no duplicate transactions, which is the common case.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
 from consensus.messages import Evidence
@@ -146,32 +144,3 @@ def assemble(batches: Sequence[Batch]) -> BlockContent:
         for bundle in batch.bundles:
             split.take_bundle(bundle)
     return split.content()
-
-
-T = TypeVar("T")
-
-
-class TreeCache(Generic[T]):
-    """The last few blocks' NMTs: subscriptions for many rollups read the same heights. At most
-    ``size`` trees and ``max_bytes`` (as the caller sizes each; the newest is kept whatever its
-    size)."""
-
-    def __init__(self, size: int = 32, max_bytes: int = 64 * 1024 * 1024) -> None:
-        self._size = size
-        self._max_bytes = max_bytes
-        self._trees: OrderedDict[int, tuple[T, int]] = OrderedDict()
-        self.bytes = 0
-
-    def get(self, height: int) -> T | None:
-        entry = self._trees.get(height)
-        if entry is None:
-            return None
-        self._trees.move_to_end(height)
-        return entry[0]
-
-    def put(self, height: int, tree: T, size: int = 0) -> None:
-        old = self._trees.pop(height, None)
-        self.bytes += size - (0 if old is None else old[1])
-        self._trees[height] = (tree, size)
-        while len(self._trees) > 1 and (len(self._trees) > self._size or self.bytes > self._max_bytes):
-            self.bytes -= self._trees.popitem(last=False)[1][1]

@@ -18,13 +18,13 @@ from seq_helpers import SignedChain, World
 
 from consensus.commit_proof import CommitProof
 from consensus.messages import Block
-from sequencing.api import reads as reads_module
 from sequencing.api.port import LedgerView
 from sequencing.api.reads import EVENT_CACHE, LedgerReads
 from sequencing.replica.executor import Committed, Executor, RecentCommits
 from sequencing.rollup.batches import Batch
-from sequencing.rollup.block_content import BlockContent, BlockPayload, TreeCache, assemble
+from sequencing.rollup.block_content import BlockContent, BlockPayload, assemble
 from sequencing.rollup.block_tree import BlockTree
+from sequencing.rollup.bounded_cache import BoundedCache
 from sequencing.rollup.transactions import Bundle, Transaction
 from sequencing.storage import CommitRecord, LedgerStore
 
@@ -207,7 +207,7 @@ async def test_the_api_never_serves_a_remembered_height_above_the_durable_one(tm
     recent = RecentCommits()
     content = chain.contents[0]
     assert content.tree is not None
-    recent.put(chain.signed.blocks[0], chain.signed.commit(0), content.tree, 1)
+    recent.put(1, (chain.signed.blocks[0], chain.signed.commit(0), content.tree), 1)
     ledger = LedgerStore.open(tmp_path / "ordo.sqlite", chain_id=WORLD.chain_id, replica_id=0, create=True)
     port = Port(ledger, recent)
     reads = LedgerReads(port)  # type: ignore[arg-type]
@@ -226,7 +226,7 @@ def test_recent_commits_keep_the_newest_heights_within_a_count_and_a_byte_budget
     by_count, by_bytes, tiny = RecentCommits(size=4), RecentCommits(max_bytes=3 * size), RecentCommits(max_bytes=1)
     for block in blocks:
         for recent in (by_count, by_bytes, tiny):
-            recent.put(block, proof, tree, size)
+            recent.put(block.height, (block, proof, tree), size)
     assert [h for h in range(1, 11) if by_count.get(h)] == [7, 8, 9, 10]
     assert [h for h in range(1, 11) if by_bytes.get(h)] == [8, 9, 10] and by_bytes.bytes == 3 * size
     assert [h for h in range(1, 11) if tiny.get(h)] == [10], "the newest is kept whatever its size"
@@ -253,17 +253,17 @@ async def test_one_event_per_rollup_and_height_serves_every_subscriber(
     proved.clear()
     await reads.slice_event(4, 1)
     assert proved == [(4, 1)]
-    monkeypatch.setattr(reads_module, "EVENT_CACHE_CHARS", 1)  # and by size: the newest only
+    reads.events.max_bytes = 1  # and by size: the newest only
     await reads.slice_event(4, 2)
     await reads.slice_event(7, 2)
     proved.clear()
     await reads.slice_event(7, 2)
     await reads.slice_event(4, 2)
-    assert proved == [(4, 2)] and reads.event_chars == len(events[1][1])
+    assert proved == [(4, 2)] and reads.events.bytes == len(events[1][1])
 
 
 def test_the_api_keeps_older_heights_trees_within_a_count_and_a_byte_budget() -> None:
-    by_count, by_bytes = TreeCache[str](size=3), TreeCache[str](max_bytes=250)
+    by_count, by_bytes = BoundedCache[int, str](size=3), BoundedCache[int, str](32, max_bytes=250)
     for height in range(1, 8):
         by_count.put(height, f"tree {height}", 100)
         by_bytes.put(height, f"tree {height}", 100)
