@@ -184,9 +184,13 @@ class Mempool:
                 fits = entry.fitting(max_txs - txs, max_bytes - size) or (0 if out else 1)
                 if not fits:
                     break
-                queue[0] = (arrival, entry.tail(fits))
-                entry = entry.head(fits)
-                n = fits
+                if fits < n:
+                    queue[0] = (arrival, entry.tail(fits))
+                    entry = entry.head(fits)
+                    n = fits
+                else:  # one transaction larger than max_bytes, alone: taken whole, nothing left behind
+                    queue.popleft()
+                    taken_through = max(taken_through, arrival)
             else:
                 break
             out.append(entry)

@@ -284,6 +284,17 @@ def _take_wrong(kind: str) -> Callable[[list[Item], int, int], list[Item]]:
     return take
 
 
+def test_a_lone_transaction_over_the_byte_budget_is_taken_whole_leaving_nothing_behind() -> None:
+    """Catches (hypothesis found it): the oversize single transaction of a run was taken and an
+    empty run left at the head of the queue, which the next batch carried as an empty group: an
+    empty slice, and a block the split cannot build."""
+    pool = Mempool(Limits())
+    assert pool.add(Transaction(0, b"x" * 100))
+    [taken] = pool.take(1, 10)
+    assert isinstance(taken, Run) and len(taken.ids) == 1
+    assert len(pool) == 0 and pool.tx_count == 0 and pool.take(10, 10**6) == []
+
+
 @pytest.mark.parametrize("kind", ["lifo", "split_bundles", "ignores_bytes", "skips_ahead"])
 def test_teeth_wrong_takes_are_caught(kind: str) -> None:
     rnd = random.Random(3)
