@@ -46,6 +46,7 @@ class Limits:
     batch_max_txs: int = 2_000
     batch_max_bytes: int = 1024 * 1024
     batch_ttl_blocks: int = 500
+    dedup_window_txs: int = 250_000  # the split's window of recent blocks holds at most this many ids
     batch_pool_author_bytes: int = 16 * 1024 * 1024
     block_max_batches: int = 64
     block_max_txs: int = 20_000
@@ -156,6 +157,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
                           "(an author's pending batches: at least two full ones)")
     if limits.batch_max_txs > limits.block_max_txs:
         raise ConfigError(path, "limits.batch_max_txs", "must be <= limits.block_max_txs (a batch must fit a block)")
+    if limits.dedup_window_txs < limits.block_max_txs:
+        raise ConfigError(path, "limits.dedup_window_txs",
+                          "must be >= limits.block_max_txs (the window holds at least a full block)")
     if limits.max_bundle_txs > limits.batch_max_txs:
         raise ConfigError(path, "limits.max_bundle_txs", "must be <= limits.batch_max_txs (a bundle must fit a batch)")
     if limits.api_max_body_bytes < 2 * limits.max_tx_bytes + 1024:

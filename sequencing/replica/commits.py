@@ -22,6 +22,7 @@ from consensus.messages import Block, Proposal
 
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload
+from ..rollup.tx_window import RecentTxWindow
 from ..storage import CommitRecord
 from ..storage.txindex import find_aligned
 from .batch_fetcher import BatchFetcher
@@ -44,6 +45,9 @@ class Commits:
         cached: Callable[[int, bytes], BlockContent | None],
         expired: Callable[[Batch], None], rebatching: Callable[[], frozenset[bytes]],
         submitted_at: dict[bytes, float], nursery: Callable[[], trio.Nursery],
+        window: RecentTxWindow | None = None,
+        noted: Callable[[Block], None] = lambda block: None,
+        executed: Callable[[int, BlockContent], None] = lambda height, content: None,
     ) -> None:
         self._ttl = batch_ttl_blocks
         self._max_frame_bytes = max_frame_bytes
@@ -52,7 +56,10 @@ class Commits:
         self._stores = stores
         self._metrics = metrics
         self.executor = Executor(fetcher, self.write, self.on_written, cached,
-                                 assembled_again=metrics.assembled_again.inc)
+                                 assembled_again=metrics.assembled_again.inc, window=window, executed=executed,
+                                 skipped=metrics.duplicates_skipped.inc)
+        self._window = window
+        self._noted = noted  # the core committed a block: its ids join the window if its content is known
         self._expired = expired
         self._rebatching = rebatching
         self._submitted_at = submitted_at  # shared with intake, which fills it
@@ -85,6 +92,9 @@ class Commits:
                 self._evidence.mark_committed([evidence])
         horizon = max(0, height - 2 * self._ttl)
         self._batches.remember_committed(await stores.ledger_call(ledger.committed_batches_since, horizon))
+        if self._window is not None:  # the ids of the heights a window above the ledger's tip reaches
+            rows = await stores.ledger_call(ledger.tx_ids_between, height + 1 - self._window.blocks, height)
+            self._window.start(height, rows)
 
     def note_proposal(self, proposal: Proposal) -> None:
         self._proposed_at[proposal.block.id] = trio.current_time()
@@ -97,6 +107,7 @@ class Commits:
             payload = BlockPayload((), ())
         self._batches.mark_committed(payload.batches, block.height)
         self._evidence.mark_committed(payload.evidence)
+        self._noted(block)
         for batch in self._batches.expire(block.height):
             self._expired(batch)
         await self.executor.send.send(Committed(block, commit.proof))

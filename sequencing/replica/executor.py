@@ -18,6 +18,7 @@ from consensus.messages import Block
 from ..rollup.block_content import BlockContent, BlockPayload, assemble
 from ..rollup.block_tree import BlockTree
 from ..rollup.bounded_cache import BoundedCache
+from ..rollup.tx_window import NOTHING_BEFORE, RecentTxWindow
 from ..storage import CommitRecord
 from .batch_fetcher import BatchFetcher
 
@@ -61,6 +62,9 @@ class Executor:
         cached: Callable[[int, bytes], BlockContent | None] = lambda height, payload: None,
         *,
         assembled_again: Callable[[], None] = lambda: None,
+        window: RecentTxWindow | None = None,
+        executed: Callable[[int, BlockContent], None] = lambda height, content: None,
+        skipped: Callable[[int], None] = lambda count: None,
         max_group: int = 64,
         max_group_txs: int = 8_000,
     ) -> None:
@@ -73,6 +77,9 @@ class Executor:
         self.send, self._receive = trio.open_memory_channel[Committed](4096)
         self.recent = RecentCommits()
         self._assembled_again = assembled_again  # a committed block's content was not in the cache
+        self._window = window  # recently committed ids, for a block assembled here (none: no window)
+        self._executed = executed  # a committed block's content is known (its ids join the window)
+        self._skipped = skipped  # transactions of the block's batches the split skipped (duplicates)
 
     async def run(self) -> None:
         async with self._receive:
@@ -108,9 +115,14 @@ class Executor:
         content = self._cached(block.height, block.payload)
         if content is None:
             self._assembled_again()
-            content = assemble(batches)
+            before = self._window.before(block.height) if self._window is not None and batches else NOTHING_BEFORE
+            content = assemble(batches, before)
         if content.data_root != block.data_root:
             raise ExecutionError(f"block {block.height} ({block.id.hex()[:12]}): data_root mismatch")
+        self._executed(block.height, content)
+        skipped = sum(b.tx_count for b in batches) - content.tx_count
+        if skipped:
+            self._skipped(skipped)
         return CommitRecord(
             block=block,
             proof=committed.proof,

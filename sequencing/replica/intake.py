@@ -197,23 +197,26 @@ class ClientIntake:
         return held == 0 or held + self._limits.batch_max_bytes <= self._batches.author_bytes
 
     async def _cut_batch(self) -> None:
-        entries = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
+        taken = self._mempool.take(self._limits.batch_max_txs, self._limits.batch_max_bytes)
         taken_through = self._mempool.taken_through
-        self._batch_seq += 1
-        batch = Batch.of(self._me, self._batch_seq, self._committed_height(), entries)
-        await self._persist_batch(batch, entries)
-        self._batches.add(batch)
-        self._batch_added()
-        self._link.broadcast(BatchMsg(batch))
-        self._metrics.batches_created.inc()
+        entries = self._mempool.without_committed(taken)  # a copy sent elsewhere committed meanwhile
+        if entries:
+            self._batch_seq += 1
+            batch = Batch.of(self._me, self._batch_seq, self._committed_height(), entries)
+            await self._persist_batch(batch, taken)
+            self._batches.add(batch)
+            self._batch_added()
+            self._link.broadcast(BatchMsg(batch))
+            self._metrics.batches_created.inc()
+        else:
+            self._rebatched(taken)
         self.durable_arrival = taken_through
         self._batched.set()
         self._batched = trio.Event()
 
-    async def _persist_batch(self, batch: Batch, entries: list[Entry]) -> None:
-        """Write an own batch; the rows of expired batches whose last items it carries go in the same
-        transaction, so after a crash their items are either still queued by the expired row or in
-        this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
+    def _rebatched(self, entries: list[Entry]) -> list[bytes]:
+        """The expired own batches all of whose items are now dealt with (taken for a batch, or
+        committed meanwhile): no longer waiting to be re-batched."""
         replaced = []
         for digest, waiting in self._rebatching.items():
             for entry in entries:
@@ -222,6 +225,13 @@ class ClientIntake:
                 replaced.append(digest)
         for digest in replaced:
             del self._rebatching[digest]
+        return replaced
+
+    async def _persist_batch(self, batch: Batch, entries: list[Entry]) -> None:
+        """Write an own batch; the rows of expired batches whose last items it carries go in the same
+        transaction, so after a crash their items are either still queued by the expired row or in
+        this batch, never both (docs/ARCHITECTURE.md, "Batches expire")."""
+        replaced = self._rebatched(entries)
         ledger = self._stores.require_ledger()
         await self._stores.ledger_call(ledger.save_batch, batch.digest, batch.author, batch.created_height,
                                        batch.encode(), replaced)

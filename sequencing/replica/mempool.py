@@ -13,6 +13,7 @@ knows when a client's transactions are in a batch."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config import Limits
@@ -53,8 +54,10 @@ def entry_txs(entry: Entry) -> int:
 
 
 class Mempool:
-    def __init__(self, limits: Limits, *, remember: int = 500_000) -> None:
+    def __init__(self, limits: Limits, *, remember: int = 500_000,
+                 committed: Mapping[bytes, object] | None = None) -> None:
         self.limits = limits
+        self._committed: Mapping[bytes, object] = committed if committed is not None else {}  # recently committed ids
         self._queue: deque[tuple[int, Entry]] = deque()  # (arrival number, 0 if requeued; entry)
         self._queued: set[bytes] = set()  # every id of every queued entry (entry_ids)
         self._bytes = 0
@@ -76,8 +79,9 @@ class Mempool:
 
     def seen(self, item_id: bytes) -> bool:
         """Whether a transaction or bundle id is queued or was queued recently (a transaction that
-        went out inside a bundle counts too)."""
-        return item_id in self._queued or item_id in self._recent
+        went out inside a bundle counts too), or a transaction id was committed recently (the
+        window of the split: submitted to another replica too)."""
+        return item_id in self._queued or item_id in self._recent or item_id in self._committed
 
     def _full(self, txs: int, size: int) -> MempoolFull | None:
         if self._txs + txs > self.limits.mempool_max_txs:
@@ -127,7 +131,8 @@ class Mempool:
         ids = run.ids
         if not ids:
             return RunAdded([], None)
-        if len(set(ids)) == len(ids) and self._queued.isdisjoint(ids) and self._recent.isdisjoint(ids):
+        if (len(set(ids)) == len(ids) and self._queued.isdisjoint(ids) and self._recent.isdisjoint(ids)
+                and self._committed.keys().isdisjoint(ids)):
             fits = run.fitting(self.limits.mempool_max_txs - self._txs, self.limits.mempool_max_bytes - self._bytes)
             if fits:
                 taken = run if fits == len(ids) else run.head(fits)
@@ -204,6 +209,24 @@ class Mempool:
         self.taken_through = taken_through
         self._bytes -= size
         self._txs -= txs
+        return out
+
+    def without_committed(self, entries: list[Entry]) -> list[Entry]:
+        """The entries minus transactions committed meanwhile (a copy sent to another replica
+        committed first, docs/PROTOCOL.md section 12): a run loses them, a bundle holding one is
+        dropped whole (its transactions commit together or not at all)."""
+        if not self._committed:
+            return entries
+        committed = self._committed.keys()
+        out: list[Entry] = []
+        for entry in entries:
+            ids = entry.ids if isinstance(entry, Run) else [tx.id for tx in entry.txs]
+            if committed.isdisjoint(ids):
+                out.append(entry)
+            elif isinstance(entry, Run):
+                keep = [i for i, tx_id in enumerate(ids) if tx_id not in committed]
+                if keep:
+                    out.append(Run.of(entry.rollup_id, [entry.payloads[i] for i in keep], [ids[i] for i in keep]))
         return out
 
     def requeue(self, entries: list[Entry]) -> None:

@@ -52,6 +52,16 @@ class NodeMetrics:
             "ordo_blocks_assembled_again",
             "Committed blocks the executor split and hashed again (not proposed or verified here)", registry=r,
         )
+        self.window_not_known = Counter(
+            "ordo_window_not_known",
+            "Proposals made without batches, or checks put off, until the executor split the committed "
+            "blocks a window reaches (after catch-up)", ["role"], registry=r,
+        )
+        self.duplicates_skipped = Counter(
+            "ordo_duplicate_txs_skipped",
+            "Transactions of committed batches the split skipped: earlier in the block or committed in "
+            "its window (the same transaction sent to two replicas)", registry=r,
+        )
         self.evidence = Counter("ordo_evidence_recorded", "New equivocation evidence", ["kind"], registry=r)
         self.sync_blocks = Counter("ordo_sync_blocks", "Blocks adopted through catch-up", registry=r)
         self.sync_demotions = Counter(

@@ -40,6 +40,7 @@ from ..config import ClusterConfig
 from ..keys import check_own_key, committee_of
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.transactions import Item, Run
+from ..rollup.tx_window import RecentTxWindow
 from ..storage import LedgerStore
 from .action_runner import ActionRunner
 from .batch_fetcher import BatchFetcher
@@ -90,7 +91,8 @@ class Node:
         self.leaders = RoundRobin(self.committee.size)
         self.metrics = NodeMetrics(replica_id)
         self.guard = InputGuard(replica_id, self.metrics.input_errors)
-        self.mempool = Mempool(self.limits)
+        self.tx_window = RecentTxWindow(blocks=self.limits.batch_ttl_blocks, txs=self.limits.dedup_window_txs)
+        self.mempool = Mempool(self.limits, committed=self.tx_window.where)
         self.batches = BatchPool(self.limits.batch_ttl_blocks, author_bytes=self.limits.batch_pool_author_bytes)
         self.evidence = EvidencePool(self.limits)
         self.transport = self._make_transport(random.Random(self.options.seed))
@@ -106,6 +108,7 @@ class Node:
             limits=self.limits, idle_block_delay=config.timing.idle_block_delay, batches=self.batches,
             evidence=self.evidence, verifier=self.verifier, fetcher=self.fetcher, guard=self.guard,
             metrics=self.metrics, core=self._require_replica, post=self.post, nursery=self._require_nursery,
+            window=self.tx_window,
         )
         self.intake = ClientIntake(
             me=replica_id, limits=self.limits, interval=config.timing.batch_interval, mempool=self.mempool,
@@ -118,6 +121,7 @@ class Node:
             batches=self.batches, evidence=self.evidence, stores=self.stores, metrics=self.metrics,
             fetcher=self.fetcher, cached=self.payloads.cached_content, expired=self.intake.expired,
             rebatching=self.intake.rebatching, submitted_at=self.intake.submitted_at, nursery=self._require_nursery,
+            window=self.tx_window, noted=self.payloads.committed, executed=self.payloads.executed,
         )
         self.executor = self.commits.executor
         self.timer = RoundTimer()

@@ -1,7 +1,8 @@
 """Building a leader's payload and checking a proposal's payload before voting.
 
 Both sides apply the same rules to the same inputs (the block's uncommitted ancestors, the
-committed batches and evidence, the batch bodies), so every honest replica reaches the same
+committed batches and evidence, the batch bodies, the block's window of recently committed
+transactions), so every honest replica reaches the same
 verdict and the same ``data_root``.
 """
 
@@ -18,6 +19,7 @@ from consensus.messages import Block, Evidence
 from ..config import Limits
 from ..rollup.batches import Batch, BatchPool
 from ..rollup.block_content import BlockContent, BlockPayload, assemble
+from ..rollup.tx_window import NOTHING_BEFORE, SeenBefore
 from .evidence_pool import EvidencePool
 
 
@@ -48,7 +50,7 @@ class Ancestry:
 
 def build_payload(
     *, height: int, round: int, ancestry: Ancestry, batches: BatchPool, evidence: EvidencePool,
-    limits: Limits,
+    limits: Limits, before: SeenBefore = NOTHING_BEFORE,
 ) -> tuple[BlockPayload, BlockContent]:
     chosen = batches.select(
         exclude=set(ancestry.batches), height=height,
@@ -56,7 +58,13 @@ def build_payload(
     )
     proofs = evidence.select(block_round=round, exclude=set(ancestry.evidence))
     payload = BlockPayload(tuple(b.digest for b in chosen), tuple(proofs))
-    return payload, assemble(chosen)
+    return payload, assemble(chosen, before)
+
+
+def empty_payload(*, round: int, ancestry: Ancestry, evidence: EvidencePool) -> tuple[BlockPayload, BlockContent]:
+    """A payload without batches (its content needs no window), only the evidence to commit."""
+    proofs = evidence.select(block_round=round, exclude=set(ancestry.evidence))
+    return BlockPayload((), tuple(proofs)), assemble(())
 
 
 def check_payload(
@@ -69,6 +77,7 @@ def check_payload(
     evidence: EvidencePool,
     verifier: Verifier,
     limits: Limits,
+    before: SeenBefore = NOTHING_BEFORE,
 ) -> BlockContent:
     """Raises PayloadRejected, or returns the block's content (whose root matched)."""
     if len(payload.batches) > limits.block_max_batches:
@@ -87,7 +96,7 @@ def check_payload(
     if sum(b.tx_count for b in bodies) > limits.block_max_txs:
         raise PayloadRejected(f"more than {limits.block_max_txs} transactions")
     _check_evidence(block, payload.evidence, ancestry, evidence, verifier, limits)
-    content = assemble(bodies)
+    content = assemble(bodies, before)
     if content.data_root != block.data_root:
         raise PayloadRejected("data_root does not match the transactions")
     return content

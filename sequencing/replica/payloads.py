@@ -4,7 +4,13 @@ arrivals from peers.
 A leader builds its payload from the pool (``payload_rules.build_payload``); with nothing to
 propose it waits up to ``idle_block_delay`` for a batch first. A voter checks a proposal's payload
 (``payload_rules.check_payload``), fetching missing batches in a task of its own and posting
-:class:`Recheck` when they arrive. The content assembled either way is cached for the executor."""
+:class:`Recheck` when they arrive. The content assembled either way is cached for the executor.
+
+Both split a block with its window of recently committed transactions (``rollup.tx_window``):
+the committed part from the :class:`RecentTxWindow` (fed at commit from this cache, else by the
+executor), the uncommitted ancestors' from this cache (assembled here if this replica never
+checked one). Until the window is known (the executor has not assembled a committed block yet) a
+leader proposes no batches and a voter waits for the executor, then checks again."""
 
 from __future__ import annotations
 
@@ -22,13 +28,14 @@ from consensus.messages import Block
 
 from ..config import Limits
 from ..rollup.batches import Batch, BatchPool
-from ..rollup.block_content import BlockContent, BlockPayload
+from ..rollup.block_content import BlockContent, BlockPayload, assemble
+from ..rollup.tx_window import NOTHING_BEFORE, Ancestor, RecentTxWindow, SeenBefore, WindowHole
 from .batch_fetcher import BatchFetcher
 from .events import Post, Propose, Recheck
 from .evidence_pool import EvidencePool
 from .input_guard import InputGuard
 from .metrics import NodeMetrics
-from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
+from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload, empty_payload
 
 CONTENT_CACHE_SIZE = 256
 
@@ -61,6 +68,7 @@ class Payloads:
         self, *, limits: Limits, idle_block_delay: float, batches: BatchPool, evidence: EvidencePool,
         verifier: Verifier, fetcher: BatchFetcher, guard: InputGuard, metrics: NodeMetrics,
         core: Callable[[], PayloadCore], post: Post, nursery: Callable[[], trio.Nursery],
+        window: RecentTxWindow | None = None,
     ) -> None:
         self._limits = limits
         self._idle_block_delay = idle_block_delay
@@ -75,6 +83,9 @@ class Payloads:
         self._nursery = nursery
         self._content_cache: OrderedDict[tuple[int, bytes], BlockContent] = OrderedDict()  # (height, payload hash)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
+        self.window = window if window is not None else RecentTxWindow(
+            blocks=limits.batch_ttl_blocks, txs=limits.dedup_window_txs)
+        self._window_moved = trio.Event()  # set when the executor brings a committed block's ids
 
     # -- leader --------------------------------------------------------------------------------
 
@@ -93,13 +104,19 @@ class Payloads:
         self._post(Propose(request))
 
     def propose(self, request: RequestPayload) -> list[Action]:
-        payload, content = build_payload(
-            height=request.parent.height + 1, round=request.round,
-            ancestry=Ancestry.of(request.ancestors), batches=self._batches, evidence=self._evidence,
-            limits=self._limits,
-        )
+        height = request.parent.height + 1
+        ancestry = Ancestry.of(request.ancestors)
+        before = self._window_for(height, request.ancestors)
+        if before is None:  # the window is not known yet: propose no batches (evidence only)
+            self._metrics.window_not_known.labels("propose").inc()
+            payload, content = empty_payload(round=request.round, ancestry=ancestry, evidence=self._evidence)
+        else:
+            payload, content = build_payload(
+                height=height, round=request.round, ancestry=ancestry, batches=self._batches,
+                evidence=self._evidence, limits=self._limits, before=before,
+            )
         encoded = payload.encode()
-        self.remember_content(encoded, content, request.parent.height + 1)
+        self.remember_content(encoded, content, height)
         return self._core().on_payload_ready(request.round, encoded, content.data_root)
 
     # -- voter ---------------------------------------------------------------------------------
@@ -118,12 +135,18 @@ class Payloads:
         if any(b is None for b in bodies):
             self._nursery().start_soon(self._fetch_for_proposal, block, payload)
             return []
+        ancestors = core.tree.path_from_root(block.parent_id)
+        before = self._window_for(block.height, ancestors) if payload.batches else NOTHING_BEFORE
+        if before is None:
+            self._metrics.window_not_known.labels("verify").inc()
+            self._nursery().start_soon(self._recheck_when_window_known, block, ancestors)
+            return []
         try:
             content = check_payload(
                 block, payload, [b for b in bodies if b is not None],
-                ancestry=Ancestry.of(core.tree.path_from_root(block.parent_id)),
+                ancestry=Ancestry.of(ancestors),
                 batch_committed=lambda d: self._batches.committed_at(d) is not None,
-                evidence=self._evidence, verifier=self._verifier, limits=self._limits,
+                evidence=self._evidence, verifier=self._verifier, limits=self._limits, before=before,
             )
         except PayloadRejected as exc:
             self._metrics.rejected_payloads.inc()
@@ -145,7 +168,86 @@ class Payloads:
                     self._batches.add(batch)
             self._post(Recheck(block))
 
+    # -- the window of recently committed transactions ------------------------------------------
+
+    def _window_for(self, height: int, ancestors: list[Block] | tuple[Block, ...]) -> SeenBefore | None:
+        """What a block at ``height`` above ``ancestors`` (its uncommitted ancestors, oldest first)
+        skips; None while a committed block's or an ancestor's transactions are not known."""
+        known: list[Ancestor] = []
+        for block in ancestors:
+            content = self._peek(block.height, block.payload) or self._assemble_ancestor(block, known)
+            if content is None:
+                return None
+            known.append(Ancestor(content.tx_ids, content.id_set if content.id_set is not None
+                                  else set(content.ids())))
+        try:
+            return self.window.before(height, known)
+        except WindowHole:
+            return None
+
+    def _assemble_ancestor(self, block: Block, below: list[Ancestor]) -> BlockContent | None:
+        """An uncommitted ancestor this replica did not check (it came late or was fetched; a
+        quorum certified it): its content from the batches here, or None if some are missing."""
+        try:
+            payload = BlockPayload.decode(block.payload)
+        except ConsensusError:
+            return None
+        bodies = [self._batches.get(d) for d in payload.batches]
+        if any(b is None for b in bodies):
+            return None
+        try:
+            before = self.window.before(block.height, below) if payload.batches else NOTHING_BEFORE
+        except WindowHole:
+            return None
+        content = assemble([b for b in bodies if b is not None], before)
+        if content.data_root != block.data_root:
+            return None  # cannot happen for a certified block; then nothing is known of it
+        self.remember_content(block.payload, content, block.height)
+        return content
+
+    def committed(self, block: Block) -> None:
+        """The core committed ``block`` (in height order): its ids enter the window if its content
+        is here (else the executor brings them)."""
+        content = self._peek(block.height, block.payload)
+        if content is not None:
+            self.window.committed(block.height, content.tx_ids, content.id_set)
+
+    def executed(self, height: int, content: BlockContent) -> None:
+        """The executor took committed height ``height``'s content; wake voters waiting for it."""
+        self.window.executed(height, content.tx_ids, content.id_set)
+        self._window_moved.set()
+        self._window_moved = trio.Event()
+
+    def window_before(self, height: int) -> SeenBefore:
+        """For the executor, in height order (every lower committed height is known)."""
+        return self.window.before(height)
+
+    async def _recheck_when_window_known(self, block: Block, ancestors: list[Block]) -> None:
+        """Fetch the batches of ancestors this replica cannot assemble, or wait for the executor to
+        bring the committed blocks the window reaches; then check ``block`` again (until its round
+        is over)."""
+        core = self._core()
+        with self._guard.handling("batch_fetch"):
+            missing = [d for a in ancestors if self._peek(a.height, a.payload) is None
+                       for d in _batch_digests(a) if self._batches.get(d) is None]
+            if missing:
+                got = await self._fetcher.get(missing, prefer=[a.author for a in ancestors],
+                                              give_up=lambda: core.round > block.round)
+                if got is None:
+                    return
+                for batch in got:
+                    if self._batches.committed_at(batch.digest) is None:
+                        self._batches.add(batch)
+            while core.round <= block.round and block.id in core.tree:
+                if self._window_for(block.height, core.tree.path_from_root(block.parent_id)) is not None:
+                    self._post(Recheck(block))
+                    return
+                await self._window_moved.wait()
+
     # -- content cache (for the executor) ------------------------------------------------------
+
+    def _peek(self, height: int, payload: bytes) -> BlockContent | None:
+        return self._content_cache.get((height, hash_bytes(payload)))
 
     def remember_content(self, payload: bytes, content: BlockContent, height: int) -> None:
         """Keep the content assembled from a payload, so the executor need not assemble it again
@@ -196,3 +298,10 @@ class Payloads:
             self.batch_added()
         self._metrics.pending_batches.set(len(self._batches))
         return added
+
+
+def _batch_digests(block: Block) -> tuple[bytes, ...]:
+    try:
+        return BlockPayload.decode(block.payload).batches
+    except ConsensusError:
+        return ()

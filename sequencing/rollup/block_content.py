@@ -3,10 +3,11 @@
 The consensus payload is ``[batch digests, evidence]``. A block's transactions are taken batch by
 batch in payload order; inside a batch, its plain transactions group by group (ascending rollup
 id, arrival order within a group), then its bundles in order. A transaction already seen earlier
-in the block is skipped, and a bundle with any such transaction is skipped whole (bundles stay
-atomic). The block's *slice* for a rollup is that rollup's transactions in this order; the slices
-in ascending rollup order are the block's transactions in *tree order*, cut into the chunk leaves
-of the namespaced Merkle tree whose root is the block's ``data_root`` (:mod:`.chunks`). Every
+in the block, or committed in the block's window of recent blocks (:mod:`.tx_window`), is skipped,
+and a bundle with any such transaction is skipped whole (bundles stay atomic). The block's
+*slice* for a rollup is that rollup's transactions in this order; the slices in ascending rollup
+order are the block's transactions in *tree order*, cut into the chunk leaves of the namespaced
+Merkle tree whose root is the block's ``data_root`` (:mod:`.chunks`). Every
 replica computes it the same way from the same batches, so per-rollup sub-logs are a function of
 the global log. The work is per group and per batch (C-level set and list operations) wherever a
 block has no duplicate transactions, which is the common case.
@@ -15,6 +16,7 @@ block has no duplicate transactions, which is the common case.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from consensus.encoding import DIGEST_SIZE, expect_bytes, expect_list, pack, unpack
@@ -24,6 +26,7 @@ from .batches import Batch
 from .block_tree import BlockTree
 from .chunks import Slices, block_leaves
 from .transactions import Bundle
+from .tx_window import NOTHING_BEFORE, SeenBefore
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class BlockContent:
     bundles: tuple[tuple[bytes, tuple[int, ...]], ...]  # (bundle id, positions in tree order)
     data_root: bytes
     tree: BlockTree | None = field(default=None, compare=False, repr=False)
+    id_set: AbstractSet[bytes] | None = field(default=None, compare=False, repr=False)  # tx_ids as a set
 
     def block_tree(self) -> BlockTree:
         """The tree over the slices: the one assembled with them, else built now."""
@@ -81,7 +85,8 @@ class BlockContent:
 class _Split:
     """The block's transactions as they are taken, per rollup."""
 
-    def __init__(self) -> None:
+    def __init__(self, before: SeenBefore) -> None:
+        self.before = before  # the ids of the block's window (committed before it)
         self.seen: set[bytes] = set()
         self.payloads: dict[int, list[bytes]] = {}
         self.ids: dict[int, list[bytes]] = {}
@@ -90,7 +95,7 @@ class _Split:
     def take_group(self, rollup_id: int, payloads: tuple[bytes, ...], ids: list[bytes]) -> None:
         seen = self.seen
         before = len(seen)
-        if seen.isdisjoint(ids):
+        if seen.isdisjoint(ids) and self.before.isdisjoint(ids):
             seen.update(ids)
             if len(seen) - before == len(ids):  # the common case: nothing in the group was seen before
                 self.payloads.setdefault(rollup_id, []).extend(payloads)
@@ -99,8 +104,9 @@ class _Split:
             seen.difference_update(ids)  # a transaction twice in the group; none was seen before it
         kept_payloads: list[bytes] = []
         kept_ids: list[bytes] = []
+        committed_before = self.before
         for payload, tx_id in zip(payloads, ids, strict=True):
-            if tx_id not in seen:
+            if tx_id not in seen and tx_id not in committed_before:
                 seen.add(tx_id)
                 kept_payloads.append(payload)
                 kept_ids.append(tx_id)
@@ -110,7 +116,7 @@ class _Split:
 
     def take_bundle(self, bundle: Bundle) -> None:
         ids = [tx.id for tx in bundle.txs]
-        if not self.seen.isdisjoint(ids):
+        if not self.seen.isdisjoint(ids) or not self.before.isdisjoint(ids):
             return
         self.seen.update(ids)
         places = []
@@ -132,12 +138,14 @@ class _Split:
         tx_ids = b"".join([b"".join(self.ids[rid]) for rid in order])
         bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
         tree = BlockTree(slices)
-        return BlockContent(slices, tx_ids, bundles, tree.root, tree)
+        return BlockContent(slices, tx_ids, bundles, tree.root, tree, self.seen)
 
 
-def assemble(batches: Sequence[Batch]) -> BlockContent:
-    """The deterministic split (module docstring): batches -> slices -> chunk leaves -> NMT root."""
-    split = _Split()
+def assemble(batches: Sequence[Batch], before: SeenBefore = NOTHING_BEFORE) -> BlockContent:
+    """The deterministic split (module docstring): batches -> slices -> chunk leaves -> NMT root.
+    ``before``: the ids of the block's window (:mod:`.tx_window`), skipped like those seen earlier
+    in the block."""
+    split = _Split(before)
     for batch in batches:
         for (rollup_id, payloads), ids in zip(batch.groups, batch.group_ids(), strict=True):
             split.take_group(rollup_id, payloads, ids)

@@ -294,6 +294,16 @@ class LedgerStore(StorageCore):
         )
         return [self._decode_block(blob, h) for h, blob in rows]
 
+    @api
+    def tx_ids_between(self, first: int, last: int) -> list[tuple[int, bytes]]:
+        """``(height, ids blob)`` of every committed height ``first .. last``, ascending (``b""``
+        for a block without transactions). The caller bounds the range."""
+        first, last = max(first, 1), min(last, self._height)
+        found = dict(self._conn.execute(
+            "SELECT height, ids FROM block_txs WHERE height BETWEEN ? AND ?", (first, last)
+        ).fetchall())
+        return [(h, found.get(h, b"")) for h in range(first, last + 1)]
+
     def _committed(self, height: int) -> bool:
         return 1 <= height <= self._height
 

@@ -258,8 +258,10 @@ async def test_contents_of_blocks_that_never_commit_go_once_the_executor_passes_
             return block
 
         winner, loser, child = at(1, (b1,)), at(1, (b2,)), at(2, (b3,))
-        for block in (winner, loser, child):
+        for block in (winner, loser):
             assert await r.payloads.verify(block) == ["verified"]
+        r.payloads.committed(winner)  # the core commits height 1 (its ids join the child's window)
+        assert await r.payloads.verify(child) == ["verified"]
         assert r.payloads.cached_content(1, winner.payload) is not None  # the executor writes height 1
         assert r.payloads.cached_content(2, child.payload) is not None  # then height 2
         assert r.payloads.cached_content(1, loser.payload) is None, "the loser at height 1 was dropped"
@@ -284,6 +286,7 @@ async def test_the_same_payload_at_two_heights_is_two_entries_and_each_is_taken_
         blocks = [at(1, ()), at(2, (b,)), at(3, ())]
         for block in blocks:
             assert await r.payloads.verify(block) == ["verified"]
+            r.payloads.committed(block)  # the next block's window reaches it
         assert blocks[0].payload == blocks[2].payload == empty
         for block in blocks:  # the executor, in height order
             content = r.payloads.cached_content(block.height, block.payload)
