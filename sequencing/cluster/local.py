@@ -6,6 +6,7 @@ reaches only the program that started it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import trio
 
 from ..config import ClusterConfig, load_config
 from ..replica.setup import init_new_cluster
+from .netns import NetnsLab
 
 STARTUP_TIMEOUT = 60.0
 # Timing for throwaway clusters (tests, fault scripts): short timeouts, no idle pause.
@@ -78,8 +80,10 @@ def free_ports(count: int) -> list[int]:
 
 
 def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-test",
-                       timing: dict[str, float] | None = None, limits: dict[str, int] | None = None) -> Path:
-    """A cluster.toml for ``n`` replicas on 127.0.0.1 with free ports, data under ``directory``."""
+                       timing: dict[str, float] | None = None, limits: dict[str, int] | None = None,
+                       hosts: list[str] | None = None) -> Path:
+    """A cluster.toml for ``n`` replicas on 127.0.0.1 (or ``hosts``, one per replica) with free
+    ports, data under ``directory``."""
     ports = free_ports(3 * n)
     lines = ["[cluster]", f'chain_id = "{chain_id}"', 'data_dir = "data"', ""]
     if timing:
@@ -87,7 +91,8 @@ def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-tes
     if limits:
         lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items()), ""]
     for i in range(n):
-        lines += ["[[replica]]", f"id = {i}", 'host = "127.0.0.1"', f"peer_port = {ports[3 * i]}",
+        host = "127.0.0.1" if hosts is None else hosts[i]
+        lines += ["[[replica]]", f"id = {i}", f'host = "{host}"', f"peer_port = {ports[3 * i]}",
                   f"api_port = {ports[3 * i + 1]}", f"admin_port = {ports[3 * i + 2]}", ""]
     path = directory / "cluster.toml"
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,9 +101,10 @@ def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-tes
 
 
 class LocalCluster:
-    def __init__(self, config: ClusterConfig | Path, *, log_level: str = "info") -> None:
+    def __init__(self, config: ClusterConfig | Path, *, log_level: str = "info", netns: NetnsLab | None = None) -> None:
         self.config = config if isinstance(config, ClusterConfig) else load_config(config)
         self.log_level = log_level
+        self.netns = netns  # replicas in network namespaces of their own (cluster/netns.py), set up by the caller
         self.processes: dict[int, trio.Process] = {}
         self.exits: list[ReplicaExit] = []  # every exit the harness did not cause, in order
         self._deliberate: set[int] = set()  # replicas whose current process we stopped or killed
@@ -136,6 +142,8 @@ class LocalCluster:
         self._logs[replica_id] = log
         command = [sys.executable, "-m", "sequencing.cli", "replica", "--config", str(self.config.path),
                    "--id", str(replica_id), "--log-level", self.log_level, *extra]
+        if self.netns is not None:
+            command = self.netns.command(replica_id, command)
         env = dict(os.environ, ORDO_PARENT_PID=str(os.getpid()))
         # A session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group)
         # reaches only the launcher, which then stops the replicas in order.
@@ -271,13 +279,45 @@ class LocalCluster:
         return response
 
     async def set_faults(self, replica_id: int, rules: dict[str, Any], *, replace: bool = False) -> Any:
+        """The replica's fault rules through its admin API; in network namespaces, ``blocked``
+        links are cut in the kernel instead (a blackhole route in the replica's namespace)."""
         method = "PUT" if replace else "PATCH"
+        if self.netns is not None:
+            return await self._netns_faults(replica_id, method, rules)
         response = await self.client.request(method, f"{self.admin(replica_id)}/admin/faults", json=rules)
         response.raise_for_status()
         return response.json()
 
     async def clear_faults(self, replica_id: int) -> None:
+        if self.netns is not None:
+            await self._netns_faults(replica_id, "DELETE", None)
+            return
         (await self.client.delete(f"{self.admin(replica_id)}/admin/faults")).raise_for_status()
+
+    async def _netns_faults(self, replica_id: int, method: str, rules: dict[str, Any] | None) -> Any:
+        lab = self.netns
+        assert lab is not None
+        if method in ("PUT", "DELETE"):
+            await trio.to_thread.run_sync(lab.unblock, replica_id)
+        rest: dict[str, Any] = {}
+        for peer, rule in (rules or {}).items():
+            if rule.get("blocked"):
+                await trio.to_thread.run_sync(lab.block, replica_id, int(peer))
+            others = {k: v for k, v in rule.items() if k != "blocked"}
+            if others:
+                rest[peer] = others
+        if method == "PATCH" and not rest:
+            return {"kernel_blocked": lab.blocked(replica_id)}
+        # the admin API listens on the namespace's loopback: ask it from inside
+        script = ("import httpx, json, sys; r = httpx.request(sys.argv[1], sys.argv[2], json=json.loads(sys.argv[3]) "
+                  "if sys.argv[3] != 'null' else None, timeout=10); r.raise_for_status(); print(r.text)")
+        done = await trio.run_process(
+            lab.command(replica_id, [sys.executable, "-c", script, method,
+                                     f"{self.admin(replica_id)}/admin/faults", json.dumps(rest if rules else None)]),
+            capture_stdout=True, capture_stderr=True, check=False)
+        if done.returncode != 0:
+            raise HarnessError(f"replica {replica_id}: admin {method} failed: {done.stderr.decode()[-500:]}")
+        return {"kernel_blocked": lab.blocked(replica_id), "transport": json.loads(done.stdout or b"null")}
 
     async def wait_height(self, height: int, ids: list[int] | None = None, timeout: float = 30.0) -> None:
         ids = self.ids if ids is None else ids
