@@ -26,6 +26,7 @@ from ..rollup.block_content import BlockContent, BlockPayload
 from .batch_fetcher import BatchFetcher
 from .events import Post, Propose, Recheck
 from .evidence_pool import EvidencePool
+from .faults import FaultInjection
 from .input_guard import InputGuard
 from .metrics import NodeMetrics
 from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload
@@ -61,6 +62,7 @@ class Payloads:
         self, *, limits: Limits, idle_block_delay: float, batches: BatchPool, evidence: EvidencePool,
         verifier: Verifier, fetcher: BatchFetcher, guard: InputGuard, metrics: NodeMetrics,
         core: Callable[[], PayloadCore], post: Post, nursery: Callable[[], trio.Nursery],
+        faults: FaultInjection | None = None,
     ) -> None:
         self._limits = limits
         self._idle_block_delay = idle_block_delay
@@ -73,12 +75,15 @@ class Payloads:
         self._core = core
         self._post = post
         self._nursery = nursery
+        self._faults = faults
         self._content_cache: OrderedDict[tuple[int, bytes], BlockContent] = OrderedDict()  # (height, payload hash)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
 
     # -- leader --------------------------------------------------------------------------------
 
     def on_request(self, request: RequestPayload) -> list[Action]:
+        if self._faults is not None and self._faults.withholds_proposals:
+            return []  # fault injection (censor-all): the round times out
         if len(self._batches) or self._evidence or self._idle_block_delay <= 0:
             return self.propose(request)
         self._nursery().start_soon(self._propose_when_busy, request)
@@ -96,7 +101,7 @@ class Payloads:
         payload, content = build_payload(
             height=request.parent.height + 1, round=request.round,
             ancestry=Ancestry.of(request.ancestors), batches=self._batches, evidence=self._evidence,
-            limits=self._limits,
+            limits=self._limits, leave_out=self._faults.leave_out if self._faults is not None else None,
         )
         encoded = payload.encode()
         self.remember_content(encoded, content, request.parent.height + 1)
