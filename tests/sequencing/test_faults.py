@@ -3,12 +3,16 @@ equivocating leader, censor) and the storage crash hook that ORDO_CRASH_AT sets 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from node_rig import World
 
 from consensus.evidence import EquivocationDetector, verify_evidence
 from consensus.messages import Block, EvidenceKind, Proposal, Vote
 from consensus.validation import verify_proposal
+from sequencing.cli.main import main as ordo_main
+from sequencing.cluster.local import write_local_config
 from sequencing.config import Limits
 from sequencing.replica import faults
 from sequencing.replica.evidence_pool import EvidencePool
@@ -152,3 +156,11 @@ def test_the_crash_hook_dies_at_the_nth_visit_of_its_point(monkeypatch: pytest.M
     hook("append:blocks")
     with pytest.raises(Died, match="137"):
         hook("append:slices")
+
+
+@pytest.mark.parametrize("spec", ["3:censor", "3:censor:x", "x:censor-all", "3:equivocating", "3"])
+def test_ordo_up_refuses_a_malformed_byzantine_spec_in_one_line(
+        spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = ordo_main(["up", "--config", str(write_local_config(tmp_path)), "--byzantine", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "expected ID:MODE" in err and "censor:ROLLUP" in err, err
