@@ -30,6 +30,7 @@ from .actions import (
     RecordEvidence,
     RequestPayload,
     RoundEntered,
+    Send,
     SetTimer,
     VerifyPayload,
 )
@@ -479,10 +480,25 @@ class Replica:
         if vote.round > self.pacemaker.round + self.config.max_rounds_ahead:
             raise InvalidMessage(f"vote for round {vote.round}, too far ahead of round {self.round}")
         verify_vote(vote, self._verifier)
+        first = self.detector.first(EvidenceKind.DOUBLE_VOTE, vote.round, vote.voter) is None
         self._observe(EvidenceKind.DOUBLE_VOTE, vote.round, vote.voter, vote.block_id,
                       vote.signature, out)
+        if first:
+            self._show_held_proposal(vote, out)
         if vote.round + 1 >= self.pacemaker.round:
             self._collect_vote(vote, out)
+
+    def _show_held_proposal(self, vote: Vote, out: list[Action]) -> None:
+        """A voter's first vote in a round is for another block than the round's proposal we hold:
+        the leader may have shown it a different proposal. Send it ours, so that one side of a
+        double proposal sees both signed proposals and reports it (votes carry no proposer
+        signature). Never sent in a round with one proposal; at most once per (round, voter)."""
+        held = self.detector.first(EvidenceKind.DOUBLE_PROPOSAL, vote.round, self.leaders.leader(vote.round))
+        if held is None or held[0] == vote.block_id:
+            return
+        proposal = self._proposals.get(held[0])
+        if proposal is not None:
+            out.append(Send(vote.voter, proposal))
 
     def _collect_vote(self, vote: Vote, out: list[Action]) -> None:
         qc = self._votes.add(vote)

@@ -53,6 +53,11 @@ class EquivocationDetector:
         """The rounds with remembered statements."""
         return list(self._seen)
 
+    def first(self, kind: EvidenceKind, round: int, signer: ReplicaId) -> tuple[BlockId, bytes] | None:
+        """The first statement of ``kind`` remembered from ``signer`` in ``round``, if any."""
+        statements = self._seen.get(round)
+        return None if statements is None else statements.get((kind, signer))
+
     def observe(
         self, kind: EvidenceKind, round: int, signer: ReplicaId, block_id: BlockId, signature: bytes
     ) -> Evidence | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ConfigError, load_config
-from ..replica.faults import BYZANTINE_MODES
+from ..replica.faults import BYZANTINE_HELP, BYZANTINE_MODES, UnknownFaultMode, parse_byzantine
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -21,6 +21,13 @@ DEFAULT_CONFIG = "cluster.toml"
 def _config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", type=Path, default=Path(DEFAULT_CONFIG),
                         help=f"cluster file (default: {DEFAULT_CONFIG})")
+
+
+def _byzantine_mode(spec: str) -> str:
+    try:
+        return parse_byzantine(spec)
+    except UnknownFaultMode as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_replica(args: argparse.Namespace) -> int:
@@ -41,7 +48,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     byzantine = []
     for spec in args.byzantine:
         rid, _, mode = spec.partition(":")
-        if not rid.isdigit() or mode not in BYZANTINE_MODES:
+        try:
+            parse_byzantine(mode)
+        except UnknownFaultMode:
+            rid = ""
+        if not rid.isdigit():
             raise ConfigError(args.config, "--byzantine",
                               f"expected ID:MODE with MODE in {BYZANTINE_MODES}, got {spec!r}")
         config.replica(int(rid))
@@ -184,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reset", action="store_true", help="delete the data directory first (a new chain)")
     p.add_argument("--no-live", action="store_true", help="plain status lines instead of the live table")
     p.add_argument("--byzantine", action="append", default=[], metavar="ID:MODE",
-                   help="fault injection: start replica ID misbehaving (double-vote); repeatable")
+                   help="fault injection: start replica ID misbehaving, e.g. 3:equivocating-leader or "
+                        f"3:censor:7 (modes: {BYZANTINE_HELP}); repeatable")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_up)
 
@@ -195,9 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recover", action="store_true",
                    help="rebuild a lost or unreadable database from peers (signs nothing until safe)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--byzantine", choices=BYZANTINE_MODES, default=None,
-                   help="fault injection: misbehave on purpose (double-vote: sign a second, "
-                        "conflicting vote every round) so the others record evidence")
+    p.add_argument("--byzantine", type=_byzantine_mode, default=None, metavar="MODE",
+                   help=f"fault injection: misbehave on purpose ({BYZANTINE_HELP})")
     p.set_defaults(func=cmd_replica)
 
     p = sub.add_parser("status", help="show the status of a running cluster")

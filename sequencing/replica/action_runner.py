@@ -77,9 +77,11 @@ class ActionRunner:
         return []
 
     async def on_broadcast(self, action: Broadcast) -> list[Action]:
-        self._link.broadcast(action.message)
-        for extra in self._faults.extra_broadcasts(action.message):
-            self._link.broadcast(extra)
+        for to, message in self._faults.broadcast(action.message):
+            if to is None:
+                self._link.broadcast(message)
+            else:
+                self._link.send(to, message)
         if isinstance(action.message, Proposal):
             self._proposed(action.message)
         return []

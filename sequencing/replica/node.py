@@ -103,12 +103,14 @@ class Node:
         self._events_send, self._events = trio.open_memory_channel[Event](10_000)
         self._nursery: trio.Nursery | None = None
         self.peer_ids = [r.id for r in config.replicas if r.id != replica_id]
+        self.fault_injection = FaultInjection(self._signer(), byzantine=self.options.byzantine, peers=self.peer_ids,
+                                              storage_crash_hook=self.options.storage_crash_hook)
         self.fetcher = BatchFetcher(self.batches, self.stores.load_batch, self.transport.send, self.peer_ids)
         self.payloads = Payloads(
             limits=self.limits, idle_block_delay=config.timing.idle_block_delay, batches=self.batches,
             evidence=self.evidence, verifier=self.verifier, fetcher=self.fetcher, guard=self.guard,
             metrics=self.metrics, core=self._require_replica, post=self.post, nursery=self._require_nursery,
-            window=self.tx_window,
+            window=self.tx_window, faults=self.fault_injection,
         )
         self.intake = ClientIntake(
             me=replica_id, limits=self.limits, interval=config.timing.batch_interval, mempool=self.mempool,
@@ -125,8 +127,6 @@ class Node:
         )
         self.executor = self.commits.executor
         self.timer = RoundTimer()
-        self.fault_injection = FaultInjection(self._signer(), byzantine=self.options.byzantine,
-                                              storage_crash_hook=self.options.storage_crash_hook)
         self._actions = ActionRunner(
             link=self.transport, timer=self.timer, faults=self.fault_injection, save_safety=self._save_safety,
             commit=self.commits.on_commit, record_evidence=self._on_evidence,

@@ -50,11 +50,11 @@ class Ancestry:
 
 def build_payload(
     *, height: int, round: int, ancestry: Ancestry, batches: BatchPool, evidence: EvidencePool,
-    limits: Limits, before: SeenBefore = NOTHING_BEFORE,
+    limits: Limits, before: SeenBefore = NOTHING_BEFORE, leave_out: Callable[[Batch], bool] | None = None,
 ) -> tuple[BlockPayload, BlockContent]:
     chosen = batches.select(
         exclude=set(ancestry.batches), height=height,
-        max_batches=limits.block_max_batches, max_txs=limits.block_max_txs,
+        max_batches=limits.block_max_batches, max_txs=limits.block_max_txs, skip=leave_out,
     )
     proofs = evidence.select(block_round=round, exclude=set(ancestry.evidence))
     payload = BlockPayload(tuple(b.digest for b in chosen), tuple(proofs))

@@ -33,6 +33,7 @@ from ..rollup.tx_window import NOTHING_BEFORE, Ancestor, RecentTxWindow, SeenBef
 from .batch_fetcher import BatchFetcher
 from .events import Post, Propose, Recheck
 from .evidence_pool import EvidencePool
+from .faults import FaultInjection
 from .input_guard import InputGuard
 from .metrics import NodeMetrics
 from .payload_rules import Ancestry, PayloadRejected, build_payload, check_payload, empty_payload
@@ -69,6 +70,7 @@ class Payloads:
         verifier: Verifier, fetcher: BatchFetcher, guard: InputGuard, metrics: NodeMetrics,
         core: Callable[[], PayloadCore], post: Post, nursery: Callable[[], trio.Nursery],
         window: RecentTxWindow | None = None,
+        faults: FaultInjection | None = None,
     ) -> None:
         self._limits = limits
         self._idle_block_delay = idle_block_delay
@@ -81,6 +83,7 @@ class Payloads:
         self._core = core
         self._post = post
         self._nursery = nursery
+        self._faults = faults
         self._content_cache: OrderedDict[tuple[int, bytes], BlockContent] = OrderedDict()  # (height, payload hash)
         self._batch_added = trio.Event()  # set when a batch enters the pool (wakes an idle leader)
         self.window = window if window is not None else RecentTxWindow(
@@ -90,6 +93,8 @@ class Payloads:
     # -- leader --------------------------------------------------------------------------------
 
     def on_request(self, request: RequestPayload) -> list[Action]:
+        if self._faults is not None and self._faults.withholds_proposals:
+            return []  # fault injection (censor-all): the round times out
         if len(self._batches) or self._evidence or self._idle_block_delay <= 0:
             return self.propose(request)
         self._nursery().start_soon(self._propose_when_busy, request)
@@ -114,6 +119,7 @@ class Payloads:
             payload, content = build_payload(
                 height=height, round=request.round, ancestry=ancestry, batches=self._batches,
                 evidence=self._evidence, limits=self._limits, before=before,
+                leave_out=self._faults.leave_out if self._faults is not None else None,
             )
         encoded = payload.encode()
         self.remember_content(encoded, content, height)

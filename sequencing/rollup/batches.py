@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -256,12 +256,16 @@ class BatchPool:
     def committed_at(self, batch_digest: bytes) -> int | None:
         return self._committed.get(batch_digest)
 
-    def select(self, *, exclude: set[bytes], height: int, max_batches: int, max_txs: int) -> list[Batch]:
-        """Batches a leader may propose at ``height``, oldest first, within the block limits."""
+    def select(self, *, exclude: set[bytes], height: int, max_batches: int, max_txs: int,
+               skip: Callable[[Batch], bool] | None = None) -> list[Batch]:
+        """Batches a leader may propose at ``height``, oldest first, within the block limits
+        (without those ``skip`` picks: a fault-injection mode)."""
         out: list[Batch] = []
         txs = 0
         for batch in self._pending.values():
             if batch.digest in exclude or not batch.live_at(height, self.ttl):
+                continue
+            if skip is not None and skip(batch):
                 continue
             if txs + batch.tx_count > max_txs:
                 continue

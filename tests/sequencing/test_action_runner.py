@@ -1,6 +1,6 @@
 """The replica's action interpreter (sequencing/replica/action_runner.py): it has a method for every
 action type, keeps the core's order (a vote's block and safety state are written, together, before
-the vote leaves), and asks its FaultInjection what else to broadcast."""
+the vote leaves), and asks its FaultInjection where a broadcast goes and what goes with it."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ from consensus.validation import verify_vote
 from sequencing.replica.action_runner import ActionRunner
 from sequencing.replica.faults import FaultInjection
 from sequencing.replica.round_timer import RoundTimer
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockPayload, assemble
+from sequencing.rollup.transactions import Transaction
 
 ME = 1
 
@@ -46,7 +49,7 @@ class Rig:
         self.follow_ups: list[Action] = []
         self.runner = ActionRunner(
             link=self.net, timer=self.timer,
-            faults=FaultInjection(world.signer(ME), byzantine=byzantine),
+            faults=FaultInjection(world.signer(ME), byzantine=byzantine, peers=[0, 2, 3]),
             save_safety=self.save_safety, commit=self.record, record_evidence=self.record,
             request_payload=self.request_payload, verify_payload=self.verify_payload,
             proposed=lambda p: self.log.append(("proposed", p)),
@@ -125,3 +128,18 @@ async def test_double_vote_fault_adds_a_signed_conflicting_vote_and_nothing_else
     assert first == vote and second.round == 1 and second.voter == ME and second.block_id != block.id
     verify_vote(second, world.verifier())
     assert byzantine.net.of_type(Proposal) == [proposal]
+
+
+async def test_an_equivocating_leader_sends_its_proposals_peer_by_peer() -> None:
+    world = World.make(4)
+    honest, byzantine = Rig(world), Rig(world, byzantine="equivocating-leader")
+    batches = (Batch.of(2, 1, 0, (Transaction(4, b"x"),)),)
+    payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()
+    proposal = world.proposal(Block(1, 1, world.genesis_qc, ME, payload, assemble(list(batches)).data_root))
+    for rig in (honest, byzantine):
+        await rig.runner.run([Broadcast(proposal)])
+    assert honest.net.sent == [(None, proposal)]
+    routes = dict(byzantine.net.sent)
+    assert sorted(routes) == [0, 2, 3] and routes[0] == proposal
+    assert routes[2] == routes[3] != proposal
+    assert ("proposed", proposal) in byzantine.log  # the node notes its own proposal only

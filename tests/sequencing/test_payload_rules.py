@@ -349,7 +349,9 @@ def test_reject_data_root_mismatch(how: str) -> None:
 
 
 def _wrong_select(kind: str) -> Callable[..., list[Batch]]:
-    def select(self: BatchPool, *, exclude: set[bytes], height: int, max_batches: int, max_txs: int) -> list[Batch]:
+    def select(self: BatchPool, *, exclude: set[bytes], height: int, max_batches: int, max_txs: int,
+               skip: Callable[[Batch], bool] | None = None) -> list[Batch]:
+        assert skip is None  # an honest leader skips nothing
         out: list[Batch] = []
         for b in self._pending.values():
             if kind != "ignores_exclude" and b.digest in exclude:

@@ -16,6 +16,7 @@ from consensus.messages import Block
 from sequencing.config import Limits
 from sequencing.replica.events import Event, Propose, Recheck
 from sequencing.replica.evidence_pool import EvidencePool
+from sequencing.replica.faults import FaultInjection
 from sequencing.replica.input_guard import InputGuard
 from sequencing.replica.metrics import NodeMetrics
 from sequencing.replica.payloads import Payloads
@@ -76,7 +77,7 @@ class FakeFetcher:
 
 
 class Rig:
-    def __init__(self, nursery: trio.Nursery) -> None:
+    def __init__(self, nursery: trio.Nursery, faults: FaultInjection | None = None) -> None:
         self.limits = Limits()
         self.pool = BatchPool(self.limits.batch_ttl_blocks)
         self.evidence = EvidencePool(self.limits)
@@ -89,6 +90,7 @@ class Rig:
             verifier=WORLD.verifier(), fetcher=self.fetcher,  # type: ignore[arg-type]
             guard=InputGuard(0, self.metrics.input_errors),
             metrics=self.metrics, core=lambda: self.core, post=self.post, nursery=lambda: nursery,
+            faults=faults,
         )
 
     def post(self, event: Event) -> bool:
@@ -108,9 +110,10 @@ def batch(author: int, seq: int) -> Batch:
 
 
 @asynccontextmanager
-async def rig() -> AsyncIterator[Rig]:
+async def rig(byzantine: str | None = None) -> AsyncIterator[Rig]:
+    faults = None if byzantine is None else FaultInjection(WORLD.signer(0), byzantine=byzantine)
     async with trio.open_nursery() as nursery:
-        yield Rig(nursery)
+        yield Rig(nursery, faults)
         nursery.cancel_scope.cancel()
 
 
@@ -292,3 +295,23 @@ async def test_the_same_payload_at_two_heights_is_two_entries_and_each_is_taken_
             content = r.payloads.cached_content(block.height, block.payload)
             assert content is not None, f"height {block.height} assembled again"
             assert content.data_root == block.data_root and content.tree is not None
+
+
+async def test_a_censoring_leader_proposes_everything_but_the_target_rollups_batches() -> None:
+    async with rig("censor:7") as r:
+        target = Batch.of(2, 1, 0, (Transaction(7, b"censored"), Transaction(1, b"alongside")))
+        others = [batch(2, 2), batch(3, 1)]
+        for b in (target, *others):
+            r.pool.add(b)
+        assert r.payloads.on_request(request()) == ["ready"]
+        [(_, payload, root)] = r.core.ready
+        assert BlockPayload.decode(payload).batches == tuple(b.digest for b in others)
+        assert root == assemble(others).data_root
+
+
+async def test_a_leader_that_censors_all_proposes_nothing(autojump_clock: trio.testing.MockClock) -> None:
+    async with rig("censor-all") as r:
+        r.pool.add(batch(2, 1))
+        assert r.payloads.on_request(request()) == []
+        await trio.sleep(3 * IDLE)
+        assert r.core.ready == [] and r.posted == []
