@@ -123,7 +123,8 @@ class LocalCluster:
     def prepare(self) -> list[int]:
         return init_new_cluster(self.config)  # keys only for a new cluster: a lost one is refused
 
-    async def start(self, replica_id: int, *extra: str) -> None:
+    async def start(self, replica_id: int, *extra: str, env: dict[str, str] | None = None) -> None:
+        """Start one replica; ``env`` adds to its environment (e.g. ``ORDO_CRASH_AT``)."""
         if replica_id in self.processes and self.processes[replica_id].returncode is None:
             raise HarnessError(f"replica {replica_id} is already running")
         self.poll_exits()  # an unexplained exit of the process being replaced is kept
@@ -136,7 +137,7 @@ class LocalCluster:
         self._logs[replica_id] = log
         command = [sys.executable, "-m", "sequencing.cli", "replica", "--config", str(self.config.path),
                    "--id", str(replica_id), "--log-level", self.log_level, *extra]
-        env = dict(os.environ, ORDO_PARENT_PID=str(os.getpid()))
+        env = dict(os.environ, **(env or {}), ORDO_PARENT_PID=str(os.getpid()))
         # A session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group)
         # reaches only the launcher, which then stops the replicas in order.
         self.processes[replica_id] = await trio.lowlevel.open_process(
