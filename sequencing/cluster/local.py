@@ -169,6 +169,11 @@ class LocalCluster:
         self.exits.extend(new)
         return new
 
+    def expect_exit(self, replica_id: int) -> None:
+        """The replica's current process is meant to end by itself (e.g. at an ``ORDO_CRASH_AT``
+        crash point): its exit is not one :meth:`poll_exits` reports."""
+        self._deliberate.add(replica_id)
+
     async def wait_ready(self, ids: list[int] | None = None, timeout: float = STARTUP_TIMEOUT) -> None:
         pending = set(self.ids if ids is None else ids)
         with trio.move_on_after(timeout):
