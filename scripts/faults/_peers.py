@@ -199,29 +199,35 @@ async def slow_loris(t: Target, until: float, connections: int = 8) -> int:
     return await _repeat(one, until, parallel=connections)
 
 
-async def flood(t: Target, until: float, connections: int = 300) -> dict[str, Any]:
-    """``connections`` idle connections opened at once and held until ``until``; how many the
-    replica accepted and how many it closed by then."""
-    streams: list[trio.SocketStream] = []
-    closed = 0
-    try:
-        for _ in range(connections):
+async def flood(t: Target, until: float, connections: int = 300, pause: float = 0.5) -> dict[str, Any]:
+    """``connections`` idle connections held open at once until ``until``: each one the replica
+    closes is opened again after ``pause`` (a sustained flood of bounded size). How many were
+    opened, and how many the replica closed."""
+    opened = closed = 0
+
+    async def worker() -> None:
+        nonlocal opened, closed
+        while trio.current_time() < until:
             try:
-                streams.append(await trio.open_tcp_stream(t.host, t.port))
+                stream = await trio.open_tcp_stream(t.host, t.port)
             except OSError:
-                break
-        await trio.sleep_until(until)
-        for s in streams:
-            with trio.move_on_after(0.01):
-                try:
-                    if not await s.receive_some(1):
-                        closed += 1
-                except _STREAM_ERRORS:
+                await trio.sleep(pause)
+                continue
+            opened += 1
+            async with stream:
+                with trio.move_on_at(until):
+                    try:
+                        while await stream.receive_some(1):
+                            pass
+                    except _STREAM_ERRORS:
+                        pass
                     closed += 1
-    finally:
-        for s in streams:
-            await trio.aclose_forcefully(s)
-    return {"opened": len(streams), "closed_by_replica": closed}
+            await trio.sleep(pause)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(connections):
+            nursery.start_soon(worker)
+    return {"opened": opened, "closed_by_replica": closed}
 
 
 class _Recording(trio.abc.Stream):

@@ -107,7 +107,6 @@ def test_crash_points_short(tmp_path: Path) -> None:
     assert code == 0 and verdict["ok"] is True, verdict
 
 
-@pytest.mark.slow
 def test_lost_disk_stays_silent_until_safe_then_signs_again(tmp_path: Path) -> None:
     code, verdict = run_script(FAULTS / "lost-disk", "--seconds", "3", timeout=600)
     assert verdict["while_held_down"]["blocks_committed"] == 0, verdict
