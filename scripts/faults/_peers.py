@@ -179,7 +179,8 @@ def _fake_committee(t: Target, claimed: int, stranger: KeyPair) -> Committee:
 
 
 async def slow_loris(t: Target, until: float, connections: int = 8) -> int:
-    """Connections that send a valid-looking hello one byte per second."""
+    """Connections that send a valid-looking hello one byte per second, each until the replica
+    closes it (new ones are opened until ``until``)."""
     hello = _hello(t.chain_id, (t.replica + 1) % t.members)
 
     async def one() -> None:
@@ -190,10 +191,11 @@ async def slow_loris(t: Target, until: float, connections: int = 8) -> int:
         async with stream:
             try:
                 for i in range(len(hello)):
-                    if trio.current_time() >= until:
-                        return
                     await stream.send_all(hello[i:i + 1])
-                    await trio.sleep(1.0)
+                    with trio.move_on_after(1.0):
+                        while await stream.receive_some(4096):
+                            pass
+                        return  # the replica closed it
             except _STREAM_ERRORS:
                 pass  # the replica closed it
     return await _repeat(one, until, parallel=connections)
