@@ -129,7 +129,8 @@ class LocalCluster:
     def prepare(self) -> list[int]:
         return init_new_cluster(self.config)  # keys only for a new cluster: a lost one is refused
 
-    async def start(self, replica_id: int, *extra: str) -> None:
+    async def start(self, replica_id: int, *extra: str, env: dict[str, str] | None = None) -> None:
+        """Start one replica; ``env`` adds to its environment (e.g. ``ORDO_CRASH_AT``)."""
         if replica_id in self.processes and self.processes[replica_id].returncode is None:
             raise HarnessError(f"replica {replica_id} is already running")
         self.poll_exits()  # an unexplained exit of the process being replaced is kept
@@ -144,7 +145,7 @@ class LocalCluster:
                    "--id", str(replica_id), "--log-level", self.log_level, *extra]
         if self.netns is not None:
             command = self.netns.command(replica_id, command)
-        env = dict(os.environ, ORDO_PARENT_PID=str(os.getpid()))
+        env = dict(os.environ, **(env or {}), ORDO_PARENT_PID=str(os.getpid()))
         # A session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group)
         # reaches only the launcher, which then stops the replicas in order.
         self.processes[replica_id] = await trio.lowlevel.open_process(
@@ -175,6 +176,11 @@ class LocalCluster:
             new.append(ReplicaExit(rid, code, self.log_tail(rid, lines=40)))
         self.exits.extend(new)
         return new
+
+    def expect_exit(self, replica_id: int) -> None:
+        """The replica's current process is meant to end by itself (e.g. at an ``ORDO_CRASH_AT``
+        crash point): its exit is not one :meth:`poll_exits` reports."""
+        self._deliberate.add(replica_id)
 
     async def wait_ready(self, ids: list[int] | None = None, timeout: float = STARTUP_TIMEOUT) -> None:
         pending = set(self.ids if ids is None else ids)

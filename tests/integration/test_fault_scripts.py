@@ -76,3 +76,43 @@ def test_partition_heal_writes_a_verdict_with_every_round(tmp_path: Path) -> Non
         assert verdict["replicas_exited"] == [] and all(r["others_advanced"] > 0 for r in verdict["rounds"])
     else:  # the crash of issue 8 item 1, reported as a finding
         assert verdict["replicas_exited"] or not all(r["ok"] for r in verdict["rounds"]), verdict
+
+
+def test_bad_peers_short_every_attack_counted_while_committing(tmp_path: Path) -> None:
+    code, verdict = run_script(FAULTS / "bad-peers", "--attacks", "replayed-handshake,slow-loris", "--seconds", "1")
+    assert [p["phase"] for p in verdict["phases"]] == ["replayed-handshake", "slow-loris"]
+    for phase in verdict["phases"]:
+        assert all(phase["counted"].values()) and len(phase["counted"]) == 4, phase
+        assert all(n > 0 for n in phase["blocks_during"].values()), phase
+    assert verdict["stuck_handshakes"] == {} and verdict["replicas_exited"] == []
+    assert code == 0 and verdict["ok"] is True, verdict
+
+
+@pytest.mark.slow
+def test_bad_peers_every_attack(tmp_path: Path) -> None:
+    code, verdict = run_script(FAULTS / "bad-peers", timeout=900)
+    assert len(verdict["phases"]) == 9 and all(p["ok"] for p in verdict["phases"]), verdict["phases"]
+    assert code == 0 and verdict["ok"] is True, verdict
+
+
+@pytest.mark.slow
+def test_crash_points_short(tmp_path: Path) -> None:
+    points = "save_safety:before-commit,append_many:after-commit,save_evidence:after-commit"
+    code, verdict = run_script(FAULTS / "crash-points", "--points", points, timeout=600)
+    assert [p["point"] for p in verdict["points"]] == points.split(","), verdict
+    for point in verdict["points"]:
+        assert point["died_at_point"] and point["exit_code"] == 137 and point["restarted_ok"], point
+        assert point["evidence_naming_it"] is False, point
+    assert verdict["offenders"] == verdict["double_voters"] == [2]  # the save_evidence point's double voter only
+    assert code == 0 and verdict["ok"] is True, verdict
+
+
+def test_lost_disk_stays_silent_until_safe_then_signs_again(tmp_path: Path) -> None:
+    code, verdict = run_script(FAULTS / "lost-disk", "--seconds", "3", timeout=600)
+    assert verdict["while_held_down"]["blocks_committed"] == 0, verdict
+    assert verdict["while_held_down"]["answered_api"] is False
+    assert verdict["silent_s"] >= 3 and verdict["recovery_floor"] is not None
+    assert verdict["signed_at_or_below_floor"] == []
+    assert verdict["first_signed_round_after_kill"] > verdict["recovery_floor"]
+    assert verdict["evidence_naming_it"] == 0 and verdict["signing_again_s"] is not None
+    assert code == 0 and verdict["ok"] is True, verdict
