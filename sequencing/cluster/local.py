@@ -78,7 +78,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-test",
-                       timing: dict[str, float] | None = None, limits: dict[str, int] | None = None) -> Path:
+                       timing: dict[str, float] | None = None, limits: dict[str, int] | None = None,
+                       consensus: dict[str, str] | None = None) -> Path:
     """A cluster.toml for ``n`` replicas on 127.0.0.1 with free ports, data under ``directory``."""
     ports = free_ports(3 * n)
     lines = ["[cluster]", f'chain_id = "{chain_id}"', 'data_dir = "data"', ""]
@@ -86,6 +87,8 @@ def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-tes
         lines += ["[timing]", *(f"{k} = {v}" for k, v in timing.items()), ""]
     if limits:
         lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items()), ""]
+    if consensus:
+        lines += ["[consensus]", *(f'{k} = "{v}"' for k, v in consensus.items()), ""]
     for i in range(n):
         lines += ["[[replica]]", f"id = {i}", 'host = "127.0.0.1"', f"peer_port = {ports[3 * i]}",
                   f"api_port = {ports[3 * i + 1]}", f"admin_port = {ports[3 * i + 2]}", ""]

@@ -348,6 +348,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "        for block, block_proof in zip(blocks, proofs, strict=True):\n"
       "            self.leaders.observe_commit(block)\n",
       "        for block, block_proof in zip(blocks, proofs, strict=True):\n", REPUTATION, CONS),
+    m("reputation-not-rebuilt-on-restart", "a restarted replica rebuilds its leader schedule from its stored log",
+      "sequencing/replica/node.py", "                self.leaders.observe_commit(block)\n", "                pass\n",
+      "tests/sequencing/test_leader_config.py", SEQ),
 )
 
 # Mutants left out because no test can tell them apart from the real code; each with its reason.
