@@ -344,6 +344,8 @@ MUTANTS: tuple[Mutant, ...] = (
       REP_FILE, "if len(active) < self.quorum:", "if not active:", REPUTATION, CONS),
     m("reputation-no-lag", "a leader choice looks only at blocks committed lag rounds before it",
       REP_FILE, "horizon = round - self.lag", "horizon = round", REPUTATION, CONS),
+    m("reputation-blind-to-commits", "the core tells the leader schedule every block it commits", C,
+      "        for block in committed:\n            self.leaders.observe_commit(block)\n", "", REPUTATION, CONS),
     m("reputation-blind-to-catch-up", "blocks adopted by catch-up count for the leader schedule too", C,
       "        for block, block_proof in zip(blocks, proofs, strict=True):\n"
       "            self.leaders.observe_commit(block)\n",
