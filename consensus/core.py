@@ -169,6 +169,7 @@ class Replica:
             else:
                 self.safety = self.rules.observe_qc(self.safety, root_proof.qc)
         self._persisted = self.safety
+        self.leaders.rewind(self.tree.root.height)  # it may not know blocks above our root
         for block in sorted(blocks, key=lambda b: b.height):
             if block.height > self.tree.root.height and block.parent_id in self.tree:
                 self.tree.insert(block)
@@ -208,6 +209,7 @@ class Replica:
             self._fetching, self._proposal_context, self._proposed_round,
             self._timed_out_round, self._pruned_below,
         ) = saved
+        self.leaders.rewind(self.tree.root.height)
 
     # -- read-only views -----------------------------------------------------------------------
 
@@ -365,6 +367,7 @@ class Replica:
         else:
             self.tree = BlockTree(last)
         for block, block_proof in zip(blocks, proofs, strict=True):
+            self.leaders.observe_commit(block)
             out.append(Commit(block, block_proof))
         self._after_commit()
         self._observe_qc_votes(proof.qc, out)
@@ -540,6 +543,8 @@ class Replica:
         if parent.height <= self.tree.root.height:
             return
         committed = self.tree.commit(parent.id)
+        for block in committed:
+            self.leaders.observe_commit(block)
         headers = [b.header() for b in committed]
         headers.append(certified.header())
         for i, block in enumerate(committed):

@@ -36,6 +36,17 @@ class Timing:
     idle_block_delay: float = 0.2
 
 
+LEADER_SCHEDULES = ("reputation", "round-robin")
+
+
+@dataclass(frozen=True, slots=True)
+class Consensus:
+    """``leader``: how each round's leader is chosen (docs/PROTOCOL.md, "Leader election"). Every
+    replica of a cluster must use the same schedule, or proposals are refused (liveness only)."""
+
+    leader: str = "reputation"
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_tx_bytes: int = 64 * 1024
@@ -83,6 +94,7 @@ class ClusterConfig:
     replicas: tuple[ReplicaConfig, ...]
     timing: Timing = field(default_factory=Timing)
     limits: Limits = field(default_factory=Limits)
+    consensus: Consensus = field(default_factory=Consensus)
 
     def replica(self, replica_id: int) -> ReplicaConfig:
         for r in self.replicas:
@@ -165,8 +177,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if limits.api_max_body_bytes < 2 * limits.max_tx_bytes + 1024:
         raise ConfigError(path, "limits.api_max_body_bytes", "must fit one transaction: >= 2 * max_tx_bytes + 1024")
     replicas = _replicas(raw, path)
-    _reject_unknown(raw, {"cluster", "timing", "limits", "replica"}, "", path)
-    return ClusterConfig(path, chain_id, data_dir, replicas, timing, limits)
+    consensus = _dataclass_from(Consensus, _table(raw, "consensus", path), "consensus", path)
+    if consensus.leader not in LEADER_SCHEDULES:
+        raise ConfigError(path, "consensus.leader", f"must be one of {', '.join(map(repr, LEADER_SCHEDULES))}, "
+                          f"got {consensus.leader!r}")
+    _reject_unknown(raw, {"cluster", "timing", "limits", "consensus", "replica"}, "", path)
+    return ClusterConfig(path, chain_id, data_dir, replicas, timing, limits, consensus)
 
 
 def _replicas(raw: dict[str, Any], path: Path) -> tuple[ReplicaConfig, ...]:

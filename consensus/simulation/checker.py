@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..commit_proof import verify_commit_proof
 from ..errors import InvalidMessage
 from ..evidence import verify_evidence
+from ..leader import LeaderSchedule
 from ..messages import genesis_block
 from .node import SimNode, decode_payload
 from .simulator import Simulator
@@ -158,10 +159,44 @@ def check_crashes(sim: Simulator) -> list[Violation]:
     ]
 
 
+def check_leaders(sim: Simulator) -> list[Violation]:
+    """The leader schedule is a function of the round and the committed log. Two checks on the
+    leader each honest replica chose when it entered a round: replicas that had committed the same
+    height (the same blocks, by agreement) chose the same leader; and a replica with its own
+    schedule per incarnation (reputation) chose what a schedule rebuilt from its committed log at
+    that height chooses (what a restart must reproduce). A schedule that reads the replica's id or
+    uncommitted state, or forgets its history on restart, fails one of them. Replicas at different
+    heights may differ: that costs a round, never safety."""
+    seen: dict[tuple[int, int], tuple[int, int]] = {}  # (round, height) -> (leader, instance)
+    out: list[Violation] = []
+    for node in sim.honest:
+        factory = node.leader_factory
+        rebuilt: dict[int, LeaderSchedule] = {}
+        for round, height, leader in node.leader_choices:
+            first = seen.setdefault((round, height), (leader, node.instance))
+            if first[0] != leader and len(out) < 3:
+                out.append(Violation(
+                    "leaders", f"round {round} at committed height {height}: instance {first[1]} chose "
+                    f"replica {first[0]}, instance {node.instance} chose replica {leader}",
+                ))
+            if factory is None:
+                continue
+            schedule = rebuilt.get(height)
+            if schedule is None:
+                schedule = rebuilt[height] = factory(node.log[:height])
+            expected = schedule.leader(round)
+            if expected != leader and len(out) < 3:
+                out.append(Violation(
+                    "leaders", f"instance {node.instance} chose replica {leader} for round {round} at "
+                    f"committed height {height}; rebuilt from its log, the schedule chooses {expected}",
+                ))
+    return out
+
+
 def check_safety(sim: Simulator) -> list[Violation]:
     return (
         check_agreement(sim) + check_validity(sim) + check_evidence(sim) + check_persistence(sim)
-        + check_proofs(sim) + check_crashes(sim)
+        + check_proofs(sim) + check_crashes(sim) + check_leaders(sim)
     )
 
 

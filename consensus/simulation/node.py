@@ -30,7 +30,7 @@ from ..crypto import Signer, Verifier
 from ..dispatch import dispatch
 from ..encoding import hash_bytes, pack, unpack
 from ..errors import ConsensusError
-from ..leader import LeaderSchedule
+from ..leader import LeaderFactory, LeaderSchedule
 from ..messages import (
     Block,
     BlockId,
@@ -94,6 +94,9 @@ class SimNode:
     replica_class: type[Replica] = Replica
     persist_blocks = True  # tests switch it off to show a full restart then stalls
     catchup_class: type[CatchUp] = CatchUp
+    # Set: each incarnation builds its own schedule from its committed log (reputation);
+    # None: the shared ``leaders`` (round-robin, fixed) serves every incarnation.
+    leader_factory: LeaderFactory | None = None
 
     def __init__(
         self,
@@ -127,6 +130,9 @@ class SimNode:
         self.rounds_by_tc: set[int] = set()
         self.rounds_entered: list[tuple[float, int, bool]] = []
         self.max_round = 0
+        # (round, committed height, leader) at each round entered: a schedule is a function of
+        # the committed log, so honest replicas at one height must agree (checker.check_leaders)
+        self.leader_choices: list[tuple[int, int, ReplicaId]] = []
         self.unsafe_sends: list[str] = []
         self.failures: list[str] = []  # exceptions that killed an incarnation (checker: "crash")
         self.catchup = self.catchup_class(self)
@@ -141,6 +147,8 @@ class SimNode:
         self.incarnation += 1
         self.witness = {}
         root = self.disk.blocks[-1] if self.disk.blocks else None
+        if self.leader_factory is not None:
+            self.leaders = self.leader_factory(self.disk.blocks)
         self.replica = self.replica_class(
             signer=self.signer,
             verifier=self.verifier,
@@ -365,6 +373,9 @@ class SimNode:
     def on_round_entered(self, action: RoundEntered) -> list[Action]:
         self.rounds_entered.append((self.sim.now, action.round, action.by_tc))
         self.max_round = max(self.max_round, action.round)
+        replica = self.replica
+        assert replica is not None
+        self.leader_choices.append((action.round, replica.committed.height, self.leaders.leader(action.round)))
         if action.by_tc:
             self.rounds_by_tc.add(action.round - 1)
         return []

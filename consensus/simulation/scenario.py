@@ -3,11 +3,13 @@ stabilisation: everything healed and restarted) and a window in which liveness i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..leader import FunctionSchedule, LeaderSchedule, RoundRobin
+from ..leader import FunctionSchedule, LeaderFactory, LeaderSchedule, RoundRobin
+from ..messages import Block
 from ..pacemaker import PacemakerConfig
+from ..reputation import ReputationSchedule
 from ..safety import SafetyRules
 from .byzantine import DoubleVoter, EquivocatingLeader, SilentNode
 from .checker import Violation, check_safety
@@ -39,6 +41,15 @@ def leader_schedule(n: int, span: int) -> LeaderSchedule:
     if span == 1:
         return RoundRobin(n)
     return FunctionSchedule(lambda r: (r // span) % n)
+
+
+def reputation_factory(n: int) -> LeaderFactory:
+    """Each replica incarnation gets its own reputation schedule, rebuilt from its committed log."""
+
+    def build(history: Sequence[Block]) -> LeaderSchedule:
+        return ReputationSchedule(n, history=history)
+
+    return build
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class Schedule:
     link: LinkConfig = LinkConfig(min_delay=0.01, max_delay=0.05)
     leader_span: int = 1
     sync_interval: float | None = None  # catch-up (sync.py) besides fetching
+    leaders: str = "round-robin"  # | "reputation" (leader_span is then ignored)
 
 
 @dataclass(slots=True)
@@ -115,6 +127,7 @@ def run_schedule(
         strategies=strategies,
         rules=rules,
         leaders=leader_schedule(schedule.n, schedule.leader_span),
+        leader_factory=reputation_factory(schedule.n) if schedule.leaders == "reputation" else None,
     )
     for fault in schedule.faults:
         if fault.at < schedule.gst:

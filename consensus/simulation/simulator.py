@@ -24,7 +24,7 @@ from typing import Any
 from ..committee import Committee
 from ..core import ReplicaConfig
 from ..crypto import KeyPair, Signer, VerificationCache, Verifier
-from ..leader import LeaderSchedule, RoundRobin
+from ..leader import LeaderFactory, LeaderSchedule, RoundRobin
 from ..messages import Block, BlockId, ConsensusMessage, ReplicaId, decode_message, encode_message
 from ..pacemaker import PacemakerConfig
 from ..safety import SafetyRules
@@ -74,6 +74,7 @@ class Simulator:
         strategies: Mapping[ReplicaId, NodeFactory] | None = None,
         twins: Iterable[ReplicaId] = (),
         leaders: LeaderSchedule | None = None,
+        leader_factory: LeaderFactory | None = None,
         rules: Callable[[], SafetyRules] | None = None,
         verification_cache: VerificationCache | None = None,
     ) -> None:
@@ -113,6 +114,8 @@ class Simulator:
                 rules=rules() if rules is not None else None,
                 persist_safety=cfg.persist_safety,
             )
+            if leader_factory is not None:
+                node.leader_factory = leader_factory
             if replica_id in twin_ids:
                 node.honest = False
             self.nodes.append(node)

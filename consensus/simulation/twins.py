@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..leader import FixedSchedule, RoundRobin
+from ..leader import FixedSchedule, LeaderSchedule, RoundRobin
 from ..messages import Block, Proposal, Timeout, Vote
 from ..pacemaker import PacemakerConfig
+from ..reputation import ReputationSchedule
 from ..safety import SafetyRules
 from .checker import Violation, check_safety
 from .network import LinkConfig
@@ -135,14 +136,18 @@ def run_twins(
     byzantine: str | None = None,
     node_factory: type[SimNode] | None = None,
     sync_interval: float | None = None,
+    reputation: bool = False,
 ) -> TwinsResult:
     """Run one scenario to ``len(rounds) + extra_rounds`` rounds (healed after the scenario).
     ``byzantine`` names a strategy (scenario.STRATEGIES) that both instances of every twin run
     instead of the honest code; ``node_factory`` replaces the honest replicas' code;
-    ``sync_interval`` turns catch-up on (see scenario.run_schedule)."""
-    leaders = FixedSchedule(
-        {r: plan.leader for r, plan in enumerate(scenario.rounds, start=1)}, RoundRobin(scenario.n)
-    )
+    ``sync_interval`` turns catch-up on (see scenario.run_schedule); ``reputation``: every instance
+    has its own reputation schedule, which chooses the leaders after the scenario's rounds."""
+    chosen = {r: plan.leader for r, plan in enumerate(scenario.rounds, start=1)}
+    leaders = FixedSchedule(chosen, RoundRobin(scenario.n))
+
+    def per_instance(history: Sequence[Block]) -> LeaderSchedule:
+        return FixedSchedule(chosen, ReputationSchedule(scenario.n, history=history))
     config = SimConfig(
         n=scenario.n,
         seed=scenario.seed,
@@ -159,7 +164,8 @@ def run_twins(
         strategies = dict.fromkeys(range(scenario.n), node_factory)
     if byzantine is not None:
         strategies.update(dict.fromkeys(scenario.twins, STRATEGIES[byzantine]))
-    sim = Simulator(config, twins=scenario.twins, leaders=leaders, rules=rules, strategies=strategies)
+    sim = Simulator(config, twins=scenario.twins, leaders=leaders, rules=rules, strategies=strategies,
+                    leader_factory=per_instance if reputation else None)
     plans = scenario.rounds
 
     def partition_filter(src: int, dst: int, body: Any, now: float) -> bool:

@@ -81,7 +81,7 @@ def free_ports(count: int) -> list[int]:
 
 def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-test",
                        timing: dict[str, float] | None = None, limits: dict[str, int] | None = None,
-                       hosts: list[str] | None = None) -> Path:
+                       consensus: dict[str, str] | None = None, hosts: list[str] | None = None) -> Path:
     """A cluster.toml for ``n`` replicas on 127.0.0.1 (or ``hosts``, one per replica) with free
     ports, data under ``directory``."""
     ports = free_ports(3 * n)
@@ -90,6 +90,8 @@ def write_local_config(directory: Path, *, n: int = 4, chain_id: str = "ordo-tes
         lines += ["[timing]", *(f"{k} = {v}" for k, v in timing.items()), ""]
     if limits:
         lines += ["[limits]", *(f"{k} = {v}" for k, v in limits.items()), ""]
+    if consensus:
+        lines += ["[consensus]", *(f'{k} = "{v}"' for k, v in consensus.items()), ""]
     for i in range(n):
         host = "127.0.0.1" if hosts is None else hosts[i]
         lines += ["[[replica]]", f"id = {i}", f'host = "{host}"', f"peer_port = {ports[3 * i]}",

@@ -30,9 +30,10 @@ from consensus.actions import Action, Dropped, RoundEntered
 from consensus.commit_proof import CommitProof
 from consensus.core import Replica, ReplicaConfig
 from consensus.crypto import KeyPair, Signer, Verifier
-from consensus.leader import RoundRobin
+from consensus.leader import LeaderSchedule, RoundRobin
 from consensus.messages import Block, Evidence, Proposal, Timeout, Vote, genesis_block
 from consensus.pacemaker import PacemakerConfig
+from consensus.reputation import ReputationSchedule
 from consensus.safety import SafetyState
 from network import FaultRules, Transport, TransportConfig
 
@@ -77,6 +78,11 @@ class NodeOptions:
     byzantine: str | None = None  # fault injection: a mode of faults.BYZANTINE_MODES
 
 
+def leader_schedule(kind: str, size: int) -> LeaderSchedule:
+    """The ``[consensus] leader`` schedule (config.LEADER_SCHEDULES; the config checked the name)."""
+    return ReputationSchedule(size) if kind == "reputation" else RoundRobin(size)
+
+
 class Node:
     def __init__(self, config: ClusterConfig, replica_id: int, key: KeyPair,
                  options: NodeOptions | None = None) -> None:
@@ -88,7 +94,7 @@ class Node:
         check_own_key(config, replica_id, key)
         self.committee = committee_of(config)
         self.verifier = Verifier(self.committee)
-        self.leaders = RoundRobin(self.committee.size)
+        self.leaders = leader_schedule(config.consensus.leader, self.committee.size)
         self.metrics = NodeMetrics(replica_id)
         self.guard = InputGuard(replica_id, self.metrics.input_errors)
         self.tx_window = RecentTxWindow(blocks=self.limits.batch_ttl_blocks, txs=self.limits.dedup_window_txs)
@@ -186,6 +192,12 @@ class Node:
         last = await stores.ledger_call(ledger.last_block)
         root, root_proof = (last if last is not None else (None, None))
         await self.commits.resume(root)
+        if isinstance(self.leaders, ReputationSchedule) and root is not None:
+            # the schedule is a function of the committed log: rebuilt from the stored tail, a
+            # restarted replica chooses the leaders the others choose
+            first = max(1, root.height - self.leaders.keep + 1)
+            for block in await stores.ledger_call(ledger.blocks_between, first, root.height):
+                self.leaders.observe_commit(block)
         voted_blocks = await stores.safety_call(safety_store.voted_blocks)
         timing = self.config.timing
         self.replica = Replica(

@@ -51,6 +51,37 @@ def test_one_twin_never_breaks_safety() -> None:
     print(f"twins: {DEFAULT_SAMPLES} scenarios in {time.perf_counter() - started:.1f}s")
 
 
+# With reputation leaders (each instance its own schedule, consensus/reputation.py): the scenario
+# fixes the leaders of its rounds, reputation chooses them for the rounds after (run long enough
+# for its window to fill), and checker.check_leaders compares every honest replica's choices.
+REPUTATION_SAMPLES = int(os.environ.get("ORDO_TWINS_REPUTATION_SAMPLES", "60"))
+
+
+@pytest.mark.parametrize("strategy", [None, "stale-qc", "forge-tc"])
+def test_one_twin_with_reputation_leaders_never_breaks_safety(strategy: str | None) -> None:
+    committed = 0
+    for scenario in scenarios((0,), REPUTATION_SAMPLES, seed=1111, keep_leader=0.4 if strategy else 0.0):
+        result = run_twins(scenario, reputation=True, extra_rounds=20, byzantine=strategy)
+        assert result.violations == [], f"{scenario.describe()}: {[str(v) for v in result.violations]}"
+        committed += min(result.honest_heights) > 10
+    assert committed > REPUTATION_SAMPLES // 2
+
+
+def test_two_twins_with_reputation_leaders_still_break_agreement() -> None:
+    """Negative control: the reputation runs are not too weak to find a fork."""
+    for scenario in scenarios((0, 1), 200, seed=7):
+        if any(v.invariant == "agreement" for v in run_twins(scenario, reputation=True).violations):
+            return
+    raise AssertionError("200 scenarios with two twins found no conflicting commit")
+
+
+@pytest.mark.slow
+def test_one_twin_with_reputation_many_scenarios_slow() -> None:
+    for scenario in scenarios((0,), 2000, seed=4343, rounds=10):
+        result = run_twins(scenario, reputation=True, extra_rounds=20)
+        assert result.violations == [], scenario.describe()
+
+
 @pytest.mark.parametrize("seed,index", PINNED)
 def test_pinned_twins_regressions(seed: int, index: int) -> None:
     scenario = scenarios((0,), index + 1, seed=seed)[index]

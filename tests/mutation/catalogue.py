@@ -56,10 +56,12 @@ ADVERSARIAL = "tests/consensus/test_core_adversarial.py"
 FUZZ = "tests/consensus/test_core_fuzz.py"
 NODE_SAFETY = "tests/sequencing/test_node_safety.py"  # branch h/node
 REFUSALS = "tests/consensus/test_refusals.py"
+REPUTATION = "tests/consensus/test_reputation.py"
 
 V = "consensus/validation.py"
 C = "consensus/core.py"
 S = "consensus/safety.py"
+REP_FILE = "consensus/reputation.py"
 
 
 def m(id: str, rule: str, file: str, original: str, replacement: str, *tests: str) -> Mutant:
@@ -352,6 +354,20 @@ MUTANTS: tuple[Mutant, ...] = (
       "sequencing/client/checks.py",
       'raise ProofFailed(f"slice proof for rollup {rollup_id} at height {height}: {exc}") from None', "pass",
       CLIENT, "tests/api/test_api_endpoints.py"),
+    # -- leader reputation (issue 11): liveness rules, caught by the simulator's leader checker -----
+    m("reputation-no-quorum-floor", "reputation never narrows the candidates below a quorum (liveness)",
+      REP_FILE, "if len(active) < self.quorum:", "if not active:", REPUTATION, CONS),
+    m("reputation-no-lag", "a leader choice looks only at blocks committed lag rounds before it",
+      REP_FILE, "horizon = round - self.lag", "horizon = round", REPUTATION, CONS),
+    m("reputation-blind-to-commits", "the core tells the leader schedule every block it commits", C,
+      "        for block in committed:\n            self.leaders.observe_commit(block)\n", "", REPUTATION, CONS),
+    m("reputation-blind-to-catch-up", "blocks adopted by catch-up count for the leader schedule too", C,
+      "        for block, block_proof in zip(blocks, proofs, strict=True):\n"
+      "            self.leaders.observe_commit(block)\n",
+      "        for block, block_proof in zip(blocks, proofs, strict=True):\n", REPUTATION, CONS),
+    m("reputation-not-rebuilt-on-restart", "a restarted replica rebuilds its leader schedule from its stored log",
+      "sequencing/replica/node.py", "                self.leaders.observe_commit(block)\n", "                pass\n",
+      "tests/sequencing/test_leader_config.py", SEQ),
 )
 
 # Mutants left out because no test can tell them apart from the real code; each with its reason.

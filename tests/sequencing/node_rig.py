@@ -88,10 +88,12 @@ class NodeRig:
 
 @asynccontextmanager
 async def node_rig(tmp_path: Path, me: int, *, options: NodeOptions | None = None,
-                   run_executor: bool = False, limits: dict[str, int] | None = None) -> AsyncIterator[NodeRig]:
+                   run_executor: bool = False, limits: dict[str, int] | None = None,
+                   consensus: dict[str, str] | None = None) -> AsyncIterator[NodeRig]:
     """Replica ``me`` of a 4-replica World committee, started (core loop running) in a nursery."""
     world = World.make(4)
-    config = load_config(write_local_config(tmp_path, n=4, chain_id=world.chain_id, limits=limits))
+    config = load_config(write_local_config(tmp_path, n=4, chain_id=world.chain_id, limits=limits,
+                                            consensus=consensus))
     for i, key in enumerate(world.keys):
         if not key_path(config, i).exists():  # a second rig on the same directory: a restart
             write_keypair(config.replica_dir(i), key)
