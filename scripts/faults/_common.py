@@ -6,7 +6,15 @@ The verdict survives the cluster it judges: a replica that exits or stops answer
 scenario step that fails because of it, is a finding in the JSON (which replica, its exit code or
 signal, the tail of its log; the error), never a traceback instead of a verdict. The checks then
 run on the replicas still running. The JSON is always printed; the exit status is 0 only if the
-verdict is ``ok``."""
+verdict is ``ok``.
+
+Every verdict carries at least ``scenario`` (the script's name), ``ok``, ``agreement``,
+``identical_sublogs``, ``acked``, ``acked_lost`` and ``committed_twice`` (counts, 0 when good),
+``max_commit_gap_s`` and ``evidence`` (per replica), then the scenario's own figures. The gap comes
+from a commit watch (sequencing/cluster/commit_watch.py) that main() runs beside the scenario from
+the moment the cluster is ready: every replica's commit stream, the longest time no new block was
+committed anywhere (``commit_gap_by_replica_s``: per replica, while its process ran). Scenarios
+read it as ``args.commits`` for per-phase figures (:func:`phase`)."""
 
 from __future__ import annotations
 
@@ -25,59 +33,19 @@ import trio
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sequencing.cluster.acked_load import AckedLoad  # noqa: E402
+from sequencing.cluster.commit_watch import CommitWatch, commit_latencies, percentiles, phase_figures  # noqa: E402
+from sequencing.cluster.fault_verdict import describe, verdict  # noqa: E402
 from sequencing.cluster.local import FAST_TIMING, LocalCluster, write_local_config  # noqa: E402
-from sequencing.cluster.acked_load import AckedLoad, CheckFailed, check_exactly_once, converged_rollups  # noqa: E402
 
-__all__ = ["ROOT", "AckedLoad", "LocalCluster", "faults_everywhere", "main", "verdict"]
+__all__ = ["REQUIRED", "ROOT", "AckedLoad", "CommitWatch", "LocalCluster", "commit_latencies", "faults_everywhere",
+           "main", "percentiles", "phase", "verdict"]
 
 Scenario = Callable[[LocalCluster, argparse.Namespace, AckedLoad], Awaitable[dict[str, Any]]]
 
-
-async def verdict(cluster: LocalCluster, load: AckedLoad | None, ids: list[int] | None = None) -> dict[str, Any]:
-    """Converged sub-logs, agreement on the last blocks, every acknowledged transaction exactly
-    once, checked on the replicas of ``ids`` that are still running."""
-    wanted = cluster.ids if ids is None else ids
-    ids = [r for r in wanted if cluster.running(r)]
-    result: dict[str, Any] = {"ok": False, "checked": ids}
-    try:
-        if not ids:
-            raise CheckFailed("no replica left running")
-        summary = await converged_rollups(cluster, ids)
-        result["identical_sublogs"] = True
-        if load is not None:
-            await check_exactly_once(cluster, load, summary, ids[0])
-        result["acked_all_committed_once"] = True
-    except Exception as exc:  # whatever failed (a group from parallel lookups too) is the finding
-        result["failure"] = _describe(exc)
-    heights = {r: ((await cluster.status(r)) or {}).get("committed_height") for r in wanted}
-    result["agreement"] = await _agreement(cluster, [r for r in ids if heights[r] is not None], heights)
-    result["heights"] = heights
-    result["acked"] = len(load.acked) if load else 0
-    result["evidence"] = {r: await _evidence_count(cluster, r) for r in ids}
-    result["ok"] = "failure" not in result and result["agreement"]
-    return result
-
-
-async def _agreement(cluster: LocalCluster, ids: list[int], heights: dict[int, Any]) -> bool:
-    """The answering replicas hold the same ids for the last 20 blocks all of them committed."""
-    if not ids:
-        return False
-    low = min(heights[r] for r in ids)
-    chains = set()
-    for r in ids:
-        try:
-            chains.add(tuple([(await cluster.get(r, f"/v1/blocks/{h}", timeout=5.0)).json()["id"]
-                              for h in range(max(1, low - 20), low + 1)]))
-        except (httpx.HTTPError, ValueError, KeyError):
-            return False
-    return len(chains) == 1
-
-
-async def _evidence_count(cluster: LocalCluster, replica: int) -> int | None:
-    try:
-        return len((await cluster.get(replica, "/v1/evidence", timeout=5.0)).json())
-    except (httpx.HTTPError, ValueError):
-        return None
+# Every verdict carries these (verdict() fills all but the first and the gap; main() adds those).
+REQUIRED = ("scenario", "ok", "agreement", "identical_sublogs", "acked", "acked_lost", "committed_twice",
+            "max_commit_gap_s", "evidence")
 
 
 async def faults_everywhere(cluster: LocalCluster, rules: Callable[[int], dict[str, Any]] | None) -> list[int]:
@@ -95,11 +63,10 @@ async def faults_everywhere(cluster: LocalCluster, rules: Callable[[int], dict[s
     return failed
 
 
-def _describe(exc: BaseException) -> str:
-    """One line per leaf of an exception (group): ``Type: message``."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}".strip()
+def phase(args: argparse.Namespace, load: AckedLoad, start: float, end: float) -> dict[str, Any]:
+    """Blocks/s, tx/s, commit gap and commit latency p50/p99 of [start, end) (after verdict())."""
+    heights = load.report.heights if load.report is not None else {}
+    return phase_figures(args.commits, load.sent_at, heights, start, end)
 
 
 async def _findings(cluster: LocalCluster, result: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +76,20 @@ async def _findings(cluster: LocalCluster, result: dict[str, Any]) -> dict[str, 
     result["replicas_exited"] = [e.to_json() for e in cluster.exits]
     result["unreachable"] = [r for r in cluster.ids if cluster.running(r) and await cluster.status(r) is None]
     if result["replicas_exited"] or result["unreachable"]:
+        result["ok"] = False
+    return result
+
+
+def _complete(result: dict[str, Any], name: str, watch: CommitWatch | None) -> dict[str, Any]:
+    """The scenario's name first, the commit-gap figures of the whole run, and every required
+    field: one a scenario left out is null and fails the verdict (``missing_fields``)."""
+    result = {"scenario": name, **result}
+    if watch is not None:
+        result.update(watch.summary())
+    missing = [k for k in REQUIRED if k not in result]
+    if missing:
+        result.update({k: None for k in missing})
+        result["missing_fields"] = missing
         result["ok"] = False
     return result
 
@@ -127,22 +108,31 @@ def main(scenario: Scenario, description: str, *, seconds: float = 6.0,
         options(parser)
     args = parser.parse_args()
 
+    name = Path(sys.argv[0]).name
+
     async def run() -> dict[str, Any]:
         config = args.config or write_local_config(Path(tempfile.mkdtemp(prefix="ordo-fault-")), timing=FAST_TIMING)
         cluster = LocalCluster(config, log_level="warning")
         load = AckedLoad(cluster)
+        watch: CommitWatch | None = None
         try:
             result: dict[str, Any] = {"ok": False}
             try:
                 with trio.fail_after(args.timeout):
                     await cluster.start_all()
-                    result = await scenario(cluster, args, load)
+                    async with trio.open_nursery() as nursery:
+                        # the commit watch runs from a ready cluster to the scenario's end; the
+                        # scenario reads it as args.commits (per-phase gaps, commit times)
+                        watch = args.commits = CommitWatch(cluster)
+                        nursery.start_soon(watch.run)
+                        result = await scenario(cluster, args, load)
+                        nursery.cancel_scope.cancel()
             except Exception as exc:  # a failed step (or the timeout) is a finding, not a crash
                 print("scenario step failed (the verdict follows on stdout):", file=sys.stderr)
                 traceback.print_exception(exc, file=sys.stderr)
                 load.stopping = True
-                result = {**await verdict(cluster, load), "ok": False, "error": _describe(exc)}
-            return await _findings(cluster, result)
+                result = {**await verdict(cluster, load), "ok": False, "error": describe(exc)}
+            return _complete(await _findings(cluster, result), name, watch)
         finally:
             await cluster.stop_all()
 

@@ -111,6 +111,7 @@ class LocalCluster:
         self.exits: list[ReplicaExit] = []  # every exit the harness did not cause, in order
         self._deliberate: set[int] = set()  # replicas whose current process we stopped or killed
         self._reported: set[int] = set()  # replicas whose current process's exit is in self.exits
+        self._paused: set[int] = set()  # replicas we SIGSTOPped and not yet SIGCONTed
         self._logs: dict[int, BinaryIO] = {}
         self.client = httpx.AsyncClient(timeout=20.0)  # above the API's durable-ack wait (10 s)
 
@@ -210,6 +211,8 @@ class LocalCluster:
         with trio.CancelScope(shield=True):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
+                if replica_id in self._paused:  # a stopped process acts on SIGTERM only once continued
+                    self.resume(replica_id)
                 with trio.move_on_after(grace):
                     await proc.wait()
                 if proc.returncode is None:
@@ -226,6 +229,25 @@ class LocalCluster:
             proc.kill()
             with trio.CancelScope(shield=True):
                 await proc.wait()
+        self._paused.discard(replica_id)
+
+    def pause(self, replica_id: int) -> None:
+        """SIGSTOP: the process is frozen, not dead; its sockets stay open and peers' messages
+        queue up for it (undone by :meth:`resume`; stop/kill resume it first)."""
+        proc = self.processes[replica_id]
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGSTOP)
+            self._paused.add(replica_id)
+
+    def resume(self, replica_id: int) -> None:
+        """SIGCONT a paused replica."""
+        proc = self.processes[replica_id]
+        self._paused.discard(replica_id)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGCONT)
+
+    def paused(self, replica_id: int) -> bool:
+        return replica_id in self._paused
 
     async def restart(self, replica_id: int, *extra: str) -> None:
         await self.stop(replica_id)
@@ -240,6 +262,8 @@ class LocalCluster:
                 self._deliberate.add(rid)
                 if proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)
+                    if rid in self._paused:
+                        self.resume(rid)
             for rid in list(self.processes):
                 await self.stop(rid)
             for log in self._logs.values():
