@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sequencing.cluster.acked_load import AckedLoad  # noqa: E402
 from sequencing.cluster.commit_watch import CommitWatch, commit_latencies, percentiles, phase_figures  # noqa: E402
 from sequencing.cluster.fault_verdict import describe, verdict  # noqa: E402
+from sequencing.cluster import netns  # noqa: E402
 from sequencing.cluster.local import FAST_TIMING, LocalCluster, write_local_config  # noqa: E402
 
 __all__ = ["REQUIRED", "ROOT", "AckedLoad", "CommitWatch", "LocalCluster", "commit_latencies", "faults_everywhere",
@@ -104,15 +105,34 @@ def main(scenario: Scenario, description: str, *, seconds: float = 6.0,
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="give the scenario at most this long, then judge the cluster as it is")
     parser.add_argument("--json", type=Path, default=None, help="write the verdict here")
+    parser.add_argument("--netns", action="store_true",
+                        help="each replica in its own network namespace with its own address, like separate "
+                             "hosts; blocked links cut in the kernel (root; skipped where refused)")
     if options is not None:
         options(parser)
     args = parser.parse_args()
+    if args.netns and args.config:
+        parser.error("--netns makes its own throwaway cluster: not with --config")
 
     name = Path(sys.argv[0]).name
 
+    lab = None
+    if args.netns:
+        reason = netns.refused()
+        if reason is not None:
+            result = {"scenario": name, "ok": True, "skipped": f"--netns: {reason}"}
+            print(f"{name}: skipped, {result['skipped']}", file=sys.stderr)
+            print(json.dumps(result, indent=2))
+            if args.json:
+                args.json.write_text(json.dumps(result, indent=2) + "\n")
+            sys.exit(0)
+        lab = netns.NetnsLab(4)
+
     async def run() -> dict[str, Any]:
-        config = args.config or write_local_config(Path(tempfile.mkdtemp(prefix="ordo-fault-")), timing=FAST_TIMING)
-        cluster = LocalCluster(config, log_level="warning")
+        directory = Path(tempfile.mkdtemp(prefix="ordo-fault-"))
+        config = args.config or write_local_config(directory, timing=FAST_TIMING,
+                                                   hosts=lab.hosts if lab is not None else None)
+        cluster = LocalCluster(config, log_level="warning", netns=lab)
         load = AckedLoad(cluster)
         watch: CommitWatch | None = None
         try:
@@ -136,7 +156,15 @@ def main(scenario: Scenario, description: str, *, seconds: float = 6.0,
         finally:
             await cluster.stop_all()
 
-    result = trio.run(run)
+    try:
+        if lab is not None:
+            lab.setup()
+        result = trio.run(run)
+    finally:
+        if lab is not None:
+            lab.teardown()
+    if lab is not None:
+        result["netns"] = {"hosts": lab.hosts}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

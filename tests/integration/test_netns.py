@@ -51,3 +51,22 @@ async def test_a_replica_cut_off_in_the_kernel_stalls_and_catches_up_after_the_h
         await cluster.clear_faults(rid)
     assert all(lab.blocked(r) == [] for r in cluster.ids)
     await cluster.wait_height(others + 13)
+
+
+@pytest.mark.slow
+def test_a_fault_script_runs_with_netns(tmp_path: Path) -> None:
+    """`--netns` on a scenario: its replicas on their own addresses, the partition cut in the
+    kernel, the verdict ok; no namespace is left behind."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "faults" / "partition"
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    done = subprocess.run([sys.executable, str(script), "--netns", "--seconds", "2"], capture_output=True,
+                          text=True, timeout=300, check=False)
+    verdict = json.loads(done.stdout)
+    assert done.returncode == 0 and verdict["ok"], done.stderr[-3000:]
+    assert len(set(verdict["netns"]["hosts"])) == 4
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    assert after == before, "the script left network namespaces behind"
