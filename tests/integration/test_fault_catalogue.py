@@ -5,28 +5,18 @@ stand-in folder of fake scenarios (discovery, short arguments, the table, the ex
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fault_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ROOT / "scripts" / "faults"
 REQUIRED = ("scenario", "ok", "agreement", "identical_sublogs", "acked", "acked_lost", "committed_twice",
             "max_commit_gap_s", "evidence")
-
-
-def run_script(path: Path, *args: str, timeout: float = 400) -> tuple[int, dict[str, Any], str]:
-    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False, env=dict(os.environ))
-    try:
-        verdict = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError(f"no JSON verdict on stdout (exit {done.returncode}):\n{done.stderr[-3000:]}") from None
-    return done.returncode, verdict, done.stderr
 
 
 def safe(verdict: dict[str, Any], name: str) -> None:

@@ -6,13 +6,10 @@ ended and its log tail, with the checks run on the survivors, not an exception-g
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fault_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = ROOT / "scripts" / "faults"
@@ -39,20 +36,10 @@ main(scenario, "a replica dies mid-scenario")
 '''
 
 
-def run_script(path: Path, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False, env=dict(os.environ))
-    try:
-        verdict = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError(f"no JSON verdict on stdout (exit {done.returncode}):\n{done.stderr[-3000:]}") from None
-    return done.returncode, verdict
-
-
 def test_a_replica_dying_mid_scenario_is_a_finding_in_the_verdict(tmp_path: Path) -> None:
     script = tmp_path / "dying"
     script.write_text(DYING_SCENARIO)
-    code, verdict = run_script(script)
+    code, verdict, _ = run_script(script)
     assert code == 1 and verdict["ok"] is False
     assert "ConnectError" in verdict["error"], verdict["error"]
     [exited] = verdict["replicas_exited"]
@@ -66,7 +53,7 @@ def test_a_replica_dying_mid_scenario_is_a_finding_in_the_verdict(tmp_path: Path
 
 @pytest.mark.slow
 def test_partition_heal_writes_a_verdict_with_every_round(tmp_path: Path) -> None:
-    code, verdict = run_script(FAULTS / "partition-heal", "--seconds", "3", "--json", str(tmp_path / "v.json"),
+    code, verdict, _ = run_script(FAULTS / "partition-heal", "--seconds", "3", "--json", str(tmp_path / "v.json"),
                                timeout=600)
     assert json.loads((tmp_path / "v.json").read_text()) == verdict
     assert code == (0 if verdict["ok"] else 1)
@@ -79,7 +66,7 @@ def test_partition_heal_writes_a_verdict_with_every_round(tmp_path: Path) -> Non
 
 
 def test_bad_peers_short_every_attack_counted_while_committing(tmp_path: Path) -> None:
-    code, verdict = run_script(FAULTS / "bad-peers", "--attacks", "replayed-handshake,slow-loris", "--seconds", "1")
+    code, verdict, _ = run_script(FAULTS / "bad-peers", "--attacks", "replayed-handshake,slow-loris", "--seconds", "1")
     assert [p["phase"] for p in verdict["phases"]] == ["replayed-handshake", "slow-loris"]
     for phase in verdict["phases"]:
         assert all(phase["counted"].values()) and len(phase["counted"]) == 4, phase
@@ -90,7 +77,7 @@ def test_bad_peers_short_every_attack_counted_while_committing(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_bad_peers_every_attack(tmp_path: Path) -> None:
-    code, verdict = run_script(FAULTS / "bad-peers", timeout=900)
+    code, verdict, _ = run_script(FAULTS / "bad-peers", timeout=900)
     assert len(verdict["phases"]) == 9 and all(p["ok"] for p in verdict["phases"]), verdict["phases"]
     assert code == 0 and verdict["ok"] is True, verdict
 
@@ -98,7 +85,7 @@ def test_bad_peers_every_attack(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_crash_points_short(tmp_path: Path) -> None:
     points = "save_safety:before-commit,append_many:after-commit,save_evidence:after-commit"
-    code, verdict = run_script(FAULTS / "crash-points", "--points", points, timeout=600)
+    code, verdict, _ = run_script(FAULTS / "crash-points", "--points", points, timeout=600)
     assert [p["point"] for p in verdict["points"]] == points.split(","), verdict
     for point in verdict["points"]:
         assert point["died_at_point"] and point["exit_code"] == 137 and point["restarted_ok"], point
@@ -108,7 +95,7 @@ def test_crash_points_short(tmp_path: Path) -> None:
 
 
 def test_lost_disk_stays_silent_until_safe_then_signs_again(tmp_path: Path) -> None:
-    code, verdict = run_script(FAULTS / "lost-disk", "--seconds", "3", timeout=600)
+    code, verdict, _ = run_script(FAULTS / "lost-disk", "--seconds", "3", timeout=600)
     assert verdict["while_held_down"]["blocks_committed"] == 0, verdict
     assert verdict["while_held_down"]["answered_api"] is False
     assert verdict["silent_s"] >= 3 and verdict["recovery_floor"] is not None
