@@ -169,10 +169,16 @@ class Payloads:
             )
             if got is None:
                 return
-            for batch in got:
-                if self._batches.committed_at(batch.digest) is None:
-                    self._batches.add(batch)
+            self._keep_fetched(got)
             self._post(Recheck(block))
+
+    def _keep_fetched(self, batches: list[Batch]) -> None:
+        """Fetched batches a block names go into the pool as pending, unless committed or expired
+        here (an expired own batch would have its items re-batched: committed twice)."""
+        for batch in batches:
+            if (self._batches.committed_at(batch.digest) is None
+                    and batch.created_height + self._limits.batch_ttl_blocks >= self._batches.height):
+                self._batches.add(batch)
 
     # -- the window of recently committed transactions ------------------------------------------
 
@@ -241,9 +247,7 @@ class Payloads:
                                               give_up=lambda: core.round > block.round)
                 if got is None:
                     return
-                for batch in got:
-                    if self._batches.committed_at(batch.digest) is None:
-                        self._batches.add(batch)
+                self._keep_fetched(got)
             while core.round <= block.round and block.id in core.tree:
                 if self._window_for(block.height, core.tree.path_from_root(block.parent_id)) is not None:
                     self._post(Recheck(block))
@@ -290,6 +294,14 @@ class Payloads:
         if self._batches.committed_at(batch.digest) is not None:
             self._batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
             self._fetcher.arrived(batch)
+            return False
+        if batch.created_height + self._limits.batch_ttl_blocks < self._batches.height:
+            # expired here: no block may include it any more. A fetch for a committed block (the
+            # executor behind a catch-up, past the heights whose committed digests the pool still
+            # remembers) gets it; the pool must not take it as pending, or it would expire again
+            # and, being our own, have its items re-batched: committed twice
+            self._fetcher.arrived(batch)
+            self._metrics.dropped.labels("ExpiredBatch").inc()
             return False
         if batch.created_height > self._batches.height + self._limits.batch_ttl_blocks:
             self._metrics.dropped.labels("FutureBatch").inc()  # would never expire; refetched if needed

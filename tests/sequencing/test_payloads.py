@@ -207,6 +207,27 @@ async def test_a_batch_is_taken_only_from_its_author_and_a_committed_one_is_kept
         assert r.payloads.accept_batch(batch(2, 3), 2) and len(r.pool) == 1
 
 
+async def test_an_expired_batch_from_a_fetch_is_handed_over_but_never_pending() -> None:
+    """Catches (chaos seed 1: 190 transactions committed twice): after a lost disk, a replica's
+    executor far behind its core fetched its own old batches for committed blocks; the pool had
+    forgotten those commits (it remembers 2 x ttl heights), took them as pending, expired them at
+    the next commit, and the intake re-batched their items: each committed a second time, ~1,400
+    blocks later, beyond any window. An expired batch goes to the fetch waiting for it, not into
+    the pool."""
+    async with rig() as r:
+        ttl = r.limits.batch_ttl_blocks
+        old = Batch.of(0, 1, 860, (Transaction(1, b"committed long ago"),))
+        r.pool.mark_committed([old.digest], 865)
+        for h in range(866, 866 + 2 * ttl + ttl // 2):
+            r.pool.mark_committed((), h)
+            r.pool.expire(h)
+        assert r.pool.committed_at(old.digest) is None, "the pool forgot the commit, as designed"
+        assert not r.payloads.accept_batch(old, 0)
+        assert r.fetcher.arrivals == [old], "the executor's fetch still gets it"
+        assert len(r.pool) == 0 and r.pool.expire(r.pool.height + 1) == []
+        assert sample(r.metrics.dropped, ("ExpiredBatch",)) == 1
+
+
 async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted() -> None:
     """A batch's created_height is the author's word: one far above the committed height never
     expires (expiry is created_height + ttl below the committed height), so a Byzantine peer
