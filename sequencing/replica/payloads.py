@@ -300,6 +300,8 @@ class Payloads:
             # executor behind a catch-up, past the heights whose committed digests the pool still
             # remembers) gets it; the pool must not take it as pending, or it would expire again
             # and, being our own, have its items re-batched: committed twice
+            if self._fetcher.awaited(batch.digest):
+                self._batches.stash(batch)  # where the fetch finds it
             self._fetcher.arrived(batch)
             self._metrics.dropped.labels("ExpiredBatch").inc()
             return False

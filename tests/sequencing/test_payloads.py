@@ -222,10 +222,13 @@ async def test_an_expired_batch_from_a_fetch_is_handed_over_but_never_pending() 
             r.pool.mark_committed((), h)
             r.pool.expire(h)
         assert r.pool.committed_at(old.digest) is None, "the pool forgot the commit, as designed"
+        stray = Batch.of(0, 2, 861, (Transaction(1, b"nobody asked"),))
+        assert not r.payloads.accept_batch(stray, 0) and r.pool.get(stray.digest) is None
+        r.fetcher.waiting.add(old.digest)  # the executor's fetch for the committed block
         assert not r.payloads.accept_batch(old, 0)
-        assert r.fetcher.arrivals == [old], "the executor's fetch still gets it"
+        assert r.fetcher.arrivals[-1] == old and r.pool.get(old.digest) == old, "the fetch still gets it"
         assert len(r.pool) == 0 and r.pool.expire(r.pool.height + 1) == []
-        assert sample(r.metrics.dropped, ("ExpiredBatch",)) == 1
+        assert sample(r.metrics.dropped, ("ExpiredBatch",)) == 2
 
 
 async def test_a_batch_that_could_not_be_live_for_a_ttl_is_refused_and_counted() -> None:
