@@ -176,8 +176,7 @@ class Payloads:
         """Fetched batches a block names go into the pool as pending, unless committed or expired
         here (an expired own batch would have its items re-batched: committed twice)."""
         for batch in batches:
-            if (self._batches.committed_at(batch.digest) is None
-                    and batch.created_height + self._limits.batch_ttl_blocks >= self._batches.height):
+            if self._batches.committed_at(batch.digest) is None and not self._batches.expired(batch):
                 self._batches.add(batch)
 
     # -- the window of recently committed transactions ------------------------------------------
@@ -295,7 +294,7 @@ class Payloads:
             self._batches.stash(batch)  # a committed block's batch (executor, catch-up): keep the body
             self._fetcher.arrived(batch)
             return False
-        if batch.created_height + self._limits.batch_ttl_blocks < self._batches.height:
+        if self._batches.expired(batch):
             # expired here: no block may include it any more. A fetch for a committed block (the
             # executor behind a catch-up, past the heights whose committed digests the pool still
             # remembers) gets it; the pool must not take it as pending, or it would expire again

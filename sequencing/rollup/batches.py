@@ -283,9 +283,14 @@ class BatchPool:
                 self.stash(batch)
             self._committed[d] = height
 
+    def expired(self, batch: Batch, committed_height: int | None = None) -> bool:
+        """Whether no block above ``committed_height`` (the pool's height by default) may include
+        ``batch`` any more."""
+        return batch.created_height + self.ttl < (self.height if committed_height is None else committed_height)
+
     def expire(self, committed_height: int) -> list[Batch]:
         """Drop batches that can no longer be included; returns them (authors re-batch theirs)."""
-        expired = [b for b in self._pending.values() if b.created_height + self.ttl < committed_height]
+        expired = [b for b in self._pending.values() if self.expired(b, committed_height)]
         for b in expired:
             self._drop_pending(b.digest)
         horizon = committed_height - 2 * self.ttl
