@@ -165,7 +165,7 @@ class Mempool:
             room_txs -= 1
             room_bytes -= tx_size
         if fresh:
-            new = Run.of(run.rollup_id, [run.payloads[i] for i in fresh], [run.ids[i] for i in fresh])
+            new = run.pick(fresh)
             self._queue_entry(new, new.ids)
         full = None if refused is None else self._full(1, refused) or MempoolFull("no room")
         return RunAdded(outcomes, full)
@@ -220,13 +220,12 @@ class Mempool:
         committed = self._committed.keys()
         out: list[Entry] = []
         for entry in entries:
-            ids = entry.ids if isinstance(entry, Run) else [tx.id for tx in entry.txs]
-            if committed.isdisjoint(ids):
+            if committed.isdisjoint(entry_ids(entry)):
                 out.append(entry)
             elif isinstance(entry, Run):
-                keep = [i for i, tx_id in enumerate(ids) if tx_id not in committed]
+                keep = [i for i, tx_id in enumerate(entry.ids) if tx_id not in committed]
                 if keep:
-                    out.append(Run.of(entry.rollup_id, [entry.payloads[i] for i in keep], [ids[i] for i in keep]))
+                    out.append(entry.pick(keep))
         return out
 
     def requeue(self, entries: list[Entry]) -> None:
@@ -238,7 +237,7 @@ class Mempool:
                 keep = [i for i, tx_id in enumerate(ids) if tx_id not in self._queued]
                 if not keep:
                     continue
-                entry = Run.of(entry.rollup_id, [entry.payloads[i] for i in keep], [ids[i] for i in keep])
+                entry = entry.pick(keep)
                 ids = entry.ids
             elif isinstance(entry, Bundle) and entry.id in self._queued:
                 continue

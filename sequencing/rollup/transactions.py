@@ -182,6 +182,10 @@ class Run:
         """All but the first ``count`` transactions."""
         return Run.of(self.rollup_id, self.payloads[count:], self.ids[count:])
 
+    def pick(self, positions: list[int]) -> Run:
+        """The transactions at ``positions`` (ascending), in order."""
+        return Run.of(self.rollup_id, [self.payloads[i] for i in positions], [self.ids[i] for i in positions])
+
     def fitting(self, max_txs: int, max_bytes: int) -> int:
         """How many of the first transactions fit in ``max_txs`` transactions and ``max_bytes`` bytes."""
         if len(self.ids) <= max_txs and self.size <= max_bytes:
