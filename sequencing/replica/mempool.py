@@ -13,8 +13,9 @@ knows when a client's transactions are in a batch."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..config import Limits
 from ..rollup.transactions import TX_OVERHEAD, Bundle, InvalidTransaction, Item, Run
@@ -53,11 +54,20 @@ def entry_txs(entry: Entry) -> int:
     return len(entry.ids) if isinstance(entry, Run) else len(entry.txs)
 
 
+class CommittedIds(Protocol):
+    """The ids of recently committed transactions as the mempool tests them (the split's window,
+    ``rollup.tx_window.WindowIds``; a set in tests)."""
+
+    def __contains__(self, tx_id: object, /) -> bool: ...
+    def isdisjoint(self, ids: Iterable[bytes], /) -> bool: ...
+    def __len__(self) -> int: ...
+
+
 class Mempool:
     def __init__(self, limits: Limits, *, remember: int = 500_000,
-                 committed: Mapping[bytes, object] | None = None) -> None:
+                 committed: CommittedIds | None = None) -> None:
         self.limits = limits
-        self._committed: Mapping[bytes, object] = committed if committed is not None else {}  # recently committed ids
+        self._committed: CommittedIds = committed if committed is not None else set()  # recently committed ids
         self._queue: deque[tuple[int, Entry]] = deque()  # (arrival number, 0 if requeued; entry)
         self._queued: set[bytes] = set()  # every id of every queued entry (entry_ids)
         self._bytes = 0
@@ -132,7 +142,7 @@ class Mempool:
         if not ids:
             return RunAdded([], None)
         if (len(set(ids)) == len(ids) and self._queued.isdisjoint(ids) and self._recent.isdisjoint(ids)
-                and self._committed.keys().isdisjoint(ids)):
+                and self._committed.isdisjoint(ids)):
             fits = run.fitting(self.limits.mempool_max_txs - self._txs, self.limits.mempool_max_bytes - self._bytes)
             if fits:
                 taken = run if fits == len(ids) else run.head(fits)
@@ -217,7 +227,7 @@ class Mempool:
         dropped whole (its transactions commit together or not at all)."""
         if not self._committed:
             return entries
-        committed = self._committed.keys()
+        committed = self._committed
         out: list[Entry] = []
         for entry in entries:
             if committed.isdisjoint(entry_ids(entry)):

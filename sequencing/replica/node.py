@@ -98,7 +98,7 @@ class Node:
         self.metrics = NodeMetrics(replica_id)
         self.guard = InputGuard(replica_id, self.metrics.input_errors)
         self.tx_window = RecentTxWindow(blocks=self.limits.batch_ttl_blocks, txs=self.limits.dedup_window_txs)
-        self.mempool = Mempool(self.limits, committed=self.tx_window.where)
+        self.mempool = Mempool(self.limits, committed=self.tx_window.recent)
         self.batches = BatchPool(self.limits.batch_ttl_blocks, author_bytes=self.limits.batch_pool_author_bytes)
         self.evidence = EvidencePool(self.limits)
         self.transport = self._make_transport(random.Random(self.options.seed))

@@ -8,8 +8,10 @@ function of the chain alone, so every replica splits a block the same way; ``txs
 whatever the block sizes.
 
 :class:`RecentTxWindow` holds the committed part: the ids of a contiguous range of committed
-heights (a dict from id to height, for a C-level test of a whole group and the height of an id,
-and each height's ids blob, to forget them when the height leaves). A committed height enters when
+heights, a set per height (for the exact answer) and, for a C-level test of a whole group in the
+common case, :class:`WindowIds`: generations of about ``txs / 2`` ids each, over those heights and
+maybe some that have left (a height leaves in O(1); a generation leaves with its highest height),
+so at most a few set tests per group and never more than about twice the window's ids. A committed height enters when
 its content is known: at commit if this replica assembled the block (verified or proposed it),
 else when the executor assembles it; heights are entered in order (a later height waits for an
 earlier one). The uncommitted ancestors of a block are given to :meth:`RecentTxWindow.before` by
@@ -58,7 +60,7 @@ class SeenBefore:
         """Whether none of ``ids`` is in the window (C-level tests in the common case)."""
         if all(a.isdisjoint(ids) for a in self._ancestors):
             window = self._window
-            if window is None or window.where.keys().isdisjoint(ids):
+            if window is None or window.recent.isdisjoint(ids):
                 return True
         return not any(tx_id in self for tx_id in ids)
 
@@ -66,12 +68,51 @@ class SeenBefore:
         if any(tx_id in a for a in self._ancestors):
             return True
         window = self._window
-        if window is None or not isinstance(tx_id, bytes):
+        if window is None or not isinstance(tx_id, bytes) or tx_id not in window.recent:
             return False
-        return any(self._low <= h <= self._high for h in window.heights_of(tx_id))
+        return window.held_between(tx_id, self._low, self._high)
 
 
 NOTHING_BEFORE = SeenBefore(None, 0, -1, ())
+
+
+class WindowIds:
+    """The ids of the window's heights and maybe of some that left, as a few generation sets (for
+    C-level tests): a generation takes heights until it holds ``generation`` ids, and leaves whole
+    once its highest height has left. Also the mempool's test for a copy already committed."""
+
+    __slots__ = ("_generation", "_sets", "_tops")
+
+    def __init__(self, generation: int) -> None:
+        self._generation = generation
+        self._sets: deque[set[bytes]] = deque()
+        self._tops: deque[int] = deque()  # the highest height of each generation
+
+    def add(self, height: int, ids: AbstractSet[bytes]) -> None:
+        if not self._sets or len(self._sets[-1]) >= self._generation:
+            self._sets.append(set())
+            self._tops.append(height)
+        self._sets[-1].update(ids)
+        self._tops[-1] = height
+
+    def forget_below(self, lowest: int) -> None:
+        """Heights below ``lowest`` have left: drop the generations that hold only those."""
+        while self._tops and self._tops[0] < lowest:
+            self._tops.popleft()
+            self._sets.popleft()
+
+    def clear(self) -> None:
+        self._sets.clear()
+        self._tops.clear()
+
+    def isdisjoint(self, ids: Iterable[bytes]) -> bool:
+        return all(s.isdisjoint(ids) for s in self._sets)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return any(tx_id in s for s in self._sets)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._sets))
 
 
 class RecentTxWindow:
@@ -80,12 +121,11 @@ class RecentTxWindow:
             raise ValueError("the window's bounds must be >= 0")
         self.blocks = blocks
         self.txs = txs
-        self.where: dict[bytes, int] = {}  # every id held -> the newest height holding it
-        self._older: dict[bytes, list[int]] = {}  # an id held at several heights: the others, ascending
-        self._heights: deque[bytes] = deque()  # ids blob of each height, lowest .. highest
+        self.recent = WindowIds(max(txs // 2, 1))  # every id held, and maybe some of heights that left
+        self._heights: deque[AbstractSet[bytes]] = deque()  # ids of each height, lowest .. highest
         self._counts: deque[int] = deque()
         self.lowest = 1  # the height of _heights[0]
-        self._ahead: dict[int, tuple[bytes, Iterable[bytes]]] = {}  # committed above a hole
+        self._ahead: dict[int, tuple[int, AbstractSet[bytes]]] = {}  # committed above a hole
         self._executed = 0  # the executor's height: what it still assembles is above it
         self._count = 0
 
@@ -102,8 +142,7 @@ class RecentTxWindow:
     def start(self, height: int, rows: Sequence[tuple[int, bytes]]) -> None:
         """At start-up: the ledger's committed ``height`` and the ids blobs of the heights just
         below and up to it (at least those a window reaching down from ``height + 1`` needs)."""
-        self.where.clear()
-        self._older.clear()
+        self.recent.clear()
         self._heights.clear()
         self._counts.clear()
         self._ahead.clear()
@@ -113,7 +152,7 @@ class RecentTxWindow:
         for expected, (row_height, tx_ids) in enumerate(rows, start=self.lowest):
             if row_height != expected:
                 raise ValueError(f"ids of height {expected} missing (got {row_height})")
-            self._append(tx_ids, _split_ids(tx_ids))
+            self._append(*_held(tx_ids, None))
         self._evict()
 
     def committed(self, height: int, tx_ids: bytes | None, ids: Iterable[bytes] | None = None) -> None:
@@ -121,34 +160,26 @@ class RecentTxWindow:
         (the executor brings them with :meth:`executed`)."""
         if height <= self.highest or tx_ids is None:
             return
-        self._ahead[height] = (tx_ids, ids if ids is not None else _split_ids(tx_ids))
+        self._ahead[height] = _held(tx_ids, ids)
         self._drain()
 
     def executed(self, height: int, tx_ids: bytes, ids: Iterable[bytes] | None = None) -> None:
         """The executor assembled (or took) committed height ``height``: the heights it still has
         to assemble are above it, so lower heights may leave the window."""
-        if height > self.highest:
-            self._ahead.setdefault(height, (tx_ids, ids if ids is not None else _split_ids(tx_ids)))
+        if height > self.highest and height not in self._ahead:
+            self._ahead[height] = _held(tx_ids, ids)
             self._drain()
         self._executed = max(self._executed, height)
         self._evict()
 
     def _drain(self) -> None:
         while self.highest + 1 in self._ahead:
-            tx_ids, ids = self._ahead.pop(self.highest + 1)
-            self._append(tx_ids, ids)
+            self._append(*self._ahead.pop(self.highest + 1))
         self._evict()
 
-    def _append(self, tx_ids: bytes, ids: Iterable[bytes]) -> None:
-        height = self.highest + 1
-        where = self.where
-        ids = ids if isinstance(ids, list | set | frozenset) else list(ids)
-        if not where.keys().isdisjoint(ids):  # committed before, outside that block's window
-            for tx_id in where.keys() & set(ids):
-                self._older.setdefault(tx_id, []).append(where[tx_id])
-        where.update(dict.fromkeys(ids, height))
-        self._heights.append(tx_ids)
-        count = len(tx_ids) // DIGEST_SIZE
+    def _append(self, count: int, ids: AbstractSet[bytes]) -> None:
+        self.recent.add(self.highest + 1, ids)
+        self._heights.append(ids)
         self._counts.append(count)
         self._count += count
 
@@ -160,29 +191,20 @@ class RecentTxWindow:
         held = self._count_through(self._executed)
         while self._heights and (self.lowest < first_open - self.blocks
                                  or (held > self.txs and self.lowest <= self._executed)):
-            tx_ids = self._heights.popleft()
+            self._heights.popleft()
             count = self._counts.popleft()
             self._count -= count
             held -= count
-            if count:
-                self._forget(_split_ids(tx_ids))
             self.lowest += 1
+        self.recent.forget_below(self.lowest)
 
-    def _forget(self, ids: list[bytes]) -> None:
-        """The lowest height leaves: its ids go, except those also held higher up."""
-        older = self._older
-        if older and not older.keys().isdisjoint(ids):
-            kept = []
-            for tx_id in ids:
-                heights = older.get(tx_id)
-                if heights is None:
-                    kept.append(tx_id)
-                    continue
-                heights.pop(0)  # this height, the lowest of its heights
-                if not heights:
-                    del older[tx_id]
-            ids = kept
-        deque(map(self.where.pop, ids), maxlen=0)
+    def held_between(self, tx_id: bytes, low: int, high: int) -> bool:
+        """Whether a held height in ``low .. high`` committed ``tx_id`` (the exact answer, after
+        ``recent`` said it may)."""
+        first = max(low, self.lowest) - self.lowest
+        last = min(high, self.highest) - self.lowest
+        heights = self._heights
+        return any(tx_id in heights[i] for i in range(first, last + 1))
 
     def _count_through(self, height: int) -> int:
         """Transactions held at heights lowest .. ``height``."""
@@ -225,14 +247,12 @@ class RecentTxWindow:
             index -= 1
         return SeenBefore(self, low + 1, below, sets)
 
-    def heights_of(self, tx_id: bytes) -> list[int]:
-        """The held heights that committed ``tx_id`` (none, almost always several only after a
-        retry outside a window)."""
-        newest = self.where.get(tx_id)
-        if newest is None:
-            return []
-        return [*self._older.get(tx_id, ()), newest]
 
-
-def _split_ids(tx_ids: bytes) -> list[bytes]:
-    return [tx_ids[at:at + DIGEST_SIZE] for at in range(0, len(tx_ids), DIGEST_SIZE)]
+def _held(tx_ids: bytes, ids: Iterable[bytes] | None) -> tuple[int, AbstractSet[bytes]]:
+    """A height's transaction count and its ids as a set (the content's own set when it has one)."""
+    count = len(tx_ids) // DIGEST_SIZE
+    if isinstance(ids, set | frozenset):
+        return count, ids
+    if ids is not None:
+        return count, set(ids)
+    return count, {tx_ids[at:at + DIGEST_SIZE] for at in range(0, len(tx_ids), DIGEST_SIZE)}

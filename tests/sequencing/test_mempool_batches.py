@@ -617,21 +617,21 @@ def test_the_window_refuses_committed_copies_and_a_batch_leaves_out_those_commit
     transaction committed in the window is a duplicate at submission; one committed after it was
     queued (its copy at another replica committed first) is left out when the batch is cut, and a
     bundle holding one is left out whole."""
-    committed: dict[bytes, int] = {}
+    committed: set[bytes] = set()
     pool = Mempool(Limits(), committed=committed)
     early, late, other = Transaction(1, b"early"), Transaction(1, b"late"), Transaction(2, b"other")
     bundle = Bundle((Transaction(3, b"b1"), late))
-    committed[early.id] = 5
+    committed.add(early.id)
     assert not pool.add(early), "committed in the window: a duplicate"
     run = Run.of(1, [late.payload, b"fresh"], [late.id, Transaction(1, b"fresh").id])
     assert pool.add_run(run).outcomes == [True, True] and pool.add(other)
     with pytest.raises(InvalidTransaction):
         pool.add(bundle)  # repeats a queued transaction
-    committed[late.id] = 6  # its copy elsewhere commits while it waits here
+    committed.add(late.id)  # its copy elsewhere commits while it waits here
     kept = pool.without_committed(pool.take(100, 10**6))
     assert [(type(e).__name__, e.ids) for e in kept] == [("Run", (Transaction(1, b"fresh").id,)),
                                                           ("Run", (other.id,))]
     lone = Bundle((Transaction(3, b"b2"), Transaction(4, b"b3")))
     assert pool.add(lone)
-    committed[lone.txs[1].id] = 7
+    committed.add(lone.txs[1].id)
     assert pool.without_committed(pool.take(100, 10**6)) == []
