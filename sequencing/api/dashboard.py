@@ -127,8 +127,9 @@ class Dashboard:
             yield sse("snapshot", snapshot)
             next_status = trio.current_time() + STATUS_EVERY
             while True:
-                with trio.move_on_at(next_status):
-                    await self.replica.wait_committed()
+                if (watch.blocks[-1].height if watch.blocks else 0) <= last:
+                    with trio.move_on_at(next_status):
+                        await self.replica.wait_committed()
                 now = trio.current_time()
                 newest = watch.blocks[-1].height if watch.blocks else 0
                 if newest > last:

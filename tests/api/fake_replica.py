@@ -60,14 +60,15 @@ class FakeReplica:
         self.reads = 0
         self.watch = ClusterWatch(self.id, 4)
         self.connected: frozenset[int] = frozenset()
-        self.now = 0.0  # the dashboard's clock value
+        self.now: float | None = None  # the dashboard's clock value (None: trio's)
 
     def status(self) -> dict[str, Any]:
         return {"id": self.id, "started": True, "round": 0, "leader": None, "committed_height": self.durable_height,
                 "evidence": 0}
 
     def dashboard_state(self) -> DashboardState:
-        return DashboardState(base_timeout=1.0, connected=self.connected, fault_rules={}, byzantine=None, now=self.now)
+        now = trio.current_time() if self.now is None else self.now
+        return DashboardState(base_timeout=1.0, connected=self.connected, fault_rules={}, byzantine=None, now=now)
 
     def submit(self, item: Item) -> bool:
         item.validate(self.limits)

@@ -10,6 +10,7 @@
   var SVG_NS = "http://www.w3.org/2000/svg";
 
   var blocks = []; // the newest committed blocks, oldest first
+  var committee = []; // the last status's committee (this replica's entry follows commit events)
   var source = null;
   var lastEvent = 0;
   var reconnectTimer = null;
@@ -53,6 +54,7 @@
   }
 
   function drawCommittee(members) {
+    committee = members;
     var box = $("committee");
     var nodes = {};
     Array.prototype.forEach.call(box.children, function (n) { nodes[n.getAttribute("data-replica")] = n; });
@@ -262,6 +264,11 @@
     source.addEventListener("commit", handle("commit", function (c) {
       setText("height", c.height);
       setText("round", c.round);
+      committee.forEach(function (m) {
+        if (m.self) { m.round = c.round; m.height = c.height; }
+        m.leader = m.id === c.leader;
+      });
+      drawCommittee(committee);
       addBlocks(c.blocks, false);
     }));
     source.onopen = function () { lastEvent = Date.now(); };
