@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ async def test_a_rollups_tail_links_proofs_that_verify(cluster: ClusterThread, h
     assert proof.rollup_id == rollup and len(proof.transactions) == 1
 
 
-async def sse(http: httpx.AsyncClient, path: str) -> AsyncIterator[tuple[str, Any]]:
+async def sse(http: httpx.AsyncClient, path: str) -> AsyncGenerator[tuple[str, Any], None]:
     async with http.stream("GET", path, timeout=httpx.Timeout(10, read=30)) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
