@@ -367,7 +367,8 @@ def _dashboard_paths() -> dict[str, Any]:
             {"200": {"description": "the file", "content": {
                 "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
              "404": NOT_FOUND},
-            [_path_param("name", {"type": "string"}, "the file's name, e.g. dashboard.js")], tags=tags)},
+            [_path_param("name", {"type": "string", "pattern": "^[a-z0-9_-]{1,64}[.](js|css)$"},
+                         "the file's name, e.g. dashboard.js")], tags=tags)},
         "/v1/dashboard/snapshot": {"get": _get(
             "dashboardSnapshot", "the dashboard's whole view as JSON (committee, blocks, throughput, rollups, "
             "evidence, fault rules)", {"200": _json({"type": "object"}, "the view")}, tags=tags)},
