@@ -29,19 +29,29 @@ def peer_state(connected: bool, heard: Heard, now: float, base_timeout: float) -
     return "up"
 
 
+def link_state(connected: bool, inbound: bool, outbound: bool) -> str:
+    """The transport's links with a peer: "both" (linked), "in" or "out" only (half-linked), "none"."""
+    if connected or (inbound and outbound):
+        return "both"
+    return "in" if inbound else "out" if outbound else "none"
+
+
 def committee_view(status: dict[str, Any], state: DashboardState, watch: ClusterWatch) -> list[dict[str, Any]]:
     me, leader = status["id"], status["leader"]
+    inbound, outbound = set(status.get("peers_inbound", ())), set(status.get("peers_outbound", ()))
     rows = []
     for index, heard in enumerate(watch.heard):
         if index == me:
-            rows.append({"id": index, "self": True, "state": "up", "connected": True, "leader": index == leader,
+            rows.append({"id": index, "self": True, "state": "up", "connected": True, "link": "self",
+                         "leader": index == leader,
                          "round": status["round"], "height": status["committed_height"], "kind": "self",
                          "heard_ago": 0.0, "last_vote": None})
             continue
         connected = index in state.connected
         rows.append({
             "id": index, "self": False, "state": peer_state(connected, heard, state.now, state.base_timeout),
-            "connected": connected, "leader": index == leader, "round": heard.round, "height": heard.height,
+            "connected": connected, "link": link_state(connected, index in inbound, index in outbound),
+            "leader": index == leader, "round": heard.round, "height": heard.height,
             "kind": heard.kind, "heard_ago": None if heard.at <= 0.0 else round(state.now - heard.at, 3),
             "last_vote": None if heard.vote_block is None else
             {"round": heard.vote_round, "block": heard.vote_block.hex()},

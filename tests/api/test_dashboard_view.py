@@ -33,7 +33,7 @@ def block(height: int, round: int, qc_round: int | None = None, author: int = 1)
 
 def status(me: int = 0, round: int = 10, leader: int = 2, height: int = 7) -> dict[str, Any]:
     return {"id": me, "chain_id": "test", "round": round, "leader": leader, "committed_height": height,
-            "evidence": 0}
+            "evidence": 0, "peers_inbound": [1, 2], "peers_outbound": [1]}
 
 
 def state(now: float, connected: frozenset[int] = frozenset({1, 2, 3}), base_timeout: float = 1.0) -> DashboardState:
@@ -69,6 +69,7 @@ def test_a_peer_whose_link_is_gone_is_down_at_once_and_one_never_heard_is_down()
     view = members(snapshot_view(status(), state(now=50.1, connected=frozenset({1})), watch, []))
     assert (view[1]["state"], view[2]["state"], view[3]["state"]) == ("up", "down", "down")
     assert view[2]["connected"] is False and view[3]["heard_ago"] is None
+    assert [view[i]["link"] for i in range(4)] == ["self", "both", "in", "none"], "a half link is named"
     assert peer_state(True, Heard(at=10.0), 10.0 + DOWN_AFTER, 1.0) == "up"  # the boundary itself is still up
 
 

@@ -73,7 +73,8 @@
       card.appendChild(name);
       card.appendChild(el("div", { "class": "line" },
         "round " + fmt(m.round) + " · height " + fmt(m.height)));
-      var link = m.self ? "serving this page" : (m.connected ? "linked" : "no link") +
+      var links = { both: "linked", "in": "half-linked (inbound only)", out: "half-linked (outbound only)" };
+      var link = m.self ? "serving this page" : (links[m.link] || "no link") +
         (m.heard_ago === null ? " · never heard" : " · heard " + m.heard_ago.toFixed(1) + " s ago") +
         (m.kind ? " (" + m.kind + ")" : "");
       card.appendChild(el("div", { "class": "line" }, link));
