@@ -165,6 +165,9 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":  # the headers only, not a stream that never ends
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
             async with aclosing(self.dashboard.stream()) as events:

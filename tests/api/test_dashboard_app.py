@@ -192,6 +192,13 @@ async def test_a_client_that_takes_nothing_is_dropped(autojump_clock: trio.abc.C
     assert dashboard.dropped == 1 and replica.watch.streams == 0
 
 
+async def test_head_on_the_stream_answers_the_headers_and_ends() -> None:
+    async with client(FakeReplica()) as http:
+        with trio.fail_after(5):
+            head = await http.head("/v1/dashboard/events")
+        assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+
+
 async def test_a_disconnect_ends_the_stream(autojump_clock: trio.abc.Clock) -> None:
     replica = CommittingReplica()
     dashboard = Dashboard(replica, LedgerReads(replica))
