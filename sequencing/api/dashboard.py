@@ -67,7 +67,6 @@ class Dashboard:
         self.files = static_files()
         self._evidence: list[tuple[Evidence, int | None]] = []
         self._evidence_key: tuple[float, Any] = (-1e9, None)
-        self.dropped = 0  # streams dropped for not taking events (slow clients)
 
     def routes(self) -> list[Route]:
         h = handle_errors
@@ -175,7 +174,7 @@ class EventStream(Response):
                     with trio.move_on_after(SEND_TIMEOUT) as timed:
                         await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
                     if timed.cancelled_caught:
-                        self.dashboard.dropped += 1
+                        self.dashboard.replica.watch.stream_dropped()
                         break
             nursery.cancel_scope.cancel()
 

@@ -102,7 +102,8 @@ class Node:
         self.mempool = Mempool(self.limits, committed=self.tx_window.where)
         self.batches = BatchPool(self.limits.batch_ttl_blocks, author_bytes=self.limits.batch_pool_author_bytes)
         self.evidence = EvidencePool(self.limits)
-        self.watch = ClusterWatch(replica_id, self.committee.size)  # for the dashboard (bounded)
+        self.watch = ClusterWatch(replica_id, self.committee.size, self.metrics.dashboard_dropped.inc)  # bounded
+        self.metrics.dashboard_streams.set_function(lambda: self.watch.streams)
         self.transport = self._make_transport(random.Random(self.options.seed))
         self.stores = Stores(self.limits.max_frame_bytes)
         self.replica: Replica | None = None

@@ -11,6 +11,7 @@ them into ages against a ``now`` it is given, so its rules are testable without 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consensus.messages import Block, Proposal, Timeout, Vote
@@ -83,8 +84,10 @@ class ClusterWatch:
     """Bounded: ``size`` Heard rows, BLOCKS_KEPT blocks, SECONDS_KEPT seconds, ROLLUPS_KEPT x
     (TAIL_KEPT + ROLLUP_RATE_HEIGHTS) rollup points, ROUND_HEIGHTS_KEPT rounds."""
 
-    def __init__(self, me: int, size: int) -> None:
+    def __init__(self, me: int, size: int, dropped: Callable[[], None] = lambda: None) -> None:
         self.me = me
+        self.streams_dropped = 0  # event streams dropped for taking nothing (slow clients)
+        self._dropped = dropped  # ... counted in the metrics too
         self.heard = [Heard() for _ in range(size)]
         self.blocks: deque[BlockRow] = deque(maxlen=BLOCKS_KEPT)
         self.seconds: deque[Second] = deque(maxlen=SECONDS_KEPT)
@@ -147,6 +150,10 @@ class ClusterWatch:
 
     def watched(self, now: float) -> bool:
         return self.streams > 0 or now < self.watched_until
+
+    def stream_dropped(self) -> None:
+        self.streams_dropped += 1
+        self._dropped()
 
     def touch(self, now: float) -> None:
         """A snapshot was asked for: keep tracking rollups for WATCHED_FOR seconds."""

@@ -189,7 +189,7 @@ async def test_a_client_that_takes_nothing_is_dropped(autojump_clock: trio.abc.C
 
     with trio.fail_after(SEND_TIMEOUT + 5):
         await EventStream(dashboard)({"type": "http"}, receive, send)
-    assert dashboard.dropped == 1 and replica.watch.streams == 0
+    assert replica.watch.streams_dropped == 1 and replica.watch.streams == 0
 
 
 async def test_head_on_the_stream_answers_the_headers_and_ends() -> None:
@@ -216,6 +216,6 @@ async def test_a_disconnect_ends_the_stream(autojump_clock: trio.abc.Clock) -> N
 
     with trio.fail_after(5):
         await EventStream(dashboard)({"type": "http"}, receive, send)
-    assert dashboard.dropped == 0 and replica.watch.streams == 0
+    assert replica.watch.streams_dropped == 0 and replica.watch.streams == 0
     assert b"event: snapshot" in chunks[2]
     assert dashboard_module.STATUS_EVERY <= 1.0

@@ -76,6 +76,10 @@ async def test_a_rollups_tail_links_proofs_that_verify(cluster: ClusterThread, h
     assert proof.rollup_id == rollup and len(proof.transactions) == 1
 
 
+def metric(text: str, name: str) -> float:
+    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
 async def sse(http: httpx.AsyncClient, path: str) -> AsyncGenerator[tuple[str, Any], None]:
     async with http.stream("GET", path, timeout=httpx.Timeout(10, read=30)) as response:
         assert response.status_code == 200
@@ -99,6 +103,9 @@ async def test_the_event_stream_sends_a_snapshot_then_commits(cluster: ClusterTh
                 kinds.append(kind)
                 if kind == "snapshot":
                     heights.append(data["height"])
+                    metrics = (await http.get("/metrics")).text
+                    assert metric(metrics, "ordo_dashboard_streams") >= 1, "the open stream is counted"
+                    assert metric(metrics, "ordo_dashboard_streams_dropped_total") == 0
                 elif kind == "commit":
                     assert data["blocks"] and data["height"] >= data["blocks"][-1]["height"]
                     heights.append(data["blocks"][-1]["height"])
