@@ -133,7 +133,8 @@ class Dashboard:
                 newest = watch.blocks[-1].height if watch.blocks else 0
                 if newest > last:
                     if watch.blocks[0].height > last + 1 and last:  # fell behind what the watch keeps
-                        snapshot = await self.view(blocks=True)
+                        snapshot = await self.view(blocks=True)  # (a commit may land while it reads)
+                        newest = max(newest, snapshot["blocks"][-1]["height"])
                         yield sse("snapshot", snapshot)
                         next_status = now + STATUS_EVERY
                     else:
