@@ -47,6 +47,7 @@
 
   function drawHeader(view) {
     setText("whoami", "replica " + view.replica + (view.chain_id ? " · " + view.chain_id : ""));
+    document.title = "ordo · replica " + view.replica;
     setText("round", view.round);
     setText("height", view.height);
     setText("leader", view.leader === null ? "-" : "replica " + view.leader);
@@ -196,9 +197,9 @@
                              "data-committed": e.committed ? "true" : "false" });
       item.appendChild(el("div", null, e.kind.replace("_", " ") + " by replica " + e.offender + " in round " +
         e.round + " · committed: " + (e.committed ? "yes (height " + e.committed_height + ")" : "no")));
-      item.appendChild(el("code", null, "A " + e.block_a));
+      item.appendChild(el("code", null, "signed block A " + e.block_a));
       item.appendChild(el("br"));
-      item.appendChild(el("code", null, "B " + e.block_b));
+      item.appendChild(el("code", null, "signed block B " + e.block_b));
       item.appendChild(el("br"));
       item.appendChild(el("a", { href: e.json, target: "_blank", rel: "noopener" },
         "evidence JSON (ordo evidence verify FILE)"));
