@@ -3,9 +3,11 @@ per committee member what was last heard from it, the newest committed blocks, p
 throughput and sampled commit latency, and (only while a dashboard is watching) per-rollup tails.
 
 Plain data, bounded, fed O(1) per received message and per committed block (never per transaction):
-``heard`` from ``Node._deliver``, ``committed`` and ``latency`` from ``Commits.on_written``. Times
-are the caller's clock values (trio's); the view-model (sequencing/api/dashboard_view.py) turns
-them into ages against a ``now`` it is given, so its rules are testable without a clock.
+``heard_from`` from ``Node._deliver``, ``committed`` and ``latency`` from ``Commits.on_written``.
+What a peer's messages claim is noted before the core checks them (display only: a faulty peer can
+show any round it likes in its own row). Times are the caller's clock values (trio's); the
+view-model (sequencing/api/dashboard_view.py) turns them into ages against a ``now`` it is given,
+so its rules are testable without a clock.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class ClusterWatch:
             block = message.block
             if block.author == sender:
                 row.round, row.kind, row.height = block.round, "proposal", block.height
-            self._note_round(block.round, block.height)
+                self._note_round(block.round, block.height)
         elif isinstance(message, Vote):
             if message.voter == sender:
                 row.round, row.kind = message.round, "vote"
