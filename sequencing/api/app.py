@@ -20,14 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from consensus.messages import Evidence
+
 from ..rollup.transactions import Bundle, Item
 from .binary import MSGPACK, PlainTransactions, encode_result, is_msgpack, parse_binary_batch
+from .dashboard import Dashboard
 from .http_util import (
     handle_errors,
     hex_id,
     not_allowed,
     not_found,
     parse_int,
+    parse_query_id,
     path_int,
     query_int,
     read_body,
@@ -45,6 +49,11 @@ SKIP_EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": 
 def build_app(replica: ReplicaPort) -> Starlette:
     api = PublicApi(replica)
     return Starlette(routes=api.routes(), exception_handlers={404: not_found, 405: not_allowed})
+
+
+def evidence_json(e: Evidence, committed_height: int | None) -> dict[str, Any]:
+    return {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
+            "committed_height": committed_height, "evidence": e.encode().hex()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class PublicApi:
         self.limits = replica.limits
         self.ledger = LedgerReads(replica)
         self.document = openapi_document(self.limits)
+        self.dashboard = Dashboard(replica, self.ledger)
 
     def routes(self) -> list[Route]:
         h = handle_errors
@@ -88,6 +98,7 @@ class PublicApi:
             Route("/v1/evidence", h(self.evidence)),
             Route("/metrics", self.metrics),
             Route("/openapi.json", self.openapi),
+            *self.dashboard.routes(),
         ]
 
     async def durable(self, accepted: bool) -> None:
@@ -233,12 +244,11 @@ class PublicApi:
     async def evidence(self, request: Request) -> Response:
         offender = request.query_params.get("offender")
         offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
+        wanted = request.query_params.get("id")  # one record (the dashboard links it): still a list
+        evidence_id = None if wanted is None else parse_query_id(wanted, "id")
         items = await self.ledger.read(lambda ledger: ledger.evidence_list(offender=offender_id))
-        return JSONResponse([
-            {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
-             "committed_height": height, "evidence": e.encode().hex()}
-            for e, height in items
-        ])
+        return JSONResponse([evidence_json(e, height) for e, height in items
+                             if evidence_id is None or e.id == evidence_id])
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.replica.metrics_registry),

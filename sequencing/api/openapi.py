@@ -15,6 +15,7 @@ from ..ids import ID_HEX_PATTERN
 from ..rollup.chunks import CHUNK_TXS
 
 MAX_REPLICA_ID = 1023
+DASHBOARD_FILES = ("dashboard.js", "dashboard.css")  # sequencing/api/dashboard_static/, besides index.html
 HEX64 = f"^{ID_HEX_PATTERN}$"  # what sequencing/ids.py accepts
 LOWER_HEX64 = "^[0-9a-f]{64}$"
 
@@ -354,6 +355,33 @@ def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
+def _dashboard_paths() -> dict[str, Any]:
+    """The operators' dashboard (sequencing/api/dashboard.py; the view: docs/OPERATIONS.md)."""
+    tags = ["dashboard"]
+    return {
+        "/dashboard": {"get": _get(
+            "dashboard", "the live dashboard page (HTML; its files ship in the package)",
+            {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            tags=tags)},
+        "/dashboard/static/{name}": {"get": _get(
+            "dashboardStatic", "a static file of the dashboard page (script, style sheet)",
+            {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+             "404": NOT_FOUND},
+            [_path_param("name", {"type": "string", "enum": list(DASHBOARD_FILES)}, "the file's name")],
+            tags=tags)},
+        "/v1/dashboard/snapshot": {"get": _get(
+            "dashboardSnapshot", "the dashboard's whole view as JSON (committee, blocks, throughput, rollups, "
+            "evidence, fault rules)", {"200": _json({"type": "object"}, "the view")}, tags=tags)},
+        "/v1/dashboard/events": {"get": _get(
+            "dashboardEvents", "server-sent events for the dashboard: `snapshot` first, then `commit` and "
+            "`status` (every second, the heartbeat)",
+            {"200": {"description": "an endless text/event-stream; each event's data is JSON",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+            tags=tags)},
+    }
+
+
 def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
     """The document for a replica with these limits (the defaults when None)."""
     limits = limits or Limits()
@@ -443,7 +471,11 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
              "400": BAD_REQUEST, "503": STARTING},
             [{"name": "offender", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICA_ID},
-              "description": "only evidence against this replica"}])},
+              "description": "only evidence against this replica"},
+             {"name": "id", "in": "query", "required": False, "schema": {"type": "string", "pattern": HEX64},
+              "description": "only the record with this evidence id (a list of one, or empty): what `ordo "
+                             "evidence verify` reads"}])},
+        **_dashboard_paths(),
         "/metrics": {"get": _get(
             "metrics", "Prometheus metrics (text exposition format)",
             {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
@@ -465,7 +497,8 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                            "address has a request allowance (429 `rate_limited` with `Retry-After` beyond "
                            "it; malformed requests use it up fastest) and a cap on open connections.",
         },
-        "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"}],
+        "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"},
+                 {"name": "dashboard"}],
         "paths": paths,
         "components": {"schemas": _schemas(limits)},
     }

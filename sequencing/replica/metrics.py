@@ -73,6 +73,9 @@ class NodeMetrics:
         self.peers_outbound = Gauge("ordo_peers_outbound", "Peers we hold an authenticated link to", registry=r)
         self.pending_handshakes = Gauge("ordo_net_pending_handshakes", "Inbound connections in the handshake",
                                         registry=r)
+        self.dashboard_streams = Gauge("ordo_dashboard_streams", "Open dashboard event streams", registry=r)
+        self.dashboard_dropped = Counter("ordo_dashboard_streams_dropped", "Dashboard event streams dropped: "
+                                         "the client took no event for 10 s", registry=r)
 
     def watch_transport(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(_TransportCollector(snapshot))
