@@ -92,3 +92,40 @@ def test_fault_scripts_share_the_common_options(name: str) -> None:
     assert done.returncode == 0, done.stderr
     for option in ("--config", "--seconds", "--timeout", "--json"):
         assert option in done.stdout, f"{name}: {option} missing"
+
+
+def chromium_setup(tmp_path: Path, *, uid: str, apt_ok: bool | None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run _venv.sh's ensure_chromium with a PATH of stand-ins: no chromium, ``id -u`` printing
+    ``uid``, and an apt-get that records its calls (succeeding or failing; None: no apt-get)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname",):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    if apt_ok is not None:
+        (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\nexit {0 if apt_ok else 1}\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    done = subprocess.run(["/bin/bash", "-c", f". {ROOT}/scripts/_venv.sh; ensure_chromium"], env={"PATH": str(bin_dir)},
+                          capture_output=True, text=True, timeout=30, check=False)
+    return done, tmp_path / "apt.log"
+
+
+def test_scripts_test_installs_chromium_as_root_where_missing(tmp_path: Path) -> None:
+    done, apt_log = chromium_setup(tmp_path, uid="0", apt_ok=True)
+    assert done.returncode == 0, done.stderr
+    assert "install -y -qq chromium" in apt_log.read_text()
+    assert "ensure_chromium" in (ROOT / "scripts" / "test").read_text()
+
+
+@pytest.mark.parametrize("uid, apt_ok, reason", [
+    ("0", False, "could not install chromium"),
+    ("0", None, "no apt-get"),
+    ("1000", True, "not root"),
+])
+def test_without_chromium_the_browser_tests_skip_with_a_reason(
+        tmp_path: Path, uid: str, apt_ok: bool | None, reason: str) -> None:
+    done, apt_log = chromium_setup(tmp_path, uid=uid, apt_ok=apt_ok)
+    assert done.returncode == 0, done.stderr
+    assert reason in done.stderr and "browser tests will skip" in done.stderr
+    assert apt_log.exists() == (uid == "0" and apt_ok is not None)
