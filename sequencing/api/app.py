@@ -20,8 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from consensus.messages import Evidence
+
 from ..rollup.transactions import Bundle, Item
 from .binary import MSGPACK, PlainTransactions, encode_result, is_msgpack, parse_binary_batch
+from .dashboard import Dashboard
 from .http_util import (
     handle_errors,
     hex_id,
@@ -45,6 +48,11 @@ SKIP_EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": 
 def build_app(replica: ReplicaPort) -> Starlette:
     api = PublicApi(replica)
     return Starlette(routes=api.routes(), exception_handlers={404: not_found, 405: not_allowed})
+
+
+def evidence_json(e: Evidence, committed_height: int | None) -> dict[str, Any]:
+    return {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
+            "committed_height": committed_height, "evidence": e.encode().hex()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class PublicApi:
         self.limits = replica.limits
         self.ledger = LedgerReads(replica)
         self.document = openapi_document(self.limits)
+        self.dashboard = Dashboard(replica, self.ledger)
 
     def routes(self) -> list[Route]:
         h = handle_errors
@@ -86,8 +95,10 @@ class PublicApi:
             Route("/v1/rollups/{rollup_id}/slices/{height}", h(self.rollup_slice)),
             Route("/v1/rollups/{rollup_id}/subscribe", h(self.subscribe)),
             Route("/v1/evidence", h(self.evidence)),
+            Route("/v1/evidence/{evidence_id}", h(self.evidence_record)),
             Route("/metrics", self.metrics),
             Route("/openapi.json", self.openapi),
+            *self.dashboard.routes(),
         ]
 
     async def durable(self, accepted: bool) -> None:
@@ -234,11 +245,16 @@ class PublicApi:
         offender = request.query_params.get("offender")
         offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
         items = await self.ledger.read(lambda ledger: ledger.evidence_list(offender=offender_id))
-        return JSONResponse([
-            {"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
-             "committed_height": height, "evidence": e.encode().hex()}
-            for e, height in items
-        ])
+        return JSONResponse([evidence_json(e, height) for e, height in items])
+
+    async def evidence_record(self, request: Request) -> Response:
+        """One record as /v1/evidence lists it: what ``ordo evidence verify`` reads (the dashboard links it)."""
+        evidence_id = hex_id(request, "evidence_id")
+        items = await self.ledger.read(lambda ledger: ledger.evidence_list())
+        for e, height in items:
+            if e.id == evidence_id:
+                return JSONResponse(evidence_json(e, height))
+        raise ApiError(404, "not_found", "no such evidence is recorded at this replica")
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.replica.metrics_registry),

@@ -354,6 +354,33 @@ def _path_param(name: str, schema: dict[str, Any], description: str) -> dict[str
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
 
+def _dashboard_paths() -> dict[str, Any]:
+    """The operators' dashboard (sequencing/api/dashboard.py; the view: docs/OPERATIONS.md)."""
+    tags = ["dashboard"]
+    return {
+        "/dashboard": {"get": _get(
+            "dashboard", "the live dashboard page (HTML; its files ship in the package)",
+            {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            tags=tags)},
+        "/dashboard/static/{name}": {"get": _get(
+            "dashboardStatic", "a static file of the dashboard page (script, style sheet)",
+            {"200": {"description": "the file", "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+             "404": NOT_FOUND},
+            [_path_param("name", {"type": "string", "pattern": "^[a-z0-9_-]{1,64}[.](js|css)$"},
+                         "the file's name, e.g. dashboard.js")], tags=tags)},
+        "/v1/dashboard/snapshot": {"get": _get(
+            "dashboardSnapshot", "the dashboard's whole view as JSON (committee, blocks, throughput, rollups, "
+            "evidence, fault rules)", {"200": _json({"type": "object"}, "the view")}, tags=tags)},
+        "/v1/dashboard/events": {"get": _get(
+            "dashboardEvents", "server-sent events for the dashboard: `snapshot` first, then `commit` and "
+            "`status` (every second, the heartbeat)",
+            {"200": {"description": "an endless text/event-stream; each event's data is JSON",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+            tags=tags)},
+    }
+
+
 def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
     """The document for a replica with these limits (the defaults when None)."""
     limits = limits or Limits()
@@ -444,6 +471,13 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
             [{"name": "offender", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICA_ID},
               "description": "only evidence against this replica"}])},
+        "/v1/evidence/{evidence_id}": {"get": _get(
+            "evidenceRecord", "one recorded piece of evidence, as /v1/evidence lists it (what `ordo evidence "
+            "verify` reads)",
+            {"200": _json(_ref("EvidenceRecord"), "the record"), "400": BAD_REQUEST,
+             "404": _error("no such evidence is recorded at this replica"), "503": STARTING},
+            [_path_param("evidence_id", {"type": "string", "pattern": HEX64}, "evidence id, 64 hex digits")])},
+        **_dashboard_paths(),
         "/metrics": {"get": _get(
             "metrics", "Prometheus metrics (text exposition format)",
             {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
@@ -465,7 +499,8 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
                            "address has a request allowance (429 `rate_limited` with `Retry-After` beyond "
                            "it; malformed requests use it up fastest) and a cap on open connections.",
         },
-        "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"}],
+        "tags": [{"name": "submit"}, {"name": "query"}, {"name": "subscribe"}, {"name": "operations"},
+                 {"name": "dashboard"}],
         "paths": paths,
         "components": {"schemas": _schemas(limits)},
     }

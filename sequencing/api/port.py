@@ -19,6 +19,7 @@ from consensus.messages import Block, Evidence
 
 from ..config import Limits
 from ..replica.intake import Submitted
+from ..replica.watch import ClusterWatch, DashboardState
 from ..rollup.block_tree import BlockTree
 from ..rollup.transactions import Item, Run
 
@@ -100,6 +101,15 @@ class ReplicaPort(Protocol):
     def recent_commit(self, height: int) -> tuple[Block, CommitProof, BlockTree] | None:
         """A recent durable commit: its block, commit proof and the tree its content was assembled
         with (the executor keeps the newest few); None: read the ledger."""
+        ...
+
+    @property
+    def watch(self) -> ClusterWatch:
+        """What the dashboard shows that the replica keeps for it (bounded; replica/watch.py)."""
+        ...
+
+    def dashboard_state(self) -> DashboardState:
+        """The transport's links, the fault rules and the clock value, for the dashboard."""
         ...
 
     @property

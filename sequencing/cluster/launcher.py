@@ -157,6 +157,7 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
                 raise LaunchError(_startup_failure(cluster, exc)) from None
             print(f"cluster {config.chain_id!r} up: {config.size} replicas "
                   f"({', '.join(config.api_url(r.id) for r in config.replicas)})", file=sys.stderr)
+            print("\n".join(dashboard_lines(config)), file=sys.stderr)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 summary = await _run(config, options, cluster, client, extra, signals)
         finally:
@@ -167,6 +168,15 @@ async def launch(config: ClusterConfig, options: LaunchOptions) -> int:
     if options.json_path is not None:
         options.json_path.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if summary["agreement"] and not summary["down"] else 1
+
+
+def dashboard_lines(config: ClusterConfig) -> list[str]:
+    """Where the operators' dashboard is: the first replica's, and every other replica's own."""
+    first, *others = [f"{config.api_url(r.id)}/dashboard" for r in config.replicas]
+    lines = [f"dashboard: {first}"]
+    if others:
+        lines.append(f"  (every replica serves its own: {', '.join(others)})")
+    return lines
 
 
 def _startup_failure(cluster: LocalCluster, exc: HarnessError) -> str:

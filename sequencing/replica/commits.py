@@ -30,6 +30,7 @@ from .evidence_pool import EvidencePool
 from .executor import Committed, Executor
 from .metrics import NodeMetrics
 from .stores import Stores
+from .watch import ClusterWatch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Commits:
         window: RecentTxWindow | None = None,
         noted: Callable[[Block], None] = lambda block: None,
         executed: Callable[[int, BlockContent], None] = lambda height, content: None,
+        watch: ClusterWatch | None = None,
     ) -> None:
         self._ttl = batch_ttl_blocks
         self._max_frame_bytes = max_frame_bytes
@@ -65,6 +67,7 @@ class Commits:
         self._submitted_at = submitted_at  # shared with intake, which fills it
         self._proposed_at: dict[bytes, float] = {}
         self._nursery = nursery
+        self._watch = watch  # the dashboard's blocks, throughput and latency samples (O(1) per block)
         self.durable_height = 0
         self.durable_block_id: bytes | None = None
         self.txs_committed = 0
@@ -121,11 +124,17 @@ class Commits:
 
     def on_written(self, records: list[CommitRecord]) -> None:
         now = trio.current_time()
+        watch = self._watch
         for record in records:
             self._metrics.blocks_committed.inc()
             self._metrics.txs_committed.inc(record.tx_count)
             for tx_id in self._timed_in(record.tx_ids):
-                self._metrics.commit_latency.observe(now - self._submitted_at.pop(tx_id))
+                latency = now - self._submitted_at.pop(tx_id)
+                self._metrics.commit_latency.observe(latency)
+                if watch is not None:
+                    watch.latency(latency, now)
+            if watch is not None:
+                watch.committed(record.block, record.tx_count, sum(map(len, record.batch_bodies)), record.slices, now)
             proposed = self._proposed_at.pop(record.block.id, None)
             if proposed is not None:
                 self._metrics.block_latency.observe(now - proposed)

@@ -60,6 +60,7 @@ from .peer_service import PeerService
 from .recovery import recovery_floor
 from .round_timer import RoundTimer
 from .stores import Stores
+from .watch import ClusterWatch, DashboardState
 from .wire import NodeCodec
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Node:
         self.mempool = Mempool(self.limits, committed=self.tx_window.where)
         self.batches = BatchPool(self.limits.batch_ttl_blocks, author_bytes=self.limits.batch_pool_author_bytes)
         self.evidence = EvidencePool(self.limits)
+        self.watch = ClusterWatch(replica_id, self.committee.size)  # for the dashboard (bounded)
         self.transport = self._make_transport(random.Random(self.options.seed))
         self.stores = Stores(self.limits.max_frame_bytes)
         self.replica: Replica | None = None
@@ -130,6 +132,7 @@ class Node:
             fetcher=self.fetcher, cached=self.payloads.cached_content, expired=self.intake.expired,
             rebatching=self.intake.rebatching, submitted_at=self.intake.submitted_at, nursery=self._require_nursery,
             window=self.tx_window, noted=self.payloads.committed, executed=self.payloads.executed,
+            watch=self.watch,
         )
         self.executor = self.commits.executor
         self.timer = RoundTimer()
@@ -252,6 +255,7 @@ class Node:
         messages go to the core loop, batches and answers are handled at once (one task hop less
         per message, and never behind a peer's ledger read); False leaves a request that reads the
         ledger to :meth:`_dispatch_inbound`, through the inbox."""
+        self.watch.heard_from(sender, message, trio.current_time())
         if isinstance(message, CONSENSUS_TYPES):
             self.post(MessageIn(sender, message))
             return True
@@ -422,6 +426,13 @@ class Node:
     async def wait_committed(self) -> None:
         """Return at the next change of durable_height."""
         await self.commits.committed_changed.wait()
+
+    def dashboard_state(self) -> DashboardState:
+        return DashboardState(
+            base_timeout=self.config.timing.base_timeout, connected=frozenset(self.transport.connected_peers()),
+            fault_rules=self.transport.faults.snapshot(), byzantine=self.options.byzantine,
+            now=trio.current_time(),
+        )
 
     def recent_commit(self, height: int) -> RecentCommit | None:
         return self.executor.recent.get(height)

@@ -15,6 +15,7 @@ from sequencing.api.port import LedgerView
 from sequencing.config import Limits
 from sequencing.replica.intake import Submitted
 from sequencing.replica.mempool import MempoolFull
+from sequencing.replica.watch import ClusterWatch, DashboardState
 from sequencing.rollup.block_tree import BlockTree
 from sequencing.rollup.transactions import InvalidTransaction, Item, Run
 
@@ -57,9 +58,17 @@ class FakeReplica:
         self.items: dict[bytes, Item] = {}
         self.last_arrival = 0
         self.reads = 0
+        self.watch = ClusterWatch(self.id, 4)
+        self.connected: frozenset[int] = frozenset()
+        self.now: float | None = None  # the dashboard's clock value (None: trio's)
 
     def status(self) -> dict[str, Any]:
-        return {"id": self.id, "started": True}
+        return {"id": self.id, "started": True, "round": 0, "leader": None, "committed_height": self.durable_height,
+                "evidence": 0}
+
+    def dashboard_state(self) -> DashboardState:
+        now = trio.current_time() if self.now is None else self.now
+        return DashboardState(base_timeout=1.0, connected=self.connected, fault_rules={}, byzantine=None, now=now)
 
     def submit(self, item: Item) -> bool:
         item.validate(self.limits)

@@ -34,6 +34,8 @@ def test_up_with_load_writes_a_summary_and_leaves_nothing_running(tmp_path: Path
         check=False, capture_output=True, text=True, timeout=180, env=dict(os.environ),
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    api = load_config(config).api_url(0)
+    assert f"dashboard: {api}/dashboard\n" in done.stderr, "ordo up prints the dashboard's URL"
     summary = json.loads(summary_path.read_text())
     assert summary["agreement"] is True
     replicas = summary["replicas"]
