@@ -106,8 +106,8 @@ def chromium_setup(tmp_path: Path, *, uid: str, apt_ok: bool | None) -> tuple[su
         (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\nexit {0 if apt_ok else 1}\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    done = subprocess.run(["/bin/bash", "-c", f". {ROOT}/scripts/_venv.sh; ensure_chromium"], env={"PATH": str(bin_dir)},
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(["/bin/bash", "-c", f". {ROOT}/scripts/_venv.sh; ensure_chromium"],
+                          env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30, check=False)
     return done, tmp_path / "apt.log"
 
 

@@ -11,6 +11,7 @@ killed, the evidence test then restarts replica 3 as a double voter."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,11 @@ def test_the_page_loads_goes_live_and_shows_the_cluster_moving(tab: Tab, live: L
     page.wait_for_function("(h) => document.querySelectorAll('#timeline [data-height]').length > 0 && "
                            "Math.max(...Array.from(document.querySelectorAll('#timeline [data-height]'),"
                            " e => parseInt(e.dataset.height, 10))) >= h", arg=low, timeout=ADVANCE_TIMEOUT * 1000)
-    assert page.locator("#throughput svg, #throughput canvas").count() >= 1
+    # the chart is drawn: an SVG (or canvas) whose paths have points
+    page.wait_for_function("() => { const c = document.querySelector('#throughput'); return c !== null && "
+                           "(c.tagName === 'CANVAS' || Array.from(c.querySelectorAll('path, polyline'))"
+                           ".some(p => (p.getAttribute('d') || p.getAttribute('points') || '').length > 20)); }",
+                           timeout=ADVANCE_TIMEOUT * 1000)
     page.wait_for_selector("#rollups [data-rollup]", timeout=ADVANCE_TIMEOUT * 1000)
     assert page.locator("#faults").count() == 1
     save_screenshot(page, shots, "live")
@@ -121,7 +126,11 @@ def test_a_double_voters_evidence_appears(tab: Tab, live: LiveCluster, shots: Pa
     page.wait_for_selector("#evidence [data-evidence]", timeout=EVIDENCE_TIMEOUT * 1000)
     record = page.locator("#evidence [data-evidence]").first
     text = record.inner_text()
-    assert "3" in text, text  # the offender
+    assert record.get_attribute("data-offender") == "3" and "replica 3" in text, text
+    hashes = set(re.findall(r"\b[0-9a-f]{12,64}\b", text))
+    assert len(hashes) >= 2, f"the two conflicting messages' hashes: {text!r}"
+    # gossiped and committed into the log: the entry says so
+    page.wait_for_selector("#evidence [data-evidence][data-committed='true']", timeout=EVIDENCE_TIMEOUT * 1000)
     # the proof link opens JSON that `ordo evidence verify` accepts (checked against the committee)
     link = record.locator("a[href]").first
     href = link.get_attribute("href")
