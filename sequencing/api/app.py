@@ -31,6 +31,7 @@ from .http_util import (
     not_allowed,
     not_found,
     parse_int,
+    parse_query_id,
     path_int,
     query_int,
     read_body,
@@ -95,7 +96,6 @@ class PublicApi:
             Route("/v1/rollups/{rollup_id}/slices/{height}", h(self.rollup_slice)),
             Route("/v1/rollups/{rollup_id}/subscribe", h(self.subscribe)),
             Route("/v1/evidence", h(self.evidence)),
-            Route("/v1/evidence/{evidence_id}", h(self.evidence_record)),
             Route("/metrics", self.metrics),
             Route("/openapi.json", self.openapi),
             *self.dashboard.routes(),
@@ -244,17 +244,11 @@ class PublicApi:
     async def evidence(self, request: Request) -> Response:
         offender = request.query_params.get("offender")
         offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
+        wanted = request.query_params.get("id")  # one record (the dashboard links it): still a list
+        evidence_id = None if wanted is None else parse_query_id(wanted, "id")
         items = await self.ledger.read(lambda ledger: ledger.evidence_list(offender=offender_id))
-        return JSONResponse([evidence_json(e, height) for e, height in items])
-
-    async def evidence_record(self, request: Request) -> Response:
-        """One record as /v1/evidence lists it: what ``ordo evidence verify`` reads (the dashboard links it)."""
-        evidence_id = hex_id(request, "evidence_id")
-        items = await self.ledger.read(lambda ledger: ledger.evidence_list())
-        for e, height in items:
-            if e.id == evidence_id:
-                return JSONResponse(evidence_json(e, height))
-        raise ApiError(404, "not_found", "no such evidence is recorded at this replica")
+        return JSONResponse([evidence_json(e, height) for e, height in items
+                             if evidence_id is None or e.id == evidence_id])
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.replica.metrics_registry),

@@ -95,12 +95,12 @@ def rollups_view(watch: ClusterWatch, now: float) -> list[dict[str, Any]]:
 
 
 def evidence_view(records: Sequence[tuple[Evidence, int | None]]) -> list[dict[str, Any]]:
-    """The newest EVIDENCE_SHOWN records; ``json`` is the one record as /v1/evidence lists it,
+    """The newest EVIDENCE_SHOWN records; ``json`` links /v1/evidence listing just this record,
     which ``ordo evidence verify`` reads."""
     newest = sorted(records, key=lambda r: (r[0].round, r[0].id))[-EVIDENCE_SHOWN:]
     return [{"id": e.id.hex(), "kind": e.kind.name.lower(), "offender": e.offender, "round": e.round,
              "block_a": e.block_a.hex(), "block_b": e.block_b.hex(), "committed": height is not None,
-             "committed_height": height, "json": f"/v1/evidence/{e.id.hex()}"}
+             "committed_height": height, "json": f"/v1/evidence?id={e.id.hex()}"}
             for e, height in reversed(newest)]
 
 

@@ -112,6 +112,14 @@ def hex_id(request: Request, name: str) -> bytes:
         raise ApiError(400, "invalid_parameter", str(exc)) from None
 
 
+def parse_query_id(raw: str, name: str) -> bytes:
+    """A 32-byte id given as a query parameter (400 ``invalid_parameter`` unless 64 hex digits)."""
+    try:
+        return parse_id32(raw, name)
+    except InvalidId as exc:
+        raise ApiError(400, "invalid_parameter", str(exc)) from None
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return error(404, "not_found", f"no route {request.method} {request.url.path}")
 

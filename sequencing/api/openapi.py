@@ -15,6 +15,7 @@ from ..ids import ID_HEX_PATTERN
 from ..rollup.chunks import CHUNK_TXS
 
 MAX_REPLICA_ID = 1023
+DASHBOARD_FILES = ("dashboard.js", "dashboard.css")  # sequencing/api/dashboard_static/, besides index.html
 HEX64 = f"^{ID_HEX_PATTERN}$"  # what sequencing/ids.py accepts
 LOWER_HEX64 = "^[0-9a-f]{64}$"
 
@@ -367,8 +368,8 @@ def _dashboard_paths() -> dict[str, Any]:
             {"200": {"description": "the file", "content": {
                 "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
              "404": NOT_FOUND},
-            [_path_param("name", {"type": "string", "pattern": "^[a-z0-9_-]{1,64}[.](js|css)$"},
-                         "the file's name, e.g. dashboard.js")], tags=tags)},
+            [_path_param("name", {"type": "string", "enum": list(DASHBOARD_FILES)}, "the file's name")],
+            tags=tags)},
         "/v1/dashboard/snapshot": {"get": _get(
             "dashboardSnapshot", "the dashboard's whole view as JSON (committee, blocks, throughput, rollups, "
             "evidence, fault rules)", {"200": _json({"type": "object"}, "the view")}, tags=tags)},
@@ -470,13 +471,10 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
              "400": BAD_REQUEST, "503": STARTING},
             [{"name": "offender", "in": "query", "required": False,
               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_REPLICA_ID},
-              "description": "only evidence against this replica"}])},
-        "/v1/evidence/{evidence_id}": {"get": _get(
-            "evidenceRecord", "one recorded piece of evidence, as /v1/evidence lists it (what `ordo evidence "
-            "verify` reads)",
-            {"200": _json(_ref("EvidenceRecord"), "the record"), "400": BAD_REQUEST,
-             "404": _error("no such evidence is recorded at this replica"), "503": STARTING},
-            [_path_param("evidence_id", {"type": "string", "pattern": HEX64}, "evidence id, 64 hex digits")])},
+              "description": "only evidence against this replica"},
+             {"name": "id", "in": "query", "required": False, "schema": {"type": "string", "pattern": HEX64},
+              "description": "only the record with this evidence id (a list of one, or empty): what `ordo "
+                             "evidence verify` reads"}])},
         **_dashboard_paths(),
         "/metrics": {"get": _get(
             "metrics", "Prometheus metrics (text exposition format)",

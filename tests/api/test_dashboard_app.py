@@ -21,6 +21,7 @@ from consensus.messages import Block, Evidence, EvidenceKind, QuorumCert
 from sequencing.api import dashboard as dashboard_module
 from sequencing.api.app import build_app
 from sequencing.api.dashboard import COMMIT_GAP, SEND_TIMEOUT, Dashboard, EventStream, static_files
+from sequencing.api.openapi import DASHBOARD_FILES
 from sequencing.api.reads import LedgerReads
 from sequencing.replica.watch import BLOCKS_KEPT
 
@@ -96,7 +97,7 @@ def test_the_static_files_are_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["sequencing.api"]
     files = static_files()
-    assert {"index.html", "dashboard.js", "dashboard.css"} <= set(files)
+    assert set(files) == {"index.html", *DASHBOARD_FILES}, "the OpenAPI document names every static file"
     for name in files:
         assert any(fnmatch(f"dashboard_static/{name}", p) for p in patterns), f"{name} is not package data"
 
@@ -104,7 +105,8 @@ def test_the_static_files_are_package_data() -> None:
 async def test_the_snapshot_is_the_view_and_evidence_links_to_one_verifiable_record() -> None:
     replica = CommittingReplica()
     evidence = Evidence(EvidenceKind.DOUBLE_VOTE, 2, 9, b"\x01" * 32, SIG, b"\x02" * 32, SIG)
-    replica.ledger = EvidenceLedger([(evidence, None)])
+    other = Evidence(EvidenceKind.DOUBLE_VOTE, 2, 8, b"\x01" * 32, SIG, b"\x03" * 32, SIG)
+    replica.ledger = EvidenceLedger([(other, 30), (evidence, None)])
     replica.commit(3)
     async with client(replica) as http:
         snap = (await http.get("/v1/dashboard/snapshot")).json()
@@ -112,14 +114,15 @@ async def test_the_snapshot_is_the_view_and_evidence_links_to_one_verifiable_rec
         assert [m["id"] for m in snap["committee"]] == [0, 1, 2, 3]
         assert {"committee", "blocks", "throughput", "rollups", "evidence", "faults", "round", "leader"} <= set(snap)
         assert replica.watch.watched(trio.current_time()), "a snapshot turns the per-rollup tracking on"
-        [row] = snap["evidence"]
+        row = next(e for e in snap["evidence"] if e["id"] == evidence.id.hex())
         record = await http.get(row["json"])
         assert record.status_code == 200
-        assert record.json() == (await http.get("/v1/evidence")).json()[0], "the record as /v1/evidence lists it"
-        assert Evidence.decode(bytes.fromhex(record.json()["evidence"])) == evidence
-        unknown = await http.get("/v1/evidence/" + "ab" * 32)
-        assert (unknown.status_code, unknown.json()["error"]) == (404, "not_found")
-        assert (await http.get("/v1/evidence/xyz")).status_code == 400
+        assert record.json() == [(await http.get("/v1/evidence")).json()[1]], "the record as /v1/evidence lists it"
+        assert Evidence.decode(bytes.fromhex(record.json()[0]["evidence"])) == evidence
+        unknown = await http.get("/v1/evidence", params={"id": "ab" * 32})
+        assert (unknown.status_code, unknown.json()) == (200, [])
+        bad = await http.get("/v1/evidence", params={"id": "xyz"})
+        assert (bad.status_code, bad.json()["error"]) == (400, "invalid_parameter")
 
 
 async def take(stream: AsyncGenerator[str, None]) -> tuple[str, Any]:

@@ -154,7 +154,7 @@ def test_evidence_rows_name_both_blocks_and_link_the_json_verify_reads() -> None
     assert [r["offender"] for r in rows] == [1, 3]  # newest round first
     assert rows[0]["committed"] and rows[0]["committed_height"] == 25 and rows[0]["kind"] == "double_proposal"
     assert not rows[1]["committed"] and (rows[1]["block_a"], rows[1]["block_b"]) == (a.hex(), b.hex())
-    assert rows[1]["json"] == f"/v1/evidence/{pending.id.hex()}"
+    assert rows[1]["json"] == f"/v1/evidence?id={pending.id.hex()}"
 
 
 def test_the_snapshot_carries_the_fault_rules_read_only_and_the_replicas_own_position() -> None:

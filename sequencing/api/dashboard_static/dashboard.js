@@ -264,6 +264,7 @@
     source.addEventListener("commit", handle("commit", function (c) {
       setText("height", c.height);
       setText("round", c.round);
+      setText("leader", c.leader === null ? "-" : "replica " + c.leader);
       committee.forEach(function (m) {
         if (m.self) { m.round = c.round; m.height = c.height; }
         m.leader = m.id === c.leader;
