@@ -4,6 +4,7 @@ once with the right extras, pass the operator's arguments through untouched) in 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -36,8 +37,10 @@ def calls(checkout: Path) -> list[str]:
 
 
 def run(checkout: Path, script: str, *args: str) -> None:
+    # a root machine without chromium: scripts/test would apt-get it (tested on its own below)
+    env = dict(os.environ, ORDO_NO_CHROMIUM_INSTALL="1")
     subprocess.run([str(checkout / "scripts" / script), *args], cwd=checkout, check=True,
-                   capture_output=True, text=True, timeout=30)
+                   capture_output=True, text=True, timeout=30, env=env)
 
 
 def test_up_passes_its_arguments_to_ordo_up_and_adds_demo_load(tmp_path: Path) -> None:
@@ -92,3 +95,48 @@ def test_fault_scripts_share_the_common_options(name: str) -> None:
     assert done.returncode == 0, done.stderr
     for option in ("--config", "--seconds", "--timeout", "--json"):
         assert option in done.stdout, f"{name}: {option} missing"
+
+
+def chromium_setup(tmp_path: Path, *, uid: str, apt_ok: bool | None,
+                   env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run _venv.sh's ensure_chromium with a PATH of stand-ins: no chromium, ``id -u`` printing
+    ``uid``, and an apt-get that records its calls (succeeding or failing; None: no apt-get)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname",):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    if apt_ok is not None:
+        (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\nexit {0 if apt_ok else 1}\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    done = subprocess.run(["/bin/bash", "-c", f". {ROOT}/scripts/_venv.sh; ensure_chromium"],
+                          env={"PATH": str(bin_dir), **(env or {})}, capture_output=True, text=True, timeout=30,
+                          check=False)
+    return done, tmp_path / "apt.log"
+
+
+def test_scripts_test_installs_chromium_as_root_where_missing(tmp_path: Path) -> None:
+    done, apt_log = chromium_setup(tmp_path, uid="0", apt_ok=True)
+    assert done.returncode == 0, done.stderr
+    assert "install -y -qq chromium" in apt_log.read_text()
+    assert "ensure_chromium" in (ROOT / "scripts" / "test").read_text()
+
+
+@pytest.mark.parametrize("uid, apt_ok, reason", [
+    ("0", False, "could not install chromium"),
+    ("0", None, "no apt-get"),
+    ("1000", True, "not root"),
+])
+def test_without_chromium_the_browser_tests_skip_with_a_reason(
+        tmp_path: Path, uid: str, apt_ok: bool | None, reason: str) -> None:
+    done, apt_log = chromium_setup(tmp_path, uid=uid, apt_ok=apt_ok)
+    assert done.returncode == 0, done.stderr
+    assert reason in done.stderr and "browser tests will skip" in done.stderr
+    assert apt_log.exists() == (uid == "0" and apt_ok is not None)
+
+
+def test_ordo_no_chromium_install_leaves_the_system_alone(tmp_path: Path) -> None:
+    done, apt_log = chromium_setup(tmp_path, uid="0", apt_ok=True, env={"ORDO_NO_CHROMIUM_INSTALL": "1"})
+    assert done.returncode == 0 and "ORDO_NO_CHROMIUM_INSTALL" in done.stderr
+    assert not apt_log.exists()
