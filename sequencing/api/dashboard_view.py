@@ -52,7 +52,7 @@ def committee_view(status: dict[str, Any], state: DashboardState, watch: Cluster
             "id": index, "self": False, "state": peer_state(connected, heard, state.now, state.base_timeout),
             "connected": connected, "link": link_state(connected, index in inbound, index in outbound),
             "leader": index == leader, "round": heard.round, "height": heard.height,
-            "kind": heard.kind, "heard_ago": None if heard.at <= 0.0 else round(state.now - heard.at, 3),
+            "kind": heard.kind, "heard_ago": None if heard.at <= 0.0 else max(0.0, round(state.now - heard.at, 3)),
             "last_vote": None if heard.vote_block is None else
             {"round": heard.vote_round, "block": heard.vote_block.hex()},
         })
