@@ -56,7 +56,7 @@ def entry_txs(entry: Entry) -> int:
 
 class CommittedIds(Protocol):
     """The ids of recently committed transactions as the mempool tests them (the split's window,
-    ``rollup.tx_window.WindowIds``; a set in tests)."""
+    ``RecentTxWindow.recent``; a set in tests too)."""
 
     def __contains__(self, tx_id: object, /) -> bool: ...
     def isdisjoint(self, ids: Iterable[bytes], /) -> bool: ...

@@ -8,10 +8,9 @@ function of the chain alone, so every replica splits a block the same way; ``txs
 whatever the block sizes.
 
 :class:`RecentTxWindow` holds the committed part: the ids of a contiguous range of committed
-heights, a set per height (for the exact answer) and, for a C-level test of a whole group in the
-common case, :class:`WindowIds`: generations of about ``txs / 2`` ids each, over those heights and
-maybe some that have left (a height leaves in O(1); a generation leaves with its highest height),
-so at most a few set tests per group and never more than about twice the window's ids. A committed height enters when
+heights, a set per height (for the exact answer) and one set of them all (``recent``, for a C-level
+test of a whole group in the common case; an id held at several heights is counted in ``_repeats``,
+so that it stays while a higher height holds it). A committed height enters when
 its content is known: at commit if this replica assembled the block (verified or proposed it),
 else when the executor assembles it; heights are entered in order (a later height waits for an
 earlier one). The uncommitted ancestors of a block are given to :meth:`RecentTxWindow.before` by
@@ -76,52 +75,14 @@ class SeenBefore:
 NOTHING_BEFORE = SeenBefore(None, 0, -1, ())
 
 
-class WindowIds:
-    """The ids of the window's heights and maybe of some that left, as a few generation sets (for
-    C-level tests): a generation takes heights until it holds ``generation`` ids, and leaves whole
-    once its highest height has left. Also the mempool's test for a copy already committed."""
-
-    __slots__ = ("_generation", "_sets", "_tops")
-
-    def __init__(self, generation: int) -> None:
-        self._generation = generation
-        self._sets: deque[set[bytes]] = deque()
-        self._tops: deque[int] = deque()  # the highest height of each generation
-
-    def add(self, height: int, ids: AbstractSet[bytes]) -> None:
-        if not self._sets or len(self._sets[-1]) >= self._generation:
-            self._sets.append(set())
-            self._tops.append(height)
-        self._sets[-1].update(ids)
-        self._tops[-1] = height
-
-    def forget_below(self, lowest: int) -> None:
-        """Heights below ``lowest`` have left: drop the generations that hold only those."""
-        while self._tops and self._tops[0] < lowest:
-            self._tops.popleft()
-            self._sets.popleft()
-
-    def clear(self) -> None:
-        self._sets.clear()
-        self._tops.clear()
-
-    def isdisjoint(self, ids: Iterable[bytes]) -> bool:
-        return all(s.isdisjoint(ids) for s in self._sets)
-
-    def __contains__(self, tx_id: object) -> bool:
-        return any(tx_id in s for s in self._sets)
-
-    def __len__(self) -> int:
-        return sum(map(len, self._sets))
-
-
 class RecentTxWindow:
     def __init__(self, *, blocks: int, txs: int) -> None:
         if blocks < 0 or txs < 0:
             raise ValueError("the window's bounds must be >= 0")
         self.blocks = blocks
         self.txs = txs
-        self.recent = WindowIds(max(txs // 2, 1))  # every id held, and maybe some of heights that left
+        self.recent: set[bytes] = set()  # every id held (the union of _heights)
+        self._repeats: dict[bytes, int] = {}  # an id held at n + 1 heights -> n
         self._heights: deque[AbstractSet[bytes]] = deque()  # ids of each height, lowest .. highest
         self._counts: deque[int] = deque()
         self.lowest = 1  # the height of _heights[0]
@@ -143,6 +104,7 @@ class RecentTxWindow:
         """At start-up: the ledger's committed ``height`` and the ids blobs of the heights just
         below and up to it (at least those a window reaching down from ``height + 1`` needs)."""
         self.recent.clear()
+        self._repeats.clear()
         self._heights.clear()
         self._counts.clear()
         self._ahead.clear()
@@ -178,7 +140,12 @@ class RecentTxWindow:
         self._evict()
 
     def _append(self, count: int, ids: AbstractSet[bytes]) -> None:
-        self.recent.add(self.highest + 1, ids)
+        recent = self.recent
+        if not recent.isdisjoint(ids):  # committed before, outside that block's window
+            repeats = self._repeats
+            for tx_id in recent.intersection(ids):
+                repeats[tx_id] = repeats.get(tx_id, 0) + 1
+        recent.update(ids)
         self._heights.append(ids)
         self._counts.append(count)
         self._count += count
@@ -191,12 +158,25 @@ class RecentTxWindow:
         held = self._count_through(self._executed)
         while self._heights and (self.lowest < first_open - self.blocks
                                  or (held > self.txs and self.lowest <= self._executed)):
-            self._heights.popleft()
+            self._forget(self._heights.popleft())
             count = self._counts.popleft()
             self._count -= count
             held -= count
             self.lowest += 1
-        self.recent.forget_below(self.lowest)
+
+    def _forget(self, ids: AbstractSet[bytes]) -> None:
+        """The lowest height leaves: its ids go, except those also held higher up."""
+        repeats = self._repeats
+        if repeats and not repeats.keys().isdisjoint(ids):
+            kept = set()
+            for tx_id in repeats.keys() & ids:
+                kept.add(tx_id)
+                if repeats[tx_id] == 1:
+                    del repeats[tx_id]
+                else:
+                    repeats[tx_id] -= 1
+            ids = ids - kept
+        self.recent.difference_update(ids)
 
     def held_between(self, tx_id: bytes, low: int, high: int) -> bool:
         """Whether a held height in ``low .. high`` committed ``tx_id`` (the exact answer, after
