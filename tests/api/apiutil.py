@@ -2,89 +2,29 @@
 
 pytest-trio runs each test in its own ``trio.run`` and allows only function-scoped async
 fixtures, so the shared cluster lives in a trio run of its own on a background thread
-(:class:`ClusterThread`); tests talk to it over HTTP like any client, and call harness operations
-(restart a replica, ...) through :meth:`ClusterThread.run`."""
+(:class:`sequencing.cluster.cluster_thread.ClusterThread`); tests talk to it over HTTP like any
+client, and call harness operations (restart a replica, ...) through :meth:`ClusterThread.run`."""
 
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import trio
 
 from consensus.committee import Committee
+from sequencing.cluster.cluster_thread import ClusterThread as BaseClusterThread
 from sequencing.cluster.local import FAST_TIMING as TIMING
-from sequencing.cluster.local import LocalCluster, write_local_config
+from sequencing.cluster.local import write_local_config
 from sequencing.config import ClusterConfig
 from sequencing.keys import committee_of
 
-T = TypeVar("T")
 
-
-class ClusterThread:
+class ClusterThread(BaseClusterThread):
     def __init__(self, config_path: Path) -> None:
-        self.config_path = config_path
-        self.cluster: LocalCluster | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="ordo-test-cluster", daemon=True)
-
-    # -- lifecycle (called from pytest's thread) ---------------------------------------------------
-
-    def start(self, timeout: float = 90.0) -> None:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the test cluster did not start")
-        if self._error is not None:
-            raise RuntimeError(f"the test cluster did not start: {self._error}") from self._error
-
-    def stop(self) -> None:
-        if self._token is not None and self._stop is not None:
-            try:
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
-        self._thread.join(60)
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._serve)
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = trio.Event()
-        cluster = LocalCluster(self.config_path)
-        try:
-            await cluster.start_all()
-            await cluster.wait_height(2)
-            self.cluster = cluster
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await cluster.stop_all()
-
-    # -- use (from a test's own trio run) ----------------------------------------------------------
-
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``await fn(*args)`` in the cluster's trio run (e.g. ``cluster.restart``)."""
-        assert self._token is not None
-        call = partial(trio.from_thread.run, fn, *args, trio_token=self._token)
-        return await trio.to_thread.run_sync(call)
-
-    @property
-    def harness(self) -> LocalCluster:
-        assert self.cluster is not None
-        return self.cluster
+        super().__init__(config_path, name="ordo-test-cluster")
 
     @property
     def config(self) -> ClusterConfig:
@@ -99,6 +39,17 @@ class ClusterThread:
 
     async def restart(self, replica_id: int) -> None:
         await self.run(self.harness.restart, replica_id)
+
+    async def restart_byzantine(self, replica_id: int, mode: str) -> None:
+        """Restart ``replica_id`` in a ``--byzantine`` mode (``restart`` brings it back honest)."""
+        harness = self.harness
+
+        async def restart() -> None:
+            await harness.stop(replica_id)
+            await harness.start(replica_id, "--byzantine", mode)
+            await harness.wait_ready([replica_id])
+
+        await self.run(restart)
 
     async def status(self, replica_id: int = 0) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=5) as http:

@@ -310,15 +310,8 @@ async def test_recorded_evidence_lists_and_verifies_offline(cluster: ClusterThre
     the client verifies it, and what /v1/evidence serves verifies offline with `evidence verify`."""
     if not replica_supports("--byzantine"):
         pytest.skip("this build's replica has no --byzantine fault injection")
-    harness = cluster.harness
-
-    async def make_byzantine() -> None:
-        await harness.stop(3)
-        await harness.start(3, "--byzantine", "double-vote")
-        await harness.wait_ready([3])
-
     try:
-        await cluster.run(make_byzantine)
+        await cluster.restart_byzantine(3, "double-vote")
         async with AsyncOrdoClient(cluster.api(0), cluster.committee) as client:
             with trio.fail_after(30):
                 while not (records := await client.evidence(offender=3)):  # verified against the committee

@@ -130,15 +130,8 @@ async def test_recorded_evidence_links_json_that_evidence_verify_accepts(
         cluster: ClusterThread, http: httpx.AsyncClient, tmp_path: Path) -> None:
     if not replica_supports("--byzantine"):
         pytest.skip("this build's replica has no --byzantine fault injection")
-    harness = cluster.harness
-
-    async def make_byzantine() -> None:
-        await harness.stop(3)
-        await harness.start(3, "--byzantine", "double-vote")
-        await harness.wait_ready([3])
-
     try:
-        await cluster.run(make_byzantine)
+        await cluster.restart_byzantine(3, "double-vote")
         view = await until(http, lambda v: any(e["offender"] == 3 for e in v["evidence"]), timeout=30)
     finally:
         await cluster.restart(3)

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from sequencing.cluster.cluster_thread import ClusterThread
 from sequencing.cluster.demo_load import LoadGenerator
 from sequencing.cluster.local import FAST_TIMING, LocalCluster, write_local_config
 
-T = TypeVar("T")
 SCREENSHOT_DIR_ENV = "ORDO_SCREENSHOT_DIR"  # set: the README's screenshot is written there too
 
 
@@ -52,69 +50,25 @@ def chromium_or_skip() -> str:
     return path
 
 
-class LiveCluster:
+class LiveCluster(ClusterThread):
     """A 4-replica :class:`LocalCluster` (fast timing, free ports) with demo load at ``rate`` tx/s,
     run in a trio run on a background thread from :meth:`start` to :meth:`stop`."""
 
     def __init__(self, directory: Path, *, rate: float = 150.0) -> None:
-        self.config_path = write_local_config(directory, n=4, timing=FAST_TIMING)
+        super().__init__(write_local_config(directory, n=4, timing=FAST_TIMING), log_level="warning",
+                         name="ordo-browser-cluster")
         self.rate = rate
-        self.cluster: LocalCluster | None = None
         self.load: LoadGenerator | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="ordo-browser-cluster", daemon=True)
 
     def start(self, timeout: float = 120.0) -> None:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the cluster did not start")
-        if self._error is not None:
-            raise RuntimeError(f"the cluster did not start: {self._error!r}") from self._error
+        super().start(timeout)
 
-    def stop(self) -> None:
-        if self._token is not None and self._stop is not None:
-            try:
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
-        self._thread.join(60)
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._serve)
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = trio.Event()
-        cluster = LocalCluster(self.config_path, log_level="warning")
-        try:
-            async with httpx.AsyncClient() as client, trio.open_nursery() as nursery:
-                await cluster.start_all()
-                await cluster.wait_height(2)
-                self.cluster = cluster
-                self.load = LoadGenerator(cluster.config, client, self.rate)
-                nursery.start_soon(self.load.run)
-                self._ready.set()
-                await self._stop.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            await cluster.stop_all()
-
-    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await fn(*args)`` in the cluster's trio run, from pytest's thread."""
-        assert self._token is not None
-        return trio.from_thread.run(fn, *args, trio_token=self._token)
-
-    @property
-    def harness(self) -> LocalCluster:
-        assert self.cluster is not None
-        return self.cluster
+    async def while_up(self, cluster: LocalCluster) -> None:
+        async with httpx.AsyncClient() as client, trio.open_nursery() as nursery:
+            self.load = LoadGenerator(cluster.config, client, self.rate)
+            nursery.start_soon(self.load.run)
+            await super().while_up(cluster)
+            nursery.cancel_scope.cancel()
 
     def url(self, replica: int, path: str = "/dashboard") -> str:
         return f"{self.harness.api(replica)}{path}"
