@@ -30,8 +30,8 @@ from .http_util import (
     hex_id,
     not_allowed,
     not_found,
+    parse_id_param,
     parse_int,
-    parse_query_id,
     path_int,
     query_int,
     read_body,
@@ -245,7 +245,7 @@ class PublicApi:
         offender = request.query_params.get("offender")
         offender_id = None if offender is None else query_int(request, "offender", 0, 0, 1023)
         wanted = request.query_params.get("id")  # one record (the dashboard links it): still a list
-        evidence_id = None if wanted is None else parse_query_id(wanted, "id")
+        evidence_id = None if wanted is None else parse_id_param(wanted, "id")
         items = await self.ledger.read(lambda ledger: ledger.evidence_list(offender=offender_id))
         return JSONResponse([evidence_json(e, height) for e, height in items
                              if evidence_id is None or e.id == evidence_id])

@@ -106,14 +106,11 @@ def hex_id(request: Request, name: str) -> bytes:
     if name == "tx_id" and raw == "batch":  # GET /v1/transactions/batch is a method error, not a bad id
         raise ApiError(405, "method_not_allowed", f"{request.method} not allowed on {request.url.path}",
                        headers={"Allow": "POST"})
-    try:
-        return parse_id32(raw, name)
-    except InvalidId as exc:
-        raise ApiError(400, "invalid_parameter", str(exc)) from None
+    return parse_id_param(raw, name)
 
 
-def parse_query_id(raw: str, name: str) -> bytes:
-    """A 32-byte id given as a query parameter (400 ``invalid_parameter`` unless 64 hex digits)."""
+def parse_id_param(raw: str, name: str) -> bytes:
+    """A 32-byte id given as a path or query parameter (400 ``invalid_parameter`` unless 64 hex digits)."""
     try:
         return parse_id32(raw, name)
     except InvalidId as exc:
