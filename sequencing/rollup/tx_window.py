@@ -168,9 +168,8 @@ class RecentTxWindow:
         """The lowest height leaves: its ids go, except those also held higher up."""
         repeats = self._repeats
         if repeats and not repeats.keys().isdisjoint(ids):
-            kept = set()
-            for tx_id in repeats.keys() & ids:
-                kept.add(tx_id)
+            kept = repeats.keys() & ids
+            for tx_id in kept:
                 if repeats[tx_id] == 1:
                     del repeats[tx_id]
                 else:
