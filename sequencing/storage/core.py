@@ -44,6 +44,7 @@ from .schema import (
     LEGACY_VERSION,
     MIGRATED_VERSIONS,
     SCHEMA_VERSION,
+    TXS_ROWS_VERSION,
     CorruptDatabase,
     DatabaseLocked,
     MissingDatabase,
@@ -110,6 +111,7 @@ class StorageCore:
     SCHEMA: ClassVar[tuple[str, ...]]
     LEGACY_FOREIGN: ClassVar[tuple[str, ...]]  # tables of the other file: empty in a version-1 file
     LEGACY_DROPS: ClassVar[tuple[str, ...]]  # version 1 -> 2
+    PAGE_SIZE: ClassVar[int] = 4096  # SQLite's default; a new file only (an old one keeps its own)
 
     def __init__(
         self, conn: sqlite3.Connection, path: Path, *, chain_id: str, replica_id: int,
@@ -193,6 +195,8 @@ class StorageCore:
                 f"{self.path}: schema version {version}; this build reads version {SCHEMA_VERSION}"
                 f" (and migrates {', '.join(map(str, MIGRATED_VERSIONS))})"
             )
+        if empty:  # only a new file takes a page size (before WAL mode and the first table)
+            c.execute(f"PRAGMA page_size={self.PAGE_SIZE}")
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise StorageError(f"{self.path}: cannot switch to WAL mode (got {mode!r})")
@@ -211,7 +215,9 @@ class StorageCore:
             elif version != SCHEMA_VERSION:
                 if version == LEGACY_VERSION:
                     self._migrate()
-                self._migrate_from_2()
+                if version <= TXS_ROWS_VERSION:
+                    self._migrate_from_2()
+                self._migrate_from_3()
                 c.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
                 c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._check_identity()
@@ -243,6 +249,10 @@ class StorageCore:
     def _migrate_from_2(self) -> None:
         """Turn this kind of file's version-2 layout into the current one (nothing by default),
         inside the opening transaction; the caller then sets the version."""
+
+    def _migrate_from_3(self) -> None:
+        """Turn this kind of file's version-3 layout into the current one (nothing by default),
+        inside the opening transaction, after any older migration; the caller then sets the version."""
 
     def _migrate(self) -> None:
         """A version-1 file (one layout for both databases) into the version-2 layout: drop what

@@ -34,6 +34,9 @@ from . import txindex
 from .core import StorageCore, api
 from .records import TX_ID_SIZE, CommitRecord, RollupState, plan
 from .schema import (
+    BATCH_BODIES,
+    BATCHES,
+    BATCHES_BY_STATE,
     BLOCK_TXS,
     LEDGER_DROPS,
     LEDGER_FORMAT,
@@ -76,6 +79,10 @@ class LedgerStore(StorageCore):
     SCHEMA = LEDGER_SCHEMA
     LEGACY_FOREIGN = ("safety", "voted_blocks")
     LEGACY_DROPS = LEDGER_DROPS
+    # A commit writes a few large blobs (slices, block ids, batch bodies): 16 KiB pages take
+    # ~25 % less storage CPU per committed transaction than 4 KiB ones (fewer overflow pages to
+    # chain, log and checkpoint), for ~40 us more per empty block.
+    PAGE_SIZE = 16384
 
     def __init__(
         self, conn: sqlite3.Connection, path: Path, *, chain_id: str, replica_id: int,
@@ -170,6 +177,18 @@ class LedgerStore(StorageCore):
         c.execute("INSERT INTO meta VALUES ('txs_indexed_height', ?)", (str(flusher.indexed),))
         c.execute("DROP TABLE txs")
 
+    def _migrate_from_3(self) -> None:
+        """Version 3 -> 4: the batch bodies move out of ``batches`` into ``batch_bodies``."""
+        c = self._conn
+        c.execute(BATCH_BODIES)
+        c.execute("INSERT INTO batch_bodies SELECT digest, body FROM batches WHERE body IS NOT NULL")
+        c.execute("ALTER TABLE batches RENAME TO batches_v3")
+        c.execute("DROP INDEX batches_by_state")
+        c.execute(BATCHES)
+        c.execute("INSERT INTO batches SELECT digest, author, created_height, committed_height FROM batches_v3")
+        c.execute("DROP TABLE batches_v3")
+        c.execute(BATCHES_BY_STATE)
+
     def _insert_ids(self, block_txs: list[tuple[int, bytes]], flusher: txindex.Flusher) -> None:
         self._conn.executemany("INSERT INTO block_txs VALUES (?, ?)", block_txs)
         self._conn.executemany("INSERT INTO tx_prefixes VALUES (?, ?, ?, ?)", flusher.rows)
@@ -224,12 +243,12 @@ class LedgerStore(StorageCore):
             c.executemany("INSERT OR IGNORE INTO bundles VALUES (?, ?, ?)", rows.bundles)
             txn.point("bundles")
             c.executemany(
-                "INSERT INTO batches (digest, committed_height, body) VALUES (?, ?, ?) ON CONFLICT(digest)"
-                " DO UPDATE SET committed_height = excluded.committed_height,"
-                " body = coalesce(batches.body, excluded.body)"
+                "INSERT INTO batches (digest, committed_height) VALUES (?, ?) ON CONFLICT(digest)"
+                " DO UPDATE SET committed_height = excluded.committed_height"
                 " WHERE batches.committed_height IS NULL",
                 rows.batches,
             )
+            c.executemany("INSERT OR IGNORE INTO batch_bodies VALUES (?, ?)", rows.batch_bodies)
             txn.point("batches")
             c.executemany(
                 "INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(evidence_id)"
@@ -392,28 +411,39 @@ class LedgerStore(StorageCore):
         ``replaces`` (expired ones whose items this batch carries now)."""
         if not isinstance(digest, bytes) or len(digest) != 32 or not isinstance(body, bytes):
             raise InvalidRecord("save_batch needs a 32-byte digest and a bytes body")
+        c = self._conn
         with self._transaction("save_batch", durable=False, hooked=False):
-            self._conn.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, NULL, ?) ON CONFLICT(digest) DO UPDATE SET"
+            c.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, NULL) ON CONFLICT(digest) DO UPDATE SET"
                 " author = coalesce(batches.author, excluded.author),"
-                " created_height = coalesce(batches.created_height, excluded.created_height),"
-                " body = coalesce(batches.body, excluded.body)",
-                (digest, author, created_height, body),
+                " created_height = coalesce(batches.created_height, excluded.created_height)",
+                (digest, author, created_height),
             )
-            self._conn.executemany("DELETE FROM batches WHERE digest = ? AND committed_height IS NULL",
-                                   [(old,) for old in replaces if old != digest])
+            c.execute("INSERT OR IGNORE INTO batch_bodies VALUES (?, ?)", (digest, body))
+            self._delete_batches([
+                (old,) for old in replaces
+                if old != digest and c.execute(
+                    "SELECT 1 FROM batches WHERE digest = ? AND committed_height IS NULL", (old,)
+                ).fetchone()
+            ])
+
+    def _delete_batches(self, digests: list[tuple[bytes]]) -> None:
+        """Delete these batches' rows and bodies (inside the caller's transaction)."""
+        self._conn.executemany("DELETE FROM batch_bodies WHERE digest = ?", digests)
+        self._conn.executemany("DELETE FROM batches WHERE digest = ?", digests)
 
     @api
     def load_batch(self, digest: bytes) -> bytes | None:
-        row = self._conn.execute("SELECT body FROM batches WHERE digest = ?", (digest,)).fetchone()
+        row = self._conn.execute("SELECT body FROM batch_bodies WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else row[0]
 
     @api
     def pending_batches(self) -> list[tuple[bytes, int, int, bytes]]:
         """Uncommitted batches ``(digest, author, created_height, body)`` by created height."""
         rows = self._conn.execute(
-            "SELECT digest, author, created_height, body FROM batches"
-            " WHERE committed_height IS NULL AND body IS NOT NULL ORDER BY created_height, digest"
+            "SELECT b.digest, b.author, b.created_height, d.body FROM batches b"
+            " JOIN batch_bodies d ON d.digest = b.digest"
+            " WHERE b.committed_height IS NULL ORDER BY b.created_height, b.digest"
         )
         return [(d, a, h, b) for d, a, h, b in rows]
 
@@ -437,7 +467,7 @@ class LedgerStore(StorageCore):
                 (below_height,),
             ).fetchall()
             doomed = [(digest,) for (digest,) in expired if digest not in keep]
-            c.executemany("DELETE FROM batches WHERE digest = ?", doomed)
+            self._delete_batches(doomed)
         return len(doomed)
 
     # -- evidence ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ digests for a rollup exactly when (barring collisions) they hold the same sub-lo
 A record is checked per slice, never per transaction: rollup ids ascending and each slice
 non-empty, payloads bytes (one C-level pass per slice), ``tx_ids`` exactly 32 bytes per
 transaction, bundle positions inside the block. Its rows are one per block, per slice, per bundle,
-per batch and per evidence: the transaction ids go into one ``block_txs`` row (the concatenated
+per batch (and per body) and per evidence: the transaction ids go into one ``block_txs`` row (the concatenated
 ids in tree order), not one row each.
 """
 
@@ -75,7 +75,8 @@ class Rows:
     slices: list[tuple[int, int, int, bytes]] = field(default_factory=list)
     block_txs: list[tuple[int, bytes]] = field(default_factory=list)
     bundles: list[tuple[bytes, int, bytes]] = field(default_factory=list)
-    batches: list[tuple[bytes, int, bytes | None]] = field(default_factory=list)
+    batches: list[tuple[bytes, int]] = field(default_factory=list)  # (digest, committed height)
+    batch_bodies: list[tuple[bytes, bytes]] = field(default_factory=list)  # (digest, body) where known
     evidence: list[tuple[bytes, int, int, int, bytes, int, int]] = field(default_factory=list)
     rollups: dict[int, RollupState] = field(default_factory=dict)  # only the rollups touched
     tx_count: int = 0
@@ -128,7 +129,9 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
     for i, batch in enumerate(record.batch_digests):
         if not _digest_like(batch):
             raise InvalidRecord(f"block at height {h}: batch digests must be 32 bytes")
-        rows.batches.append((batch, h, record.batch_bodies[i] if record.batch_bodies else None))
+        rows.batches.append((batch, h))
+        if record.batch_bodies:
+            rows.batch_bodies.append((batch, record.batch_bodies[i]))
     for ev in record.evidence:
         if not isinstance(ev, Evidence):
             raise InvalidRecord(f"block at height {h}: expected Evidence, got {type(ev).__name__}")

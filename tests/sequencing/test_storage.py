@@ -4,6 +4,7 @@ slow, a throughput measurement."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -226,7 +227,7 @@ def test_create_reopen_and_meta(tmp_path: Path) -> None:
     with db(path, create=False) as s:
         assert s.rollup_summary() == {} and s.txs_committed() == 0
     assert not path.with_name("r.db-wal").exists()  # clean close checkpoints
-    assert meta(path) == {"format": "ordo-ledger", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1",
+    assert meta(path) == {"format": "ordo-ledger", "schema_version": "4", "chain_id": CHAIN, "replica_id": "1",
                           "committed_height": "0", "txs_committed": "0", "txs_indexed_height": "0",
                           "listen": "127.0.0.1:7001"}
 
@@ -241,8 +242,8 @@ def test_each_file_has_only_its_own_tables(tmp_path: Path) -> None:
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         conn.close()
         assert names == set(tables)
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
-    assert user_version(ledger) == user_version(safety) == 3  # a version-2 build refuses both
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "4", "chain_id": CHAIN, "replica_id": "1"}
+    assert user_version(ledger) == user_version(safety) == 4  # a version-3 build refuses both
 
 
 def test_the_two_files_swapped_are_refused(tmp_path: Path) -> None:
@@ -306,7 +307,7 @@ def test_damaged_pages(tmp_path: Path) -> None:
     with db(path) as s:
         s.append_many(records)
     data = bytearray(path.read_bytes())
-    data[4096:12288] = b"\xff" * 8192
+    data[LedgerStore.PAGE_SIZE:3 * LedgerStore.PAGE_SIZE] = b"\xff" * (2 * LedgerStore.PAGE_SIZE)  # pages 2 and 3
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptDatabase, match=str(path)):
         open_db(path, create=False)
@@ -431,7 +432,7 @@ V1_LEDGER_INDEXES = (
 
 
 def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
-    """Rewrite a closed version-3 file into the version-1 layout the old code wrote for both files:
+    """Rewrite a closed version-4 file into the version-1 layout the old code wrote for both files:
     every table, format 'ordo-replica-db', schema version 1 (``ledger_tables_from``: an empty
     ledger whose DDL supplies the ledger tables a safety file lacks)."""
     as_version_2(path)
@@ -457,6 +458,35 @@ def as_version_1(path: Path, *, ledger_tables_from: Path) -> None:
         conn.close()
 
 
+# Version 3's batches table, the body in the row (sequencing/storage/schema.py before version 4).
+V3_BATCHES = """CREATE TABLE batches (
+        digest BLOB PRIMARY KEY, author INTEGER, created_height INTEGER,
+        committed_height INTEGER, body BLOB) WITHOUT ROWID"""
+
+
+def as_version_3(path: Path) -> None:
+    """Rewrite a closed version-4 file as version 3 wrote it: a ledger's batch bodies in their
+    ``batches`` rows, no ``batch_bodies``; schema version 3. Idempotent."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 4:
+            return
+        conn.execute("BEGIN")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'batch_bodies'").fetchone():
+            rows = conn.execute("SELECT b.digest, author, created_height, committed_height, body FROM batches b"
+                                " LEFT JOIN batch_bodies d ON d.digest = b.digest").fetchall()
+            conn.execute("DROP TABLE batches")
+            conn.execute("DROP TABLE batch_bodies")
+            conn.execute(V3_BATCHES)
+            conn.execute("CREATE INDEX batches_by_state ON batches (committed_height, created_height)")
+            conn.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA user_version=3")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 # Version 2's per-transaction index (sequencing/storage/schema.py before version 3).
 V2_TXS = """CREATE TABLE txs (
         tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, rollup_id INTEGER NOT NULL,
@@ -464,9 +494,11 @@ V2_TXS = """CREATE TABLE txs (
 
 
 def as_version_2(path: Path) -> None:
-    """Rewrite a closed version-3 file as version 2 wrote it: a ledger's tx ids as one ``txs`` row
-    per transaction, the first location of an id committed twice kept (INSERT OR IGNORE in
-    height order), no ``block_txs`` nor ``tx_prefixes``; schema version 2. Idempotent."""
+    """Rewrite a closed version-4 file as version 2 wrote it (through :func:`as_version_3`): a
+    ledger's tx ids as one ``txs`` row per transaction, the first location of an id committed
+    twice kept (INSERT OR IGNORE in height order), no ``block_txs`` nor ``tx_prefixes``; schema
+    version 2. Idempotent."""
+    as_version_3(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] != 3:
@@ -533,7 +565,7 @@ def test_version_1_files_are_migrated_when_opened(
     ledger, safety, records, state = v1_files
     assert user_version(ledger) == user_version(safety) == 1
     assert {"safety", "voted_blocks", "blocks"} <= table_names(ledger) & table_names(safety)
-    for _ in range(2):  # migrated once, then opened as version 3
+    for _ in range(2):  # migrated once, then opened as version 4
         with db(ledger, create=False) as s:
             check_against(s, records)
             assert dict(s.committed_batches_since(0)) == {} and s.load_batch(h32("batch")) == b"body"
@@ -541,11 +573,11 @@ def test_version_1_files_are_migrated_when_opened(
         with safety_db(safety, create=False) as safe:
             assert safe.load_safety() == state
             assert [b.id for b in safe.voted_blocks()] == [r.block.id for r in records]
-    assert user_version(ledger) == user_version(safety) == 3
+    assert user_version(ledger) == user_version(safety) == 4
     assert table_names(ledger) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
     assert table_names(safety) == set(SAFETY_TABLES)
     assert meta(ledger)["format"] == "ordo-ledger" and meta(ledger)["committed_height"] == "3"
-    assert meta(safety) == {"format": "ordo-safety", "schema_version": "3", "chain_id": CHAIN, "replica_id": "1"}
+    assert meta(safety) == {"format": "ordo-safety", "schema_version": "4", "chain_id": CHAIN, "replica_id": "1"}
 
 
 def test_version_1_files_swapped_or_foreign_are_refused_untouched(
@@ -608,12 +640,12 @@ def test_version_2_ledger_is_migrated_when_opened(
     rows = txs_rows_version_2(path)
     assert len(rows) == sum(len(ids_of(r)) for r in records) - 1  # the second copy had no row
     assert (Transaction(2, b"b").id, 1, 2, 0) in rows
-    for _ in range(2):  # migrated once, then opened as version 3
+    for _ in range(2):  # migrated once, then opened as version 4
         with db(path, create=False) as s:
             check_against(s, records)
             assert s.tx_location(Transaction(2, b"b").id) == (4, 2, 0)
             assert s.load_batch(h32("batch")) == b"body"
-    assert user_version(path) == 3 and meta(path)["schema_version"] == "3"
+    assert user_version(path) == 4 and meta(path)["schema_version"] == "4"
     assert table_names(path) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
     assert dump(path) == expected
 
@@ -633,6 +665,80 @@ def test_version_2_ledger_refused_during_migration_is_left_untouched(
     with pytest.raises(CorruptDatabase, match=r"txs row .* is in no slice"):
         open_db(path, create=False)
     assert user_version(path) == 2 and dump(path, LEDGER_TABLES_V2) == before
+
+
+def test_version_3_ledger_is_migrated_when_opened(tmp_path: Path) -> None:
+    """Every batch row and body of a version-3 ledger (pending with a body, committed with one,
+    committed without one, a body the commit itself carried) comes through the move to
+    ``batch_bodies`` exactly: the dump after migrating equals the version-4 file it was made from,
+    twice (opened again as version 4). Catches a migration that loses bodies or batch states."""
+    path, safety = tmp_path / "ordo.sqlite", tmp_path / "safety.sqlite"
+    d = [h32("batch", i) for i in range(4)]
+    first = record(GENESIS, txs_for(1), batches=[d[1], d[2], d[3]])
+    first = dataclasses.replace(first, batch_bodies=(b"late1", b"b2", b"b3"))  # d[1]'s first body stays
+    with db(path) as s:
+        s.save_batch(d[0], 1, 0, b"pending")
+        s.save_batch(d[1], 2, 0, b"saved")
+        s.append(first)
+        s.save_batch(h32("bare"), 0, 1, b"x")
+        s.append(record(first.block, txs_for(2), batches=[h32("bare"), h32("never saved")]))
+        expected = dump_live(s)
+    with safety_db(safety) as safe:
+        safe.save_safety(SafetyState.initial(genesis_qc(CHAIN)))
+    assert expected["batch_bodies"] == sorted(
+        [(d[0], b"pending"), (d[1], b"saved"), (d[2], b"b2"), (d[3], b"b3"), (h32("bare"), b"x")], key=repr)
+    as_version_3(path)
+    as_version_3(safety)
+    assert user_version(path) == user_version(safety) == 3 and "batch_bodies" not in table_names(path)
+    for _ in range(2):  # migrated once, then opened as version 4
+        with db(path, create=False) as s:
+            assert [p[:2] for p in s.pending_batches()] == [(d[0], 1)]
+            assert s.load_batch(d[1]) == b"saved" and s.load_batch(h32("never saved")) is None
+        with safety_db(safety, create=False) as safe:
+            assert safe.load_safety() == SafetyState.initial(genesis_qc(CHAIN))
+    assert user_version(path) == user_version(safety) == 4 and meta(path)["schema_version"] == "4"
+    assert table_names(path) == {*LEDGER_TABLES, "batches_by_state", "evidence_by_offender"}
+    assert dump(path) == expected
+
+
+def test_version_3_ledger_refused_during_migration_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "ordo.sqlite"
+    with db(path) as s:
+        s.save_batch(h32("b"), 1, 0, b"body")
+        s.append(record(GENESIS, txs_for(1), batches=[h32("b")]))
+    as_version_3(path)
+    before = dump(path, [*LEDGER_TABLES[:-2], "evidence"])
+    with pytest.raises(CorruptDatabase, match="chain_id"):  # checked after the migration: rolled back
+        LedgerStore.open(path, chain_id="other", replica_id=1, create=False)
+    assert user_version(path) == 3 and dump(path, [*LEDGER_TABLES[:-2], "evidence"]) == before
+
+
+def test_a_new_file_takes_its_kinds_page_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New files take their kind's page size (bigger pages for the ledger's large blobs); a file
+    made with another page size keeps it and opens as before."""
+    ledger, safety, other = tmp_path / "ordo.sqlite", tmp_path / "safety.sqlite", tmp_path / "other.sqlite"
+    open_db(ledger).close()
+    with safety_db(safety):
+        pass
+
+    def page_size(path: Path) -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+        finally:
+            conn.close()
+
+    assert (page_size(ledger), page_size(safety)) == (LedgerStore.PAGE_SIZE, SafetyStore.PAGE_SIZE)
+    assert LedgerStore.PAGE_SIZE > SafetyStore.PAGE_SIZE == 4096
+    records = chain([txs_for(1), txs_for(2)])
+    with monkeypatch.context() as m:
+        m.setattr(LedgerStore, "PAGE_SIZE", 8192)
+        with db(other) as s:
+            s.append(records[0])
+    with db(other, create=False) as s:
+        s.append(records[1])
+        check_against(s, records)
+    assert page_size(other) == 8192
 
 
 # -- safety state -------------------------------------------------------------------------------
@@ -737,7 +843,7 @@ def test_a_commit_writes_rows_per_rollup_not_per_transaction(tmp_path: Path) -> 
         s.append(r)
         written = {t: n - before[t] for t, n in counts().items()}
         assert written == {"meta": 0, "blocks": 1, "slices": 5, "block_txs": 1, "tx_prefixes": 0, "bundles": 1,
-                           "rollups": 5, "batches": 1, "evidence": 0}
+                           "rollups": 5, "batches": 1, "batch_bodies": 0, "evidence": 0}
         assert s._conn.total_changes - changes == 1 + 5 + 1 + 1 + 5 + 1 + 2  # + meta's two updates
         check_against(s, [r])
 
