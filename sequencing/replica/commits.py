@@ -108,12 +108,14 @@ class Commits:
             payload = BlockPayload.decode(block.payload)
         except ConsensusError:
             payload = BlockPayload((), ())
+        held = [self._batches.get(d) for d in payload.batches]  # before they leave the pending pool
+        batches = None if None in held else tuple(b for b in held if b is not None)
         self._batches.mark_committed(payload.batches, block.height)
         self._evidence.mark_committed(payload.evidence)
         self._noted(block)
         for batch in self._batches.expire(block.height):
             self._expired(batch)
-        await self.executor.send.send(Committed(block, commit.proof))
+        await self.executor.send.send(Committed(block, commit.proof, batches))
 
     async def write(self, records: list[CommitRecord]) -> None:
         ledger = self._stores.require_ledger()

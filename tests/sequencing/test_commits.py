@@ -88,6 +88,16 @@ async def test_a_commit_marks_its_batches_expires_old_ones_and_goes_to_the_execu
         await r.commits.on_commit(Commit(committed, "proof"))  # type: ignore[arg-type]
         assert r.pool.committed_at(named.digest) == TTL + 6
         assert r.expired == [old]
+        # with the batch the pool held, so the executor needs no fetch nor decode
+        assert r.commits.executor._receive.receive_nowait() == Committed(committed, "proof", (named,))  # type: ignore[arg-type]
+
+
+async def test_a_commit_whose_batches_the_pool_lacks_leaves_the_fetch_to_the_executor() -> None:
+    async with rig() as r:
+        held, missing = batch(2, 1, created=TTL + 5), batch(3, 1, created=TTL + 5)
+        r.pool.add(held)
+        committed = block(TTL + 6, (held, missing))
+        await r.commits.on_commit(Commit(committed, "proof"))  # type: ignore[arg-type]
         assert r.commits.executor._receive.receive_nowait() == Committed(committed, "proof")  # type: ignore[arg-type]
 
 

@@ -56,10 +56,12 @@ class Chain:
 class Fetcher:
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
+        self.fetched: list[bytes] = []
 
     async def get(self, digests: Sequence[bytes], *, prefer: Sequence[int] = (),
                   give_up: Callable[[], bool] = lambda: False) -> list[Batch] | None:
         await trio.lowlevel.checkpoint()
+        self.fetched.extend(digests)
         return [self.chain.by_digest[d] for d in digests]
 
 
@@ -130,6 +132,28 @@ async def committed(tmp_path: Path, chain: Chain, *, cached: bool = True) -> Rig
         await rig.commit(list(range(1, len(chain.batches) + 1)))
         nursery.cancel_scope.cancel()
     return rig
+
+
+async def test_the_batches_handed_over_at_commit_are_used_and_stored_under_their_own_digests(
+        tmp_path: Path) -> None:
+    """The batches the pool held at commit go with the block, so the executor fetches (and
+    decodes) nothing; handed over in another order (or not all), they are fetched, so every
+    stored body is the batch its digest names. Catches bodies stored under another batch's digest."""
+    chain = Chain(2)
+    rig = Rig(tmp_path, chain)
+    fetcher = rig.executor._fetcher
+    assert isinstance(fetcher, Fetcher)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rig.executor.run)
+        first, second = chain.committed(1), chain.committed(2)
+        await rig.executor.send.send(Committed(first.block, first.proof, tuple(chain.batches[0])))
+        await rig.executor.send.send(Committed(second.block, second.proof, tuple(reversed(chain.batches[1]))))
+        while rig.port.durable_height < 2:
+            await rig.written.wait()
+        nursery.cancel_scope.cancel()
+    assert fetcher.fetched == [b.digest for b in chain.batches[1]]
+    for b in chain.batches[0] + chain.batches[1]:
+        assert rig.ledger.load_batch(b.digest) == b.body
 
 
 def ledger_only(port: Port) -> Port:
