@@ -730,6 +730,11 @@ def test_a_new_file_takes_its_kinds_page_size(tmp_path: Path, monkeypatch: pytes
 
     assert (page_size(ledger), page_size(safety)) == (LedgerStore.PAGE_SIZE, SafetyStore.PAGE_SIZE)
     assert LedgerStore.PAGE_SIZE > SafetyStore.PAGE_SIZE == 4096
+    for store in (open_db(ledger, create=False), SafetyStore.open(safety, chain_id=CHAIN, replica_id=1, create=False)):
+        # a checkpoint starts at the same WAL size in bytes whatever the page size
+        pages = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        store.close()
+        assert pages * store.PAGE_SIZE == 40 * 1024 * 1024
     records = chain([txs_for(1), txs_for(2)])
     with monkeypatch.context() as m:
         m.setattr(LedgerStore, "PAGE_SIZE", 8192)
