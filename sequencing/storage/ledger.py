@@ -32,7 +32,7 @@ from ..rollup.chunks import Slices
 from ..rollup.transactions import tx_id
 from . import txindex
 from .core import StorageCore, api
-from .records import TX_ID_SIZE, CommitRecord, RollupState, plan
+from .records import TX_ID_SIZE, CommitRecord, RollupState, plan, sublog_steps
 from .schema import (
     BATCH_BODIES,
     BATCHES,
@@ -178,7 +178,8 @@ class LedgerStore(StorageCore):
         c.execute("DROP TABLE txs")
 
     def _migrate_from_3(self) -> None:
-        """Version 3 -> 4: the batch bodies move out of ``batches`` into ``batch_bodies``."""
+        """Version 3 -> 4: the batch bodies move out of ``batches`` into ``batch_bodies``, and the
+        sub-log digests are recomputed over tx ids."""
         c = self._conn
         c.execute(BATCH_BODIES)
         c.execute("INSERT INTO batch_bodies SELECT digest, body FROM batches WHERE body IS NOT NULL")
@@ -188,6 +189,25 @@ class LedgerStore(StorageCore):
         c.execute("INSERT INTO batches SELECT digest, author, created_height, committed_height FROM batches_v3")
         c.execute("DROP TABLE batches_v3")
         c.execute(BATCHES_BY_STATE)
+        # the sub-log digests over tx ids (records), recomputed from genesis: a replica upgraded
+        # at another height still agrees. Streams the slices' counts and the blocks' ids by height.
+        counts = c.cursor().execute("SELECT height, rollup_id, tx_count FROM slices ORDER BY height, rollup_id")
+        row = counts.fetchone()
+        digests: dict[int, RollupState] = {}
+        for height, ids in c.cursor().execute("SELECT height, ids FROM block_txs ORDER BY height"):
+            at_height: list[tuple[int, int]] = []
+            while row is not None and row[0] <= height:
+                if row[0] < height:
+                    raise CorruptDatabase(f"{self.path}: the slices at height {row[0]} have no tx ids")
+                at_height.append((row[1], row[2]))
+                row = counts.fetchone()
+            if sum(n for _, n in at_height) * TX_ID_SIZE != len(ids):
+                raise CorruptDatabase(f"{self.path}: block {height}'s tx ids do not match its slices")
+            sublog_steps(digests, height, at_height, ids, {})
+        if row is not None:
+            raise CorruptDatabase(f"{self.path}: the slices at height {row[0]} have no tx ids")
+        c.execute("DELETE FROM rollups")
+        c.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?)", [(r, n, d, h) for r, (n, d, h) in digests.items()])
 
     def _insert_ids(self, block_txs: list[tuple[int, bytes]], flusher: txindex.Flusher) -> None:
         self._conn.executemany("INSERT INTO block_txs VALUES (?, ?)", block_txs)

@@ -173,14 +173,28 @@ def reference_digests(records: Sequence[CommitRecord]) -> dict[int, tuple[int, b
     """The sub-log digest written out from the spec, independent of the module's code."""
     out: dict[int, tuple[int, bytes]] = {}
     for r in records:
+        ids = ids_of(r)
         for rid in sorted({rid for rid, _ in leaves_of(r)}):
-            payloads = [p for x, p in leaves_of(r) if x == rid]
+            mine = [i for (x, _), i in zip(leaves_of(r), ids, strict=True) if x == rid]
             count, d = out.get(rid, (0, bytes(32)))
-            d = hashlib.blake2b(
-                d + r.block.height.to_bytes(8, "big") + pack(payloads), digest_size=32
-            ).digest()
-            out[rid] = (count + len(payloads), d)
+            d = hashlib.blake2b(d + r.block.height.to_bytes(8, "big") + b"".join(mine), digest_size=32).digest()
+            out[rid] = (count + len(mine), d)
     return out
+
+
+def version_3_digests(path: Path) -> list[tuple[int, int, bytes, int]]:
+    """The ``rollups`` rows as version 3 computed them: over each slice's payloads blob."""
+    conn = sqlite3.connect(path)
+    try:
+        out: dict[int, tuple[int, bytes, int]] = {}
+        for height, rid, count, blob in conn.execute(
+                "SELECT height, rollup_id, tx_count, payloads FROM slices ORDER BY height, rollup_id"):
+            n, d, _ = out.get(rid, (0, bytes(32), 0))
+            d = hashlib.blake2b(d + height.to_bytes(8, "big") + blob, digest_size=32).digest()
+            out[rid] = (n + count, d, height)
+        return [(rid, n, d, h) for rid, (n, d, h) in out.items()]
+    finally:
+        conn.close()
 
 
 def slice_at(s: LedgerStore, rollup_id: int, height: int) -> list[bytes]:
@@ -466,7 +480,8 @@ V3_BATCHES = """CREATE TABLE batches (
 
 def as_version_3(path: Path) -> None:
     """Rewrite a closed version-4 file as version 3 wrote it: a ledger's batch bodies in their
-    ``batches`` rows, no ``batch_bodies``; schema version 3. Idempotent."""
+    ``batches`` rows, no ``batch_bodies``, the sub-log digests over payloads; schema version 3.
+    Idempotent."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] != 4:
@@ -480,6 +495,8 @@ def as_version_3(path: Path) -> None:
             conn.execute(V3_BATCHES)
             conn.execute("CREATE INDEX batches_by_state ON batches (committed_height, created_height)")
             conn.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?)", rows)
+            conn.execute("DELETE FROM rollups")
+            conn.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?)", version_3_digests(path))
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         conn.execute("PRAGMA user_version=3")
         conn.execute("COMMIT")
@@ -690,6 +707,7 @@ def test_version_3_ledger_is_migrated_when_opened(tmp_path: Path) -> None:
     as_version_3(path)
     as_version_3(safety)
     assert user_version(path) == user_version(safety) == 3 and "batch_bodies" not in table_names(path)
+    assert dump(path, ["rollups"])["rollups"] != expected["rollups"]  # version 3's digests, over payloads
     for _ in range(2):  # migrated once, then opened as version 4
         with db(path, create=False) as s:
             assert [p[:2] for p in s.pending_batches()] == [(d[0], 1)]
