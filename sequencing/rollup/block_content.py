@@ -82,10 +82,26 @@ class BlockContent:
 
 
 
+class _AllBut:
+    """The split's window when a committed block is replayed: every id but the block's own counts
+    as committed before it (the ones its window skipped, or that are not in it at all)."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, ids: set[bytes]) -> None:
+        self._ids = ids
+
+    def isdisjoint(self, ids: Sequence[bytes]) -> bool:
+        return self._ids.issuperset(ids)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id not in self._ids
+
+
 class _Split:
     """The block's transactions as they are taken, per rollup."""
 
-    def __init__(self, before: SeenBefore) -> None:
+    def __init__(self, before: SeenBefore | _AllBut) -> None:
         self.before = before  # the ids of the block's window (committed before it)
         self.seen: set[bytes] = set()
         self.payloads: dict[int, list[bytes]] = {}
@@ -127,6 +143,19 @@ class _Split:
             self.ids.setdefault(tx.rollup_id, []).append(tx.id)
         self.bundles.append((bundle.id, places))
 
+    def take(self, batches: Sequence[Batch]) -> None:
+        for batch in batches:
+            for (rollup_id, payloads), ids in zip(batch.groups, batch.group_ids(), strict=True):
+                self.take_group(rollup_id, payloads, ids)
+            for bundle in batch.bundles:
+                self.take_bundle(bundle)
+
+    def slices(self) -> tuple[Slices, bytes]:
+        """The slices and the tx ids in tree order."""
+        order = sorted(self.payloads)
+        return (tuple((rid, tuple(self.payloads[rid])) for rid in order),
+                b"".join([b"".join(self.ids[rid]) for rid in order]))
+
     def content(self) -> BlockContent:
         order = sorted(self.payloads)
         offsets: dict[int, int] = {}
@@ -134,8 +163,7 @@ class _Split:
         for rollup_id in order:
             offsets[rollup_id] = total
             total += len(self.payloads[rollup_id])
-        slices = tuple((rid, tuple(self.payloads[rid])) for rid in order)
-        tx_ids = b"".join([b"".join(self.ids[rid]) for rid in order])
+        slices, tx_ids = self.slices()
         bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
         tree = BlockTree(slices)
         return BlockContent(slices, tx_ids, bundles, tree.root, tree, self.seen)
@@ -146,9 +174,24 @@ def assemble(batches: Sequence[Batch], before: SeenBefore = NOTHING_BEFORE) -> B
     ``before``: the ids of the block's window (:mod:`.tx_window`), skipped like those seen earlier
     in the block."""
     split = _Split(before)
-    for batch in batches:
-        for (rollup_id, payloads), ids in zip(batch.groups, batch.group_ids(), strict=True):
-            split.take_group(rollup_id, payloads, ids)
-        for bundle in batch.bundles:
-            split.take_bundle(bundle)
+    split.take(batches)
     return split.content()
+
+
+class ReplayMismatch(ValueError):
+    """A committed block's batches do not give back its transaction ids."""
+
+
+def replay(batches: Sequence[Batch], tx_ids: bytes) -> Slices:
+    """A committed block's slices again, from its batches (payload order) and its tx ids in tree
+    order (the ledger keeps these rather than every payload a second time): the split of
+    :func:`assemble`, with every id that is not the block's skipped as its window skipped it. A
+    transaction twice in the block is taken where it was first seen, as the split took it, and a
+    bundle is all or nothing. Raises :class:`ReplayMismatch` unless the ids come back exactly."""
+    split = _Split(_AllBut({tx_ids[i:i + DIGEST_SIZE] for i in range(0, len(tx_ids), DIGEST_SIZE)}))
+    split.take(batches)
+    slices, ids = split.slices()
+    if ids != tx_ids:
+        raise ReplayMismatch(f"the batches give {len(ids) // DIGEST_SIZE} of the block's transactions back"
+                             f" in another order or set than its {len(tx_ids) // DIGEST_SIZE}")
+    return slices

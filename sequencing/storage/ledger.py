@@ -26,13 +26,16 @@ from pathlib import Path
 
 from consensus.commit_proof import CommitProof
 from consensus.encoding import unpack
+from consensus.errors import ConsensusError
 from consensus.messages import MAX_MESSAGE_SIZE, Block, Evidence, genesis_block
 
+from ..rollup.batches import Batch
+from ..rollup.block_content import BlockPayload, ReplayMismatch, replay
 from ..rollup.chunks import Slices
 from ..rollup.transactions import tx_id
 from . import txindex
 from .core import StorageCore, api
-from .records import TX_ID_SIZE, CommitRecord, RollupState, plan, sublog_steps
+from .records import FROM_BODIES, TX_ID_SIZE, CommitRecord, RollupState, plan, sublog_steps
 from .schema import (
     BATCH_BODIES,
     BATCHES,
@@ -359,9 +362,35 @@ class LedgerStore(StorageCore):
         if not self._committed(height):
             return None
         rows = self._conn.execute(
-            "SELECT rollup_id, payloads FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
-        )
-        return tuple((rid, tuple(self._payloads(blob, f"{rid}@{height}"))) for rid, blob in rows)
+            "SELECT rollup_id, tx_count, payloads FROM slices WHERE height = ? ORDER BY rollup_id", (height,)
+        ).fetchall()
+        if any(blob == FROM_BODIES for _, _, blob in rows):
+            return self._replayed(height, [(rid, count) for rid, count, _ in rows])
+        return tuple((rid, tuple(self._payloads(blob, f"{rid}@{height}"))) for rid, _, blob in rows)
+
+    def _replayed(self, height: int, counts: list[tuple[int, int]]) -> Slices:
+        """The slices of a block stored as its batch bodies and tx ids (records.FROM_BODIES): the
+        split replayed (``block_content.replay``), checked against the stored slice counts."""
+        found = self._block_row(height)
+        assert found is not None  # committed
+        try:
+            digests = BlockPayload.decode(found[0].payload).batches
+        except ConsensusError as exc:
+            raise CorruptDatabase(f"{self.path}: block {height}'s payload: {exc}") from exc
+        batches = []
+        for digest in digests:
+            row = self._conn.execute("SELECT body FROM batch_bodies WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                raise CorruptDatabase(f"{self.path}: block {height}'s batch {digest.hex()[:12]} has no body")
+            batches.append(self._decode(f"batch {digest.hex()[:12]}", lambda b: Batch.decode(b, len(b)), row[0]))
+        ids = self._conn.execute("SELECT ids FROM block_txs WHERE height = ?", (height,)).fetchone()
+        try:
+            slices = replay(batches, b"" if ids is None else ids[0])
+        except ReplayMismatch as exc:
+            raise CorruptDatabase(f"{self.path}: block {height}: {exc}") from exc
+        if [(rid, len(payloads)) for rid, payloads in slices] != counts:
+            raise CorruptDatabase(f"{self.path}: block {height}'s batches give other slices than it stored")
+        return slices
 
     @api
     def tx_location(self, tx_id: bytes) -> tuple[int, int, int] | None:

@@ -16,7 +16,10 @@ from its stored ids, so replicas upgraded at different heights still agree.
 
 A record is checked per slice, never per transaction: rollup ids ascending and each slice
 non-empty, payloads bytes (one C-level pass per slice), ``tx_ids`` exactly 32 bytes per
-transaction, bundle positions inside the block. Its rows are one per block, per slice, per bundle,
+transaction, bundle positions inside the block. A slice row holds the slice's payloads only when
+the record carries no batch bodies; with them (the node's records always do) it holds
+:data:`FROM_BODIES` and the slice is replayed from the bodies when read, so each payload is written
+once (as part of its batch), not twice. Its rows are one per block, per slice, per bundle,
 per batch (and per body) and per evidence: the transaction ids go into one ``block_txs`` row
 (the concatenated ids in tree order), not one row each.
 """
@@ -38,6 +41,9 @@ from .schema import InvalidRecord
 SUBLOG_SEED = bytes(DIGEST_SIZE)
 MAX_ROLLUP_ID = 2**32 - 1
 TX_ID_SIZE = DIGEST_SIZE
+# A slice row's payloads when the block's batch bodies are stored with it: the ledger replays the
+# split from them (``LedgerStore.slices_at``) rather than write every payload a second time.
+FROM_BODIES = b""
 _BYTES = repeat(bytes)  # all(map(isinstance, payloads, _BYTES)): the per-payload check in C, no generator
 
 
@@ -160,7 +166,7 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
     counts = [(rollup_id, len(payloads)) for rollup_id, payloads in record.slices]
     for (rollup_id, count), (_, payloads) in zip(counts, record.slices, strict=True):
         # a tuple packs as the same msgpack array as a list, without the copy
-        rows.slices.append((h, rollup_id, count, pack(payloads)))
+        rows.slices.append((h, rollup_id, count, FROM_BODIES if record.batch_bodies else pack(payloads)))
     sublog_steps(rows.rollups, h, counts, record.tx_ids, rollups)
     rows.tx_count += tx_count
     rows.height = h

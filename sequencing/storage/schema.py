@@ -13,7 +13,9 @@ The ledger (``ordo.sqlite``, format :data:`LEDGER_FORMAT`)::
     meta      + committed_height, txs_committed, txs_indexed_height; free keys (``recovered_floor``)
     blocks    height INTEGER PK (rowid), block_id UNIQUE, block = msgpack(Block.to_wire()),
               proof = msgpack(CommitProof.to_wire())
-    slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads
+    slices    (height, rollup_id) PK, tx_count, payloads = msgpack list of payloads, or empty when
+              the block's batch bodies are stored: the slice is then replayed from them and the
+              block's tx ids (``records.FROM_BODIES``; each payload is written once)
                                                  one row per rollup present in a block, never per tx
     block_txs height INTEGER PK (rowid) -> ids = the block's 32-byte tx ids concatenated in tree
               order (its slices concatenated by rollup id); one row per block with transactions
@@ -35,8 +37,9 @@ The safety database (``safety.sqlite``, format :data:`SAFETY_FORMAT`)::
     voted_blocks block_id PK (WITHOUT ROWID) -> height, block: uncommitted blocks this replica
               voted for or proposed, written with the safety state, pruned once committed over
 
-A block's transactions are stored as its slices (and in the bodies of the batches that carried
-them); a committed block is a few rows (one per block, slice, bundle, batch and evidence, and per
+A block's transactions are stored once: in the bodies of the batches that carried them (with the
+block's tx ids, which give the split back), or as its slices' payloads when a record comes without
+bodies; a committed block is a few rows (one per block, slice, bundle, batch and evidence, and per
 rollup touched), never one per transaction.
 There is no per-transaction index row: ``tx_location`` finds an id in the newest blocks' ``block_txs``
 blobs, kept in memory, or through ``tx_prefixes`` (:mod:`sequencing.storage.txindex`), and the
@@ -46,7 +49,9 @@ position in its slice.
 Schema version 3 kept a batch's body in its ``batches`` row, so the commit that set the row's
 ``committed_height`` rewrote the whole body (SQLite rewrites a row whole): ~1.3 us of a replica's
 storage-thread CPU per committed transaction at 256 bytes, about 45 % of its storage work.
-Opening a version-3 ledger moves the bodies to ``batch_bodies`` in place, inside the opening
+Version 3 also hashed each slice's payloads into the rollups' sub-log digests; version 4 hashes
+their tx ids (:mod:`sequencing.storage.records`). Opening a version-3 ledger moves the bodies to
+``batch_bodies`` and recomputes every digest from its stored ids, in place, inside the opening
 transaction; a version-3 safety file only has its version raised. Builds of version 3 refuse
 version 4 files.
 

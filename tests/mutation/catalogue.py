@@ -272,6 +272,14 @@ MUTANTS: tuple[Mutant, ...] = (
     m("v3-migration-keeps-payload-digests", "a version-3 ledger's sub-log digests are recomputed over tx ids "
       "when it is migrated (replicas upgraded at different heights agree)", "sequencing/storage/ledger.py",
       'c.execute("DELETE FROM rollups")', "return", STORAGE),
+    Mutant("replay-ignores-window", "a block's slices replayed from its batch bodies skip what its window "
+           "skipped (the ids not in the block)", (
+               Edit("sequencing/rollup/block_content.py", "return self._ids.issuperset(ids)", "return True"),
+               Edit("sequencing/rollup/block_content.py", "return tx_id not in self._ids", "return False"),
+           ), ("tests/sequencing/test_replay.py", STORAGE, SEQ)),
+    m("ledger-skips-slice-counts", "replayed slices are checked against the stored slice counts",
+      "sequencing/storage/ledger.py",
+      "if [(rid, len(payloads)) for rid, payloads in slices] != counts:", "if False:", STORAGE),
     m("executor-trusts-handed-batches", "a committed block's bodies are stored under their own digests",
       "sequencing/replica/executor.py",
       "if [b.digest for b in batches or ()] != list(payload.batches):", "if not batches:",

@@ -41,8 +41,11 @@ from consensus.messages import (
     genesis_qc,
 )
 from consensus.safety import SafetyState
+from sequencing.rollup.batches import Batch
+from sequencing.rollup.block_content import BlockPayload, assemble
 from sequencing.rollup.nmt import data_root, group_by_namespace
-from sequencing.rollup.transactions import Transaction
+from sequencing.rollup.transactions import Bundle, Transaction
+from sequencing.rollup.tx_window import NOTHING_BEFORE, SeenBefore
 from sequencing.storage import (
     CRASH_POINTS,
     CommitRecord,
@@ -930,6 +933,70 @@ def test_a_tx_id_committed_twice_is_found_at_its_newest_location(
         assert s.tx_location(ids_of(first)[1]) == (2, 2, 0)
         assert s.tx_location(ids_of(first)[0]) == (1, 1, 0)
         assert slice_at(s, 2, 2) == [b"b"] and s.rollup_summary()[2][0] == 2
+
+
+# -- slices kept as the batch bodies ------------------------------------------------------------
+
+
+def bodies_record(parent: Block, batches: Sequence[Batch], before: SeenBefore = NOTHING_BEFORE) -> CommitRecord:
+    """What the node writes for a block of real batches: the split's content, with the bodies."""
+    content = assemble(batches, before)
+    height, rnd = parent.height + 1, parent.round + 1
+    payload = BlockPayload(tuple(b.digest for b in batches), ()).encode()
+    block = Block(rnd, height, QuorumCert(rnd - 1, parent.id, ()), 0, payload, content.data_root)
+    child = BlockHeader(rnd + 1, height + 1, block.id, rnd, 0, ZERO_ID, ZERO_ID)
+    proof = CommitProof((block.header(), child), QuorumCert(rnd + 1, child.id, ()))
+    return CommitRecord(block, proof, content.slices, content.tx_ids, content.bundles,
+                        tuple(b.digest for b in batches), (), tuple(b.body for b in batches))
+
+
+def replay_blocks() -> list[CommitRecord]:
+    """Two blocks: the second repeats some of the first's transactions (its window skips them),
+    carries duplicates inside it, a bundle taken and one skipped whole."""
+    a = [Transaction(r, b"a%d-%d" % (r, i)) for r in (1, 3, 5) for i in range(70)]
+    first = bodies_record(GENESIS, [Batch.of(0, 1, 0, a[:40])])
+    second = [Batch.of(1, 1, 0, (*a[20:150], Bundle((Transaction(3, b"b0"), Transaction(5, b"b1"))))),
+              Batch.of(2, 1, 0, (*a[140:], Bundle((a[0], Transaction(7, b"new")))))]
+    return [first, bodies_record(first.block, second, SeenBefore(None, 0, -1, [set(ids_of(first))]))]
+
+
+def test_a_block_stored_with_its_batch_bodies_writes_each_payload_once_and_reads_the_same(tmp_path: Path) -> None:
+    """The slice rows of a record with batch bodies hold no payloads (the bodies do); the slices
+    read back, replayed from the bodies, are the split's, before and after reopening. Catches a
+    replay that differs from the split (the window's skips, duplicates, bundles) or payloads
+    written twice."""
+    records = replay_blocks()
+    assert records[1].tx_count < sum(len(b) for b in records[1].batch_bodies)  # the window skipped some
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(records)
+        for r in records:
+            assert s.slices_at(r.block.height) == r.slices
+        rows = s._conn.execute("SELECT payloads FROM slices").fetchall()
+        assert rows and all(blob == b"" for (blob,) in rows)
+        last_rollup, last_slice = records[1].slices[-1]
+        assert s.tx_location(records[1].tx_ids[-32:]) == (2, last_rollup, len(last_slice) - 1)
+    with db(path, create=False) as s:
+        assert [s.slices_at(r.block.height) for r in records] == [r.slices for r in records]
+
+
+@pytest.mark.parametrize("damage", ["body gone", "body of another batch", "count changed"])
+def test_a_replay_that_cannot_give_the_stored_slices_back_is_corruption(tmp_path: Path, damage: str) -> None:
+    records = replay_blocks()
+    path = tmp_path / "r.db"
+    with db(path) as s:
+        s.append_many(records)
+        digests = records[1].batch_digests
+        c = s._conn
+        if damage == "body gone":
+            c.execute("DELETE FROM batch_bodies WHERE digest = ?", (digests[1],))
+        elif damage == "body of another batch":
+            c.execute("UPDATE batch_bodies SET body = ? WHERE digest = ?", (records[0].batch_bodies[0], digests[1]))
+        else:
+            c.execute("UPDATE slices SET tx_count = tx_count + 1 WHERE height = 2 AND rollup_id = 1")
+        assert s.slices_at(1) == records[0].slices
+        with pytest.raises(CorruptDatabase, match=f"{path}: .*block 2"):
+            s.slices_at(2)
 
 
 # -- batches and evidence -----------------------------------------------------------------------
