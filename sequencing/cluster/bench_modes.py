@@ -104,6 +104,20 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def labelled(steps: list[dict[str, Any]], gap: float = 0.08) -> list[dict[str, Any]]:
+    """The steps whose figures are written on the plot: each at least ``gap`` of the widest
+    committed rate from the last one labelled, or as high a rate as any (the saturated steps
+    crowd together at the top, the low ones at the left; the curve still shows every step)."""
+    if not steps:
+        return []
+    top = max(s["tx_per_s"] for s in steps)
+    chosen: list[dict[str, Any]] = []
+    for step in steps:
+        if not chosen or step["tx_per_s"] - chosen[-1]["tx_per_s"] >= gap * top or step["tx_per_s"] == top:
+            chosen.append(step)
+    return chosen
+
+
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Committed tx/s against client latency (p50, p99) for each step of a sweep, figures on it."""
     plt = require_matplotlib()
@@ -112,7 +126,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot(x, [s["p50_ms"] for s in steps], "o-", label="p50")
     ax.plot(x, [s["p99_ms"] for s in steps], "s--", label="p99")
-    for s in steps:
+    for s in labelled(steps):
         ax.annotate(f"{s['rate'] / 1000:,.0f}k offered\n{s['tx_per_s'] / 1000:,.1f}k, {s['p50_ms']:.0f} ms",
                     (s["tx_per_s"], s["p50_ms"]), textcoords="offset points", xytext=(4, 6), fontsize=7)
     options = summary["options"]

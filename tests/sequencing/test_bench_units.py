@@ -21,7 +21,7 @@ from sequencing.api.binary import parse_binary_batch
 from sequencing.cluster.bench_body import BodyBuilder
 from sequencing.cluster.bench_core import BenchError
 from sequencing.cluster.bench_load import PROBE_ROLLUP, WINDOW_EXPIRY, LoadCounters, LoadGenerator
-from sequencing.cluster.bench_modes import plot, require_matplotlib, sweep_stop
+from sequencing.cluster.bench_modes import labelled, plot, require_matplotlib, sweep_stop
 from sequencing.cluster.bench_stats import (
     agreement,
     cpu_delta,
@@ -261,6 +261,14 @@ def test_the_plot_draws_every_measured_step(monkeypatch: pytest.MonkeyPatch, tmp
     (x, p50, _), _ = ax.plot.call_args_list[0]
     assert x == [4990.0, 9000.0] and p50 == [40.0, 300.0], "a step without latency samples is left out"
     assert ax.annotate.call_count == 2 and "9,000 tx/s" in ax.set_title.call_args[0][0]
+
+
+def test_crowded_steps_are_drawn_but_not_all_labelled() -> None:
+    """Labels are kept apart (8 % of the top rate) and the top step is always labelled."""
+    rates = [5_000, 10_000, 20_000, 40_000, 92_800, 101_000, 106_000, 104_000]
+    steps = [{"rate": r, "tx_per_s": float(r)} for r in rates]
+    assert [s["tx_per_s"] for s in labelled(steps)] == [5_000, 20_000, 40_000, 92_800, 106_000]
+    assert labelled([]) == [] and labelled(steps[:1]) == steps[:1]
 
 
 def test_a_missing_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
