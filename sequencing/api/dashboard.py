@@ -100,11 +100,12 @@ class Dashboard:
         return self._evidence
 
     async def view(self, *, blocks: bool) -> dict[str, Any]:
+        evidence = await self.evidence(self.replica.status(), self.replica.dashboard_state().now)
+        # status, state and watch read together after the only await: a block committed while the
+        # evidence was read would otherwise show in the timeline above the view's height
         status = self.replica.status()
         state = self.replica.dashboard_state()
-        watch = self.replica.watch
-        evidence = await self.evidence(status, state.now)
-        return (snapshot_view if blocks else status_view)(status, state, watch, evidence)
+        return (snapshot_view if blocks else status_view)(status, state, self.replica.watch, evidence)
 
     async def snapshot(self, request: Request) -> Response:
         self.replica.watch.touch(self.replica.dashboard_state().now)
