@@ -115,8 +115,10 @@ class Executor:
     async def _record(self, committed: Committed) -> tuple[CommitRecord, BlockTree]:
         block = committed.block
         payload = BlockPayload.decode(block.payload)
-        batches: list[Batch] | None = list(committed.batches or ())
-        if [b.digest for b in batches or ()] != list(payload.batches):  # none handed over (or not these)
+        handed = committed.batches
+        if handed is not None and [b.digest for b in handed] == list(payload.batches):
+            batches: list[Batch] | None = list(handed)
+        else:  # none handed over (or not these)
             batches = await self._fetcher.get(payload.batches, prefer=[block.author])
         assert batches is not None  # no give_up: committed batches always exist at f+1 honest
         content = self._cached(block.height, block.payload)

@@ -26,7 +26,7 @@ from .batches import Batch
 from .block_tree import BlockTree
 from .chunks import Slices, block_leaves
 from .transactions import Bundle
-from .tx_window import NOTHING_BEFORE, SeenBefore
+from .tx_window import NOTHING_BEFORE, SeenBefore, id_set
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +157,12 @@ class _Split:
                 b"".join([b"".join(self.ids[rid]) for rid in order]))
 
     def content(self) -> BlockContent:
-        order = sorted(self.payloads)
+        slices, tx_ids = self.slices()
         offsets: dict[int, int] = {}
         total = 0
-        for rollup_id in order:
+        for rollup_id, payloads in slices:
             offsets[rollup_id] = total
-            total += len(self.payloads[rollup_id])
-        slices, tx_ids = self.slices()
+            total += len(payloads)
         bundles = tuple((bid, tuple(offsets[rid] + i for rid, i in places)) for bid, places in self.bundles)
         tree = BlockTree(slices)
         return BlockContent(slices, tx_ids, bundles, tree.root, tree, self.seen)
@@ -188,7 +187,7 @@ def replay(batches: Sequence[Batch], tx_ids: bytes) -> Slices:
     :func:`assemble`, with every id that is not the block's skipped as its window skipped it. A
     transaction twice in the block is taken where it was first seen, as the split took it, and a
     bundle is all or nothing. Raises :class:`ReplayMismatch` unless the ids come back exactly."""
-    split = _Split(_AllBut({tx_ids[i:i + DIGEST_SIZE] for i in range(0, len(tx_ids), DIGEST_SIZE)}))
+    split = _Split(_AllBut(id_set(tx_ids)))
     split.take(batches)
     slices, ids = split.slices()
     if ids != tx_ids:

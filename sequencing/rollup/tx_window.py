@@ -234,4 +234,9 @@ def _held(tx_ids: bytes, ids: Iterable[bytes] | None) -> tuple[int, AbstractSet[
         return count, ids
     if ids is not None:
         return count, set(ids)
-    return count, {tx_ids[at:at + DIGEST_SIZE] for at in range(0, len(tx_ids), DIGEST_SIZE)}
+    return count, id_set(tx_ids)
+
+
+def id_set(tx_ids: bytes) -> set[bytes]:
+    """The 32-byte ids of a concatenated ids blob, as a set."""
+    return {tx_ids[at:at + DIGEST_SIZE] for at in range(0, len(tx_ids), DIGEST_SIZE)}

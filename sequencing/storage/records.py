@@ -163,10 +163,11 @@ def _plan_one(record: CommitRecord, rows: Rows, rollups: dict[int, RollupState])
     rows.blocks.append((h, block.id, pack(block.to_wire()), pack(proof.to_wire())))
     if tx_count:
         rows.block_txs.append((h, record.tx_ids))
-    counts = [(rollup_id, len(payloads)) for rollup_id, payloads in record.slices]
-    for (rollup_id, count), (_, payloads) in zip(counts, record.slices, strict=True):
+    counts = []
+    for rollup_id, payloads in record.slices:
+        counts.append((rollup_id, len(payloads)))
         # a tuple packs as the same msgpack array as a list, without the copy
-        rows.slices.append((h, rollup_id, count, FROM_BODIES if record.batch_bodies else pack(payloads)))
+        rows.slices.append((h, rollup_id, len(payloads), FROM_BODIES if record.batch_bodies else pack(payloads)))
     sublog_steps(rows.rollups, h, counts, record.tx_ids, rollups)
     rows.tx_count += tx_count
     rows.height = h

@@ -282,7 +282,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "if [(rid, len(payloads)) for rid, payloads in slices] != counts:", "if False:", STORAGE),
     m("executor-trusts-handed-batches", "a committed block's bodies are stored under their own digests",
       "sequencing/replica/executor.py",
-      "if [b.digest for b in batches or ()] != list(payload.batches):", "if not batches:",
+      "if handed is not None and [b.digest for b in handed] == list(payload.batches):", "if handed is not None:",
       "tests/sequencing/test_recent_commits.py"),
     m("window-forgets-repeats", "an id held at two heights stays when the lower one leaves",
       "sequencing/rollup/tx_window.py",
