@@ -115,7 +115,11 @@ class Commits:
         self._noted(block)
         for batch in self._batches.expire(block.height):
             self._expired(batch)
-        await self.executor.send.send(Committed(block, commit.proof, batches))
+        committed = Committed(block, commit.proof, batches)
+        try:  # no yield while the executor keeps up: the commit is on the next leader's critical path
+            self.executor.send.send_nowait(committed)
+        except trio.WouldBlock:
+            await self.executor.send.send(committed)  # the executor is behind: wait for room
 
     async def write(self, records: list[CommitRecord]) -> None:
         ledger = self._stores.require_ledger()

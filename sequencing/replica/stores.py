@@ -1,7 +1,8 @@
 """A replica's two open databases and the one-call-at-a-time worker thread that reaches the ledger.
 
-The ledger (``ordo.sqlite``) and the safety store (``safety.sqlite``) each have their own lock, so
-a vote's safety write never waits for a ledger write. :meth:`Stores.open` opens both files
+The ledger (``ordo.sqlite``) is reached one call at a time through its worker thread; the safety
+store (``safety.sqlite``) is written on the event loop, so a vote's safety write never waits for a
+ledger write. :meth:`Stores.open` opens both files
 (refusing to start on a lost or foreign database unless recovering); the rooms (intake, commits)
 and the peer service call through :meth:`ledger_call` / :meth:`safety_call`.
 
@@ -104,7 +105,6 @@ class Stores:
         self.safety: SafetyStore | None = None  # safety.sqlite: safety state + voted blocks
         self._ledger_lock = trio.Lock()
         self._ledger_thread = StorageThread("ordo-ledger")
-        self._safety_lock = trio.Lock()
 
     async def open(self, directory: Path, *, chain_id: str, replica_id: int, recover: bool,
                    crash_hook: Callable[[str], None] | None = None) -> bool:
@@ -153,13 +153,15 @@ class Stores:
             return await self._ledger_thread.run(partial(fn, *args))
 
     async def safety_call(self, fn: Callable[..., T], *args: Any) -> T:
-        """A call into the safety database: its own lock, so a vote never waits for a ledger write.
-        It runs on the event loop itself: a few small rows and one fsync (~0.2 ms here) cost less
-        than the two thread hand-offs of a worker (~60 us of CPU each, and the wake-up latency), and
-        nothing may go out before it returns anyway."""
-        async with self._safety_lock:
-            await trio.lowlevel.checkpoint()
-            return fn(*args)
+        """A call into the safety database. It runs on the event loop itself, to completion (so
+        no lock is needed: nothing else runs meanwhile): a few small rows and one fsync cost less
+        than the two thread hand-offs of a worker (~60 us of CPU each, and the wake-up latency),
+        and nothing may go out before it returns anyway. It does not yield to the scheduler: a
+        vote's save is on the round's critical path, and at max load each yield waits one pass of
+        the other runnable tasks (batches, clients): with a lock and a checkpoint here a vote's save
+        took ~7 ms on average, without them ~4.5 ms (mostly the fsync, behind the ledgers' writes)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return fn(*args)
 
     async def load_batch(self, digest: bytes) -> Batch | None:
         """An own batch (or a committed one) from the ledger, by digest."""

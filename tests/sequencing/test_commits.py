@@ -43,6 +43,7 @@ class Record:
 
 class Rig:
     def __init__(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
         self.limits = Limits(batch_ttl_blocks=TTL)
         self.pool = BatchPool(TTL)
         self.ledger, self.safety = FakeLedger(), FakeLedger()
@@ -90,6 +91,44 @@ async def test_a_commit_marks_its_batches_expires_old_ones_and_goes_to_the_execu
         assert r.expired == [old]
         # with the batch the pool held, so the executor needs no fetch nor decode
         assert r.commits.executor._receive.receive_nowait() == Committed(committed, "proof", (named,))  # type: ignore[arg-type]
+
+
+async def test_a_commit_reaches_the_executor_without_yielding_while_it_has_room() -> None:
+    """The commit is on the next leader's way to its proposal (the QC that commits also lets it
+    propose): a yield there waits one pass of every other runnable task. Catches: an awaited
+    channel send (it yields even with room)."""
+    async with rig() as r:
+        ran: list[str] = []
+
+        async def other() -> None:
+            ran.append("other task")
+
+        r.nursery.start_soon(other)
+        await r.commits.on_commit(Commit(block(1), "proof"))  # type: ignore[arg-type]
+        ran.append("committed")
+        await trio.testing.wait_all_tasks_blocked()
+        assert ran == ["committed", "other task"]
+
+
+async def test_a_commit_waits_for_room_when_the_executor_is_behind() -> None:
+    async with rig() as r:
+        channel = r.commits.executor.send
+        while True:  # fill the executor's channel (nobody reads it here)
+            try:
+                channel.send_nowait(Committed(block(1), "proof", ()))  # type: ignore[arg-type]
+            except trio.WouldBlock:
+                break
+        done = trio.Event()
+
+        async def commit() -> None:
+            await r.commits.on_commit(Commit(block(2), "proof"))  # type: ignore[arg-type]
+            done.set()
+
+        r.nursery.start_soon(commit)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not done.is_set()  # held, not dropped
+        r.commits.executor._receive.receive_nowait()
+        await done.wait()
 
 
 async def test_a_commit_whose_batches_the_pool_lacks_leaves_the_fetch_to_the_executor() -> None:
