@@ -120,19 +120,22 @@ async def test_ledger_calls_from_many_tasks_never_overlap() -> None:
 async def test_a_safety_call_runs_without_letting_other_tasks_in() -> None:
     """A vote's safety save is on the round's critical path: every yield to the scheduler there
     waits for one pass of all other runnable tasks (batches, clients: ~3 ms each at max load).
-    Catches: a lock or a checkpoint before the call (two yields made a vote's save ~7 ms)."""
+    Catches: a lock or a checkpoint before the call (two yields made a vote's save ~7 ms). trio
+    may run a batch of runnable tasks in either order, so a yield lets the other task in first
+    only half the time: 20 tries miss one with probability 2**-20."""
     stores = Stores(max_frame_bytes=1 << 20)
-    ran: list[str] = []
+    for _ in range(20):
+        ran: list[str] = []
 
-    async def other() -> None:
-        ran.append("other task")
+        async def other(ran: list[str] = ran) -> None:
+            ran.append("other task")
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(other)  # runnable before the call below
-        result = await stores.safety_call(lambda x: ran.append(f"safety {x}") or x, 7)
-        ran.append("after the call")
-    assert result == 7
-    assert ran == ["safety 7", "after the call", "other task"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)  # runnable before the call below
+            result = await stores.safety_call(lambda x, ran=ran: ran.append(f"safety {x}") or x, 7)
+            ran.append("after the call")
+        assert result == 7
+        assert ran == ["safety 7", "after the call", "other task"]
 
 
 async def test_a_cancelled_caller_gets_no_safety_call() -> None:
