@@ -379,10 +379,10 @@ class LedgerStore(StorageCore):
             raise CorruptDatabase(f"{self.path}: block {height}'s payload: {exc}") from exc
         batches = []
         for digest in digests:
-            row = self._conn.execute("SELECT body FROM batch_bodies WHERE digest = ?", (digest,)).fetchone()
-            if row is None:
+            body = self._batch_body(digest)
+            if body is None:
                 raise CorruptDatabase(f"{self.path}: block {height}'s batch {digest.hex()[:12]} has no body")
-            batches.append(self._decode(f"batch {digest.hex()[:12]}", lambda b: Batch.decode(b, len(b)), row[0]))
+            batches.append(self._decode(f"batch {digest.hex()[:12]}", lambda b: Batch.decode(b, len(b)), body))
         ids = self._conn.execute("SELECT ids FROM block_txs WHERE height = ?", (height,)).fetchone()
         try:
             slices = replay(batches, b"" if ids is None else ids[0])
@@ -483,6 +483,9 @@ class LedgerStore(StorageCore):
 
     @api
     def load_batch(self, digest: bytes) -> bytes | None:
+        return self._batch_body(digest)
+
+    def _batch_body(self, digest: bytes) -> bytes | None:
         row = self._conn.execute("SELECT body FROM batch_bodies WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else row[0]
 
