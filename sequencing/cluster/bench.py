@@ -105,6 +105,7 @@ async def generator_only(options: BenchOptions, progress: Progress | None) -> di
     return {"generator_only": True, "seconds": round(seconds, 2),
             "tx_per_s": round(load.accepted / seconds, 1), "offered_tx_per_s": round(load.txs_sent / seconds, 1),
             "requests_per_s": round(load.requests / seconds, 1), "errors": load.errors, "cpu_s": cpu,
+            "cpu_sys_s": cpu_delta(cpu0, cpu1, kernel=True),
             "bench_cpu_share": round(bench_cpu / seconds, 3),
             "tx_per_bench_cpu_s": round(load.accepted / bench_cpu, 1) if bench_cpu else None}
 

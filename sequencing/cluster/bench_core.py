@@ -16,7 +16,7 @@ import trio
 
 from .bench_body import BodyBuilder
 from .bench_load import PROBE_ROLLUP, LoadCounters, LoadGenerator
-from .bench_stats import agreement, cpu_delta, cpu_seconds, percentile_ms, proc_status_mb
+from .bench_stats import CpuTimes, agreement, cpu_delta, cpu_times, percentile_ms, proc_status_mb, replica_cpu_us_per_tx
 from .local import LocalCluster
 
 Progress = Callable[[str, float, float], None]  # (what, seconds done, seconds in all)
@@ -74,6 +74,7 @@ class Window:
     latencies: list[float] = field(default_factory=list)
     unresolved: int = 0
     cpu_s: dict[str, float | None] = field(default_factory=dict)
+    cpu_sys_s: dict[str, float | None] = field(default_factory=dict)  # the kernel's part of cpu_s
 
     def summary(self) -> dict[str, Any]:
         s = max(self.seconds, 1e-9)
@@ -92,6 +93,8 @@ class Window:
             "busy_answers": self.load.busy,
             "errors": self.load.errors,
             "cpu_s": self.cpu_s,
+            "cpu_sys_s": self.cpu_sys_s,
+            "replica_cpu_us_per_tx": replica_cpu_us_per_tx(self.cpu_s, self.committed),
         }
 
 
@@ -106,8 +109,8 @@ def process_pids(cluster: LocalCluster | None, extra: dict[str, int] | None = No
     return pids
 
 
-def cpu_reading(pids: dict[str, int]) -> dict[str, float | None]:
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+def cpu_reading(pids: dict[str, int]) -> dict[str, CpuTimes | None]:
+    return {name: cpu_times(pid) for name, pid in pids.items()}
 
 
 async def tick(progress: Progress | None, what: str, seconds: float, step: float = 0.5) -> None:
@@ -172,7 +175,8 @@ async def measure(cluster: LocalCluster, options: BenchOptions, rate: float | No
         unresolved = await generator.stop() if generator is not None else 0
     window = Window(seconds, end["round"] - start["round"], end["height"] - start["height"],
                     end["txs"] - start["txs"], load1.minus(load0),
-                    list(generator.latencies) if generator is not None else [], unresolved, cpu_delta(cpu0, cpu1))
+                    list(generator.latencies) if generator is not None else [], unresolved, cpu_delta(cpu0, cpu1),
+                    cpu_delta(cpu0, cpu1, kernel=True))
     return window, generator.next_counter if generator is not None else first_counter
 
 

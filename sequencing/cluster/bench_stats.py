@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -25,23 +25,53 @@ def proc_status_mb(pid: int, field: str, proc: Path = Path("/proc")) -> float | 
     return None
 
 
-def cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float | None:
-    """User + system CPU time of a process (all its threads) from /proc/PID/stat; None if gone."""
+class CpuTimes(NamedTuple):
+    """CPU seconds of a process (all its threads): in its own code and in the kernel for it."""
+
+    user: float
+    system: float
+
+
+def cpu_times(pid: int, proc: Path = Path("/proc")) -> CpuTimes | None:
+    """User and system CPU time of a process from /proc/PID/stat; None if gone."""
     try:
         text = (proc / str(pid) / "stat").read_text()
     except OSError:
         return None
     fields = text.rsplit(")", 1)[1].split()  # the name may contain spaces and parentheses
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 (utime, stime)
+    return CpuTimes(int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS)  # fields 14, 15
 
 
-def cpu_delta(before: Mapping[str, float | None], after: Mapping[str, float | None]) -> dict[str, float | None]:
-    """CPU seconds each process used between two readings (None where either is missing)."""
+def cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float | None:
+    """User + system CPU time of a process (all its threads); None if gone."""
+    times = cpu_times(pid, proc)
+    return None if times is None else times.user + times.system
+
+
+def cpu_delta(before: Mapping[str, CpuTimes | None], after: Mapping[str, CpuTimes | None],
+              *, kernel: bool = False) -> dict[str, float | None]:
+    """CPU seconds each process used between two readings, user + system (``kernel``: system
+    alone); None where either reading is missing."""
     out: dict[str, float | None] = {}
     for name, end in after.items():
         start = before.get(name)
-        out[name] = None if start is None or end is None else round(end - start, 2)
+        if start is None or end is None:
+            out[name] = None
+        elif kernel:
+            out[name] = round(end.system - start.system, 2)
+        else:
+            out[name] = round(end.user + end.system - start.user - start.system, 2)
     return out
+
+
+def replica_cpu_us_per_tx(cpu_s: Mapping[str, float | None], committed: int) -> float | None:
+    """The replicas' CPU (all of them together, the bench process left out) per committed
+    transaction, in microseconds: what a transaction costs the cluster. None without a committed
+    transaction or a reading."""
+    replicas = [v for k, v in cpu_s.items() if k.startswith("replica-") and v is not None]
+    if committed <= 0 or not replicas:
+        return None
+    return round(sum(replicas) * 1e6 / committed, 2)
 
 
 def percentile_ms(seconds: Sequence[float], p: float) -> float | None:

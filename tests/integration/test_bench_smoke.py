@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 KEYS = {"tx_per_s", "p50_ms", "p99_ms", "rounds_per_s", "agreement", "rss_mb_max", "cpu_s", "options",
-        "offered_tx_per_s", "latency_samples", "agreement_detail"}
+        "offered_tx_per_s", "latency_samples", "agreement_detail", "cpu_sys_s", "replica_cpu_us_per_tx"}
 
 
 async def ordo_bench(tmp_path: Path, *args: str) -> dict[str, Any]:
@@ -39,6 +39,9 @@ async def test_a_short_bench_reports_every_figure_and_agreement(tmp_path: Path) 
     assert set(summary["rss_mb_max"]) == replicas and all(v > 10 for v in summary["rss_mb_max"].values())
     assert set(summary["cpu_s"]) == {"bench", *replicas}
     assert all(v is not None and v > 0 for v in summary["cpu_s"].values()), summary["cpu_s"]
+    assert set(summary["cpu_sys_s"]) == set(summary["cpu_s"])
+    assert all(0 <= summary["cpu_sys_s"][k] <= v for k, v in summary["cpu_s"].items()), summary["cpu_sys_s"]
+    assert summary["replica_cpu_us_per_tx"] > 0
     assert summary["options"]["tx_bytes"] == 256 and summary["options"]["rate"] == 2000
 
 
@@ -46,7 +49,7 @@ async def test_the_generator_alone_reports_its_ceiling(tmp_path: Path) -> None:
     summary = await ordo_bench(tmp_path, "--generator-only", "--duration", "2", "--warmup", "0.5")
     assert summary["generator_only"] is True and summary["errors"] == 0
     assert summary["tx_per_s"] > 0 and summary["tx_per_bench_cpu_s"] > summary["tx_per_s"] / 2
-    assert set(summary["cpu_s"]) == {"bench", "sink"}
+    assert set(summary["cpu_s"]) == set(summary["cpu_sys_s"]) == {"bench", "sink"}
 
 
 def test_the_bench_refuses_a_plot_without_a_sweep(tmp_path: Path) -> None:

@@ -23,11 +23,14 @@ from sequencing.cluster.bench_core import BenchError
 from sequencing.cluster.bench_load import PROBE_ROLLUP, WINDOW_EXPIRY, LoadCounters, LoadGenerator
 from sequencing.cluster.bench_modes import labelled, plot, require_matplotlib, sweep_stop
 from sequencing.cluster.bench_stats import (
+    CpuTimes,
     agreement,
     cpu_delta,
     cpu_seconds,
+    cpu_times,
     percentile_ms,
     proc_status_mb,
+    replica_cpu_us_per_tx,
     soak_verdict,
 )
 from sequencing.config import Limits
@@ -194,10 +197,24 @@ def test_proc_readers(tmp_path: Path) -> None:
     assert proc_status_mb(42, "VmHWM", tmp_path) == 200.0 and proc_status_mb(42, "VmRSS", tmp_path) == 100.0
     assert proc_status_mb(42, "VmSwap", tmp_path) is None and proc_status_mb(43, "VmRSS", tmp_path) is None
     ticks = os.sysconf("SC_CLK_TCK")
+    assert cpu_times(42, tmp_path) == CpuTimes(250 / ticks, 150 / ticks) and cpu_times(43, tmp_path) is None
     assert cpu_seconds(42, tmp_path) == 400 / ticks and cpu_seconds(43, tmp_path) is None
     assert (own := cpu_seconds(os.getpid())) is not None and own > 0
     assert (proc_status_mb(os.getpid(), "VmRSS") or 0) > 1
-    assert cpu_delta({"a": 1.0, "b": None}, {"a": 3.5, "b": 2.0, "c": 1.0}) == {"a": 2.5, "b": None, "c": None}
+
+
+def test_cpu_deltas_total_and_kernel() -> None:
+    before = {"a": CpuTimes(1.0, 0.5), "b": None}
+    after = {"a": CpuTimes(3.0, 2.0), "b": CpuTimes(2.0, 1.0), "c": CpuTimes(1.0, 1.0)}
+    assert cpu_delta(before, after) == {"a": 3.5, "b": None, "c": None}
+    assert cpu_delta(before, after, kernel=True) == {"a": 1.5, "b": None, "c": None}
+
+
+def test_replica_cpu_per_tx_counts_the_replicas_alone() -> None:
+    cpu = {"bench": 9.0, "replica-0": 1.5, "replica-1": 2.5, "replica-2": None}
+    assert replica_cpu_us_per_tx(cpu, 1_000_000) == 4.0  # 4 s of replica CPU over 1M txs, not the bench's
+    assert replica_cpu_us_per_tx(cpu, 0) is None
+    assert replica_cpu_us_per_tx({"bench": 1.0, "replica-0": None}, 10) is None
 
 
 def test_percentiles_are_nearest_rank_in_ms() -> None:
