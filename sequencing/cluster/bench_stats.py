@@ -42,12 +42,6 @@ def cpu_times(pid: int, proc: Path = Path("/proc")) -> CpuTimes | None:
     return CpuTimes(int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS)  # fields 14, 15
 
 
-def cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float | None:
-    """User + system CPU time of a process (all its threads); None if gone."""
-    times = cpu_times(pid, proc)
-    return None if times is None else times.user + times.system
-
-
 def cpu_delta(before: Mapping[str, CpuTimes | None], after: Mapping[str, CpuTimes | None],
               *, kernel: bool = False) -> dict[str, float | None]:
     """CPU seconds each process used between two readings, user + system (``kernel``: system
@@ -67,11 +61,12 @@ def cpu_delta(before: Mapping[str, CpuTimes | None], after: Mapping[str, CpuTime
 def replica_cpu_us_per_tx(cpu_s: Mapping[str, float | None], committed: int) -> float | None:
     """The replicas' CPU (all of them together, the bench process left out) per committed
     transaction, in microseconds: what a transaction costs the cluster. None without a committed
-    transaction or a reading."""
-    replicas = [v for k, v in cpu_s.items() if k.startswith("replica-") and v is not None]
-    if committed <= 0 or not replicas:
+    transaction, or if a replica's reading is missing (a replica that exited): a partial sum would
+    understate it."""
+    replicas = [v for k, v in cpu_s.items() if k.startswith("replica-")]
+    if committed <= 0 or not replicas or any(v is None for v in replicas):
         return None
-    return round(sum(replicas) * 1e6 / committed, 2)
+    return round(sum(v for v in replicas if v is not None) * 1e6 / committed, 2)
 
 
 def percentile_ms(seconds: Sequence[float], p: float) -> float | None:
