@@ -64,9 +64,10 @@ def replica_cpu_us_per_tx(cpu_s: Mapping[str, float | None], committed: int) -> 
     transaction, or if a replica's reading is missing (a replica that exited): a partial sum would
     understate it."""
     replicas = [v for k, v in cpu_s.items() if k.startswith("replica-")]
-    if committed <= 0 or not replicas or any(v is None for v in replicas):
+    readings = [v for v in replicas if v is not None]
+    if committed <= 0 or not replicas or len(readings) < len(replicas):
         return None
-    return round(sum(v for v in replicas if v is not None) * 1e6 / committed, 2)
+    return round(sum(readings) * 1e6 / committed, 2)
 
 
 def percentile_ms(seconds: Sequence[float], p: float) -> float | None:
